@@ -1,0 +1,138 @@
+#ifndef LUAMEM_LUA_SHIM_H
+#define LUAMEM_LUA_SHIM_H
+
+// The C side of luamem's contact with Lua: what Swift cannot import (macros), what must not run
+// in Swift frames (anything that may raise a Lua error, which longjmps), and the one place that
+// reads Lua's internal layout (verified at run time, see luamem_probe_layout).
+// Headers only: liblua5.3 is linked by the executable, never by this target.
+
+#include <stddef.h>
+#include <stdint.h>
+#include <lua5.3/lua.h>
+#include <lua5.3/lauxlib.h>
+#include <lua5.3/lualib.h>
+
+/// Deepest chain of nested coroutine resumes whose resumers are remembered (Lua's own limit of
+/// nested C calls, LUAI_MAXCCALLS, is 200).
+#define LUAMEM_MAX_RESUMERS 256
+
+/// Which Lua thread of a tracked state is running. lua_Alloc gets no lua_State, so the resume
+/// wrappers keep this up to date; `ud` of the tracked allocator points here.
+typedef struct luamem_context {
+    lua_State *main;                  /// the state's main thread, NULL until known
+    lua_State *current;               /// the running thread
+    int resumer_count;                /// threads waiting in a resume, innermost last
+    int resumer_overflow;             /// resumes nested deeper than LUAMEM_MAX_RESUMERS
+    lua_State *resumers[LUAMEM_MAX_RESUMERS];
+    int closing;                      /// set before lua_close: no new GC sentinel
+    void *tracker;                    /// the Swift tracker's storage
+} luamem_context;
+
+/// The resumer at `index` (0 is the outermost); a C array field Swift sees as a tuple.
+static inline lua_State *luamem_context_resumer(const luamem_context *context, int index) {
+    return context->resumers[index];
+}
+
+/// Replaces every resumer equal to `thread` (a thread being freed) with the main thread.
+static inline void luamem_context_forget_thread(luamem_context *context, lua_State *thread) {
+    int index;
+    if (context->current == thread)
+        context->current = context->main;
+    for (index = 0; index < context->resumer_count; index++)
+        if (context->resumers[index] == thread)
+            context->resumers[index] = context->main;
+}
+
+/// Totals a tracker reports to `luamem.stats()`.
+typedef struct luamem_totals {
+    int64_t live_bytes, live_count, alloc_bytes, alloc_count, peak_bytes;
+    int64_t gc_live_bytes, gc_live_count, gc_cycles;
+    int64_t sites, snapshots, untracked_bytes;
+} luamem_totals;
+
+/// What the C side calls back into Swift for; set once by the tracker before any state exists.
+typedef struct luamem_hooks {
+    lua_Alloc alloc;                                          /// the tracking allocator
+    void (*gc_cycle_completed)(luamem_context *context);
+    void (*totals)(luamem_context *context, luamem_totals *out);
+    /// Writes a snapshot now; returns 0, or -1 with a message in `error`.
+    int (*flush)(luamem_context *context, char *error, size_t error_size);
+    void (*name_cfunction)(luamem_context *context, lua_CFunction function, const char *name);
+    /// os.exit was called: write the final snapshot before the process ends.
+    void (*exiting)(luamem_context *context);
+} luamem_hooks;
+
+void luamem_set_hooks(const luamem_hooks *hooks);
+
+/// The context of a state whose allocator is luamem's, else NULL.
+luamem_context *luamem_context_of(lua_State *L);
+
+/// Checks, by calling probe functions, that Lua's internal layout is the one
+/// luamem_running_cfunction reads. Returns 1 when it is.
+int luamem_probe_layout(lua_State *L);
+
+/// The C function of a frame that lua_getinfo("S") reported as "C". Only valid after
+/// luamem_probe_layout returned 1 for this Lua library.
+lua_CFunction luamem_running_cfunction(const lua_Debug *ar);
+
+/// Opens the standard libraries, replaces coroutine.resume and coroutine.wrap with versions that
+/// keep `context->current` right, wraps os.exit to write a final snapshot first, names the C functions of package.loaded, installs the GC-cycle
+/// sentinel and preloads the `luamem` module. Runs protected; returns 0 or -1 with a message.
+int luamem_prepare_state(lua_State *L, char *error, size_t error_size);
+
+/// Like lua.c: builds `arg` (argv[0..script-1] at negative indices, the script at 0, its
+/// arguments after), runs LUA_INIT_5_3/LUA_INIT, then the script ("-" is stdin) with a traceback
+/// handler. Errors are printed as "<progname>: message" on stderr. Returns the exit status.
+int luamem_run_script(lua_State *L, const char *progname, int argc, char **argv, int script);
+
+/// Relaxed atomic access to counters that one Lua thread writes and the flusher reads.
+static inline int64_t luamem_load_relaxed(const int64_t *p) {
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+static inline void luamem_store_relaxed(int64_t *p, int64_t value) {
+    __atomic_store_n(p, value, __ATOMIC_RELAXED);
+}
+static inline uint32_t luamem_load_acquire_u32(const uint32_t *p) {
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+static inline void luamem_store_release_u32(uint32_t *p, uint32_t value) {
+    __atomic_store_n(p, value, __ATOMIC_RELEASE);
+}
+
+/// One (site, object type) pair's counters: written by the Lua thread only, read by the flusher.
+typedef struct luamem_counters {
+    int64_t live_bytes, live_count, alloc_bytes, alloc_count, peak_bytes;
+    int64_t gc_live_bytes, gc_live_count;
+    uint32_t site;
+    uint32_t type;
+} luamem_counters;
+
+/// Adds to one counter of a single-writer slot without a locked instruction.
+static inline void luamem_counter_add(int64_t *p, int64_t delta) {
+    __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + delta, __ATOMIC_RELAXED);
+}
+
+/// A block was allocated (or reallocated into) this slot.
+static inline void luamem_counters_allocated(luamem_counters *c, int64_t size) {
+    int64_t live = __atomic_load_n(&c->live_bytes, __ATOMIC_RELAXED) + size;
+    __atomic_store_n(&c->live_bytes, live, __ATOMIC_RELAXED);
+    luamem_counter_add(&c->live_count, 1);
+    luamem_counter_add(&c->alloc_bytes, size);
+    luamem_counter_add(&c->alloc_count, 1);
+    if (live > __atomic_load_n(&c->peak_bytes, __ATOMIC_RELAXED))
+        __atomic_store_n(&c->peak_bytes, live, __ATOMIC_RELAXED);
+}
+
+/// A block of this slot was freed (or reallocated away).
+static inline void luamem_counters_freed(luamem_counters *c, int64_t size) {
+    luamem_counter_add(&c->live_bytes, -size);
+    luamem_counter_add(&c->live_count, -1);
+}
+
+/// Creates one long string and one thread so the tracker can learn, from the blocks its
+/// allocator handed out, where Lua puts string bytes and lua_State inside their blocks.
+/// Returns 0 with the string's bytes and the thread, or -1.
+int luamem_probe_objects(lua_State *L, const char **string_bytes, lua_State **thread);
+
+#endif
+

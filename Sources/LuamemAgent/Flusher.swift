@@ -1,0 +1,245 @@
+import Glibc
+import LuaShim
+import LuamemStore
+import LuamemTracker
+
+/// Writes snapshots of every tracked state of this process into one SQLite file: every
+/// `interval` on its own thread, and on demand. It reads trackers' published records and relaxed
+/// counters without ever stopping a Lua thread. A database error never reaches the host: it is
+/// reported once on stderr, counters keep accumulating, and the next flush tries again.
+public final class Flusher {
+    /// The process's flusher, which `luamem.flush()` and `luamem.stats()` talk to.
+    nonisolated(unsafe) public private(set) static var current: Flusher?
+
+    public let path: String
+    public let intervalMs: Int64
+    private let runInfo: RunInfo
+    private let lock = Lock()
+    private var writer: SnapshotWriter?
+    private var runID: Int64?
+    private var states: [TrackedState] = []
+    private var thread: pthread_t?
+    private var stopping = false
+    private var lastError: String?
+    private var completed = false
+
+    /// Rows written and errors met, for tests and `luamem.stats()`.
+    public private(set) var snapshotsWritten = 0
+
+    public init(path: String, run: RunInfo, interval: Double) {
+        self.path = path
+        self.runInfo = run
+        self.intervalMs = max(1, Int64((interval * 1000).rounded()))
+        Hooks.install()
+        Flusher.current = self
+    }
+
+    /// Starts recording `tracker` as a state called `name`.
+    public func track(_ tracker: Tracker, name: String) {
+        lock.withLock { states.append(TrackedState(tracker: tracker, name: name, startedMs: Clock.epochMs())) }
+    }
+
+    /// Stops recording `tracker`: marks its state closed. Its final snapshot must already be written.
+    public func untrack(_ tracker: Tracker) {
+        lock.withLock {
+            guard let index = states.firstIndex(where: { $0.tracker.context == tracker.context }) else { return }
+            let state = states.remove(at: index)
+            if let writer, let stateID = state.stateID {
+                try? writer.closeState(stateID, closedMs: Clock.epochMs())
+            }
+        }
+    }
+
+    /// The state record of `context`'s tracker, if tracked.
+    func snapshots(of context: UnsafeMutablePointer<luamem_context>) -> Int {
+        lock.withLock { states.first(where: { $0.tracker.context == context })?.snapshots ?? 0 }
+    }
+
+    /// Writes one snapshot of every tracked state now. Returns the error message on failure
+    /// (already reported on stderr).
+    @discardableResult
+    public func flush(kind: SnapshotKind) -> String? {
+        lock.withLock { flushLocked(kind: kind) }
+    }
+
+    /// Starts the background thread that flushes every interval.
+    public func start() {
+        lock.withLock {
+            guard thread == nil else { return }
+            stopping = false
+            let context = Unmanaged.passRetained(self).toOpaque()
+            var handle = pthread_t()
+            let created = pthread_create(&handle, nil, { context in
+                let flusher = Unmanaged<Flusher>.fromOpaque(context!).takeRetainedValue()
+                flusher.loop()
+                return nil
+            }, context)
+            if created == 0 { thread = handle } else { Unmanaged<Flusher>.fromOpaque(context).release() }
+        }
+    }
+
+    /// Stops the background thread and waits for it; no flush is in progress afterwards.
+    public func stop() {
+        let running: pthread_t? = lock.withLock {
+            stopping = true
+            lock.broadcast()
+            defer { thread = nil }
+            return thread
+        }
+        if let running { pthread_join(running, nil) }
+    }
+
+    /// Ends the run: stops the thread, writes the final snapshot of every state, marks the states
+    /// closed and the run ended. The flusher is done afterwards; calling again does nothing.
+    public func complete() {
+        stop()
+        lock.withLock {
+            guard !completed else { return }
+            completed = true
+            _ = flushLocked(kind: .final)
+            let now = Clock.epochMs()
+            if let writer {
+                for state in states { if let id = state.stateID { try? writer.closeState(id, closedMs: now) } }
+                if let runID { try? writer.endRun(runID, endedMs: now) }
+            }
+            states.removeAll()
+            writer = nil
+        }
+        if Flusher.current === self { Flusher.current = nil }
+    }
+
+    private func loop() {
+        lock.withLock {
+            var next = Clock.nowMs() + intervalMs
+            while !stopping {
+                let now = Clock.nowMs()
+                if now < next {
+                    lock.wait(untilMs: next)
+                    continue
+                }
+                _ = flushLocked(kind: .interval)
+                next += intervalMs
+                if next <= Clock.nowMs() { next = Clock.nowMs() + intervalMs }
+            }
+        }
+    }
+
+    // MARK: Writing (lock held)
+
+    private func flushLocked(kind: SnapshotKind) -> String? {
+        do {
+            let writer = try openLocked()
+            let now = Clock.epochMs()
+            for index in states.indices {
+                try write(&states[index], writer: writer, kind: kind, timeMs: now)
+            }
+            if lastError != nil {
+                report("snapshots are written to \(path) again")
+                lastError = nil
+            }
+            return nil
+        } catch {
+            let message = "cannot write snapshot to \(path): \(error)"
+            if message != lastError { report(message) }
+            lastError = message
+            return message
+        }
+    }
+
+    private func report(_ message: String) {
+        fputs("luamem: \(message)\n", stderr)
+    }
+
+    /// The writer, opening the database and recording the run when not done yet.
+    private func openLocked() throws -> SnapshotWriter {
+        if let writer { return writer }
+        let opened = try SnapshotWriter(store: Store.openForWriting(path: path))
+        let runID = try opened.transaction { try opened.beginRun(runInfo) }
+        writer = opened
+        self.runID = runID
+        return opened
+    }
+
+    /// Writes one state's snapshot in one transaction; bookkeeping changes only on commit.
+    private func write(
+        _ state: inout TrackedState, writer: SnapshotWriter, kind: SnapshotKind, timeMs: Int64
+    ) throws {
+        guard let runID else { return }
+        let tracker = state.tracker
+        // Read in the reverse order of publication so every slot's site and every site's frames
+        // are included.
+        let slotCount = tracker.publishedSlotCount
+        let siteCount = tracker.publishedSiteCount
+        let frameCount = tracker.publishedFrameCount
+        var pending = state
+        try writer.transaction {
+            if pending.stateID == nil {
+                pending.stateID = try writer.addState(runID: runID, name: state.name, startedMs: state.startedMs)
+            }
+            let stateID = pending.stateID!
+            for index in pending.frameIDs.count..<frameCount {
+                let frame = tracker.frame(index)
+                pending.frameIDs.append(try writer.frameID(
+                    source: String(cString: frame.source), line: Int64(frame.line),
+                    lineDefined: Int64(frame.lineDefined),
+                    function: frame.function.map { String(cString: $0) }))
+            }
+            for index in pending.siteIDs.count..<siteCount {
+                let site = tracker.site(index)
+                let frames = (0..<Int(site.frameCount)).map { pending.frameIDs[Int(site.frames[$0])] }
+                pending.siteIDs.append(try writer.siteID(
+                    frameIDs: frames, cfunction: site.cfunction.map { String(cString: $0) }))
+            }
+            let totals = tracker.totals()
+            let snapshotID = try writer.insertSnapshot(
+                runID: runID, stateID: stateID, timeMs: timeMs, kind: kind,
+                totals: Figures(totals), gcCycles: tracker.gcCycles)
+            for slot in 0..<slotCount {
+                let counters = tracker.counters(slot)
+                let figures = Figures(counters)
+                if slot < pending.written.count {
+                    if pending.written[slot] == figures { continue }
+                    pending.written[slot] = figures
+                } else {
+                    pending.written.append(figures)
+                    if figures == Figures() { continue }
+                }
+                try writer.insertStats(
+                    stateID: stateID, siteID: pending.siteIDs[Int(counters.site)],
+                    type: Int64(counters.type), snapshotID: snapshotID, figures: figures)
+            }
+        }
+        pending.snapshots += 1
+        state = pending
+        snapshotsWritten += 1
+    }
+}
+
+/// What the flusher keeps per tracked state: database ids of what it has written, and the
+/// figures last written per slot, so unchanged slots cost no row.
+struct TrackedState {
+    let tracker: Tracker
+    let name: String
+    let startedMs: Int64
+    var stateID: Int64?
+    var frameIDs: [Int64] = []
+    var siteIDs: [Int64] = []
+    var written: [Figures] = []
+    var snapshots = 0
+
+    init(tracker: Tracker, name: String, startedMs: Int64) {
+        self.tracker = tracker
+        self.name = name
+        self.startedMs = startedMs
+    }
+}
+
+extension Figures {
+    init(_ counters: luamem_counters) {
+        self.init(
+            liveBytes: counters.live_bytes, liveCount: counters.live_count,
+            allocBytes: counters.alloc_bytes, allocCount: counters.alloc_count,
+            peakBytes: counters.peak_bytes, gcLiveBytes: counters.gc_live_bytes,
+            gcLiveCount: counters.gc_live_count)
+    }
+}

@@ -1,0 +1,65 @@
+import Glibc
+import LuaShim
+import LuamemTracker
+
+/// Connects the C side (resume wrappers, GC sentinel, the `luamem` Lua module) to the tracker
+/// and the flusher. C calls these from Lua C functions; they never call back into Lua, so no Lua
+/// error can cross a Swift frame.
+enum Hooks {
+    private static let installed: Void = {
+        var hooks = luamem_hooks()
+        hooks.alloc = Tracker.allocator
+        hooks.gc_cycle_completed = { context in
+            Tracker(context: context!).gcCycleCompleted()
+        }
+        hooks.totals = { context, out in
+            let tracker = Tracker(context: context!)
+            let totals = tracker.totals()
+            var result = luamem_totals()
+            result.live_bytes = totals.live_bytes
+            result.live_count = totals.live_count
+            result.alloc_bytes = totals.alloc_bytes
+            result.alloc_count = totals.alloc_count
+            result.peak_bytes = totals.peak_bytes
+            result.gc_live_bytes = totals.gc_live_bytes
+            result.gc_live_count = totals.gc_live_count
+            result.gc_cycles = tracker.gcCycles
+            result.sites = Int64(tracker.publishedSiteCount)
+            result.snapshots = Int64(Flusher.current?.snapshots(of: context!) ?? 0)
+            result.untracked_bytes = 0
+            out!.pointee = result
+        }
+        hooks.flush = { _, error, size in
+            guard let flusher = Flusher.current else {
+                copy("luamem is not writing snapshots", into: error!, size: size)
+                return -1
+            }
+            guard let message = flusher.flush(kind: .manual) else { return 0 }
+            copy(message, into: error!, size: size)
+            return -1
+        }
+        hooks.name_cfunction = { context, function, name in
+            Tracker(context: context!).name(cfunction: function!, name!)
+        }
+        hooks.exiting = { _ in
+            Flusher.current?.complete()
+        }
+        luamem_set_hooks(&hooks)
+    }()
+
+    /// Copies `message` into a C buffer of `size` bytes, truncated and NUL-terminated.
+    private static func copy(_ message: String, into buffer: UnsafeMutablePointer<CChar>, size: Int) {
+        guard size > 0 else { return }
+        var written = 0
+        for byte in message.utf8 where written < size - 1 {
+            buffer[written] = CChar(bitPattern: byte)
+            written += 1
+        }
+        buffer[written] = 0
+    }
+
+    /// Installs the hooks once per process.
+    static func install() {
+        _ = installed
+    }
+}

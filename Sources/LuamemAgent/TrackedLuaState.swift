@@ -1,0 +1,66 @@
+import Glibc
+import LuaShim
+import LuamemTracker
+
+/// A lua_State created with luamem's tracking allocator, from its very first allocation, so the
+/// tracked live total equals Lua's own count. Every Lua call the agent makes is in this file.
+public final class TrackedLuaState {
+    public let tracker: Tracker
+    public let L: OpaquePointer
+    private var closed = false
+
+    /// Creates the state; nil when Lua cannot allocate it.
+    public init?(depth: Int) {
+        Hooks.install()
+        let tracker = Tracker(depth: depth)
+        guard let L = lua_newstate(Tracker.allocator, tracker.context) else {
+            tracker.destroy()
+            return nil
+        }
+        self.tracker = tracker
+        self.L = L
+        tracker.attach(mainThread: L)
+    }
+
+    /// Opens the standard libraries and installs luamem's coroutine wrappers, GC sentinel and
+    /// `luamem` module. Throws the Lua error message.
+    public func prepare() throws(LuaError) {
+        var error = [CChar](repeating: 0, count: 512)
+        if luamem_prepare_state(L, &error, error.count) != 0 {
+            throw LuaError(message: String(cString: error))
+        }
+    }
+
+    /// Runs a script like lua.c (`argv[script]` is the script, "-" for stdin); returns the exit
+    /// status. Errors are printed on stderr as "progname: message" with a traceback.
+    public func runScript(progname: String, arguments: [String], script: Int) -> Int32 {
+        var cStrings = arguments.map { strdup($0) }
+        defer { cStrings.forEach { free($0) } }
+        return cStrings.withUnsafeMutableBufferPointer { argv in
+            luamem_run_script(L, progname, Int32(argv.count), argv.baseAddress, Int32(script))
+        }
+    }
+
+    /// Lua's own count of bytes in use (collectgarbage("count") * 1024).
+    public var luaCountBytes: Int64 {
+        Int64(lua_gc(L, LUA_GCCOUNT, 0)) * 1024 + Int64(lua_gc(L, LUA_GCCOUNTB, 0))
+    }
+
+    /// Closes the state and frees the tracker. Untrack it from the flusher first.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        tracker.beginClosing()
+        lua_close(L)
+        tracker.destroy()
+    }
+
+    /// The Lua version string, e.g. "Lua 5.3.6".
+    public static var luaRelease: String { "Lua 5.3.\(LUA_VERSION_RELEASE)" }
+}
+
+/// An error raised by Lua code, with its message.
+public struct LuaError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

@@ -1,0 +1,19 @@
+#include "LuamemMigrations.h"
+
+#pragma clang diagnostic ignored "-Wc23-extensions"
+
+// The SQL files at the top of the repository are the single source of truth. Adding a migration
+// means adding the file and one entry below; a test checks that every file is listed.
+static const char migration_0001[] = {
+#embed "../../Migrations/0001_initial.sql"
+    , 0
+};
+
+static const luamem_migration migrations[] = {
+    {1, "0001_initial", migration_0001},
+};
+
+const luamem_migration *luamem_migrations(int *count) {
+    *count = (int)(sizeof migrations / sizeof migrations[0]);
+    return migrations;
+}

@@ -1,0 +1,184 @@
+/// What a run records about itself.
+public struct RunInfo: Sendable {
+    public var build: String?
+    public var name: String?
+    public var host: String
+    public var pid: Int64
+    public var command: String
+    public var luaVersion: String
+    /// Tracker options as a JSON object.
+    public var options: String
+    public var startedMs: Int64
+
+    public init(
+        build: String?, name: String?, host: String, pid: Int64, command: String,
+        luaVersion: String, options: String, startedMs: Int64
+    ) {
+        self.build = build
+        self.name = name
+        self.host = host
+        self.pid = pid
+        self.command = command
+        self.luaVersion = luaVersion
+        self.options = options
+        self.startedMs = startedMs
+    }
+}
+
+/// Figures of one (site, type) or of a whole state, as stored.
+public struct Figures: Equatable, Sendable {
+    public var liveBytes: Int64 = 0
+    public var liveCount: Int64 = 0
+    public var allocBytes: Int64 = 0
+    public var allocCount: Int64 = 0
+    public var peakBytes: Int64 = 0
+    public var gcLiveBytes: Int64 = 0
+    public var gcLiveCount: Int64 = 0
+
+    public init() {}
+
+    public init(
+        liveBytes: Int64, liveCount: Int64, allocBytes: Int64, allocCount: Int64,
+        peakBytes: Int64, gcLiveBytes: Int64, gcLiveCount: Int64
+    ) {
+        self.liveBytes = liveBytes
+        self.liveCount = liveCount
+        self.allocBytes = allocBytes
+        self.allocCount = allocCount
+        self.peakBytes = peakBytes
+        self.gcLiveBytes = gcLiveBytes
+        self.gcLiveCount = gcLiveCount
+    }
+}
+
+/// Why a snapshot was taken (`snapshots.kind`).
+public enum SnapshotKind: String, Sendable {
+    case start, interval, manual, final
+}
+
+/// The statements the flusher writes with, prepared once per connection.
+public final class SnapshotWriter {
+    public let store: Store
+    private let insertFrame: Statement
+    private let selectFrame: Statement
+    private let insertSite: Statement
+    private let selectSite: Statement
+    private let insertSnapshot: Statement
+    private let insertStats: Statement
+
+    public init(store: Store) throws {
+        self.store = store
+        let db = store.database
+        insertFrame = try db.prepare(
+            "INSERT OR IGNORE INTO frames (source, file, line, line_defined, function) VALUES (?, ?, ?, ?, ?)")
+        selectFrame = try db.prepare(
+            "SELECT id FROM frames WHERE source = ? AND line = ? AND line_defined = ?")
+        insertSite = try db.prepare(
+            "INSERT OR IGNORE INTO sites (frame_id, stack, c_function) VALUES (?, ?, ?)")
+        selectSite = try db.prepare("SELECT id FROM sites WHERE stack = ? AND c_function = ?")
+        insertSnapshot = try db.prepare("""
+            INSERT INTO snapshots (run_id, state_id, time_ms, kind, live_bytes, live_count,
+                alloc_bytes, alloc_count, peak_bytes, gc_live_bytes, gc_live_count, gc_cycles)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        insertStats = try db.prepare("""
+            INSERT INTO site_stats (state_id, site_id, type, snapshot_id, live_bytes, live_count,
+                alloc_bytes, alloc_count, peak_bytes, gc_live_bytes, gc_live_count)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+    }
+
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try store.database.transaction(body)
+    }
+
+    public func beginRun(_ run: RunInfo) throws -> Int64 {
+        try store.database.prepare("""
+            INSERT INTO runs (build, name, host, pid, command, lua_version, options, started_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """).run([
+                run.build.map(Value.text) ?? .null, run.name.map(Value.text) ?? .null,
+                .text(run.host), .integer(run.pid), .text(run.command), .text(run.luaVersion),
+                .text(run.options), .integer(run.startedMs),
+            ])
+        return store.database.lastInsertRowID
+    }
+
+    public func endRun(_ runID: Int64, endedMs: Int64) throws {
+        try store.database.prepare("UPDATE runs SET ended_ms = ? WHERE id = ?")
+            .run([.integer(endedMs), .integer(runID)])
+    }
+
+    public func addState(runID: Int64, name: String, startedMs: Int64) throws -> Int64 {
+        try store.database.prepare("INSERT INTO states (run_id, name, started_ms) VALUES (?, ?, ?)")
+            .run([.integer(runID), .text(name), .integer(startedMs)])
+        return store.database.lastInsertRowID
+    }
+
+    public func closeState(_ stateID: Int64, closedMs: Int64) throws {
+        try store.database.prepare("UPDATE states SET closed_ms = ? WHERE id = ?")
+            .run([.integer(closedMs), .integer(stateID)])
+    }
+
+    /// The id of a frame, inserted when new. `source` is Lua's chunk name.
+    public func frameID(source: String, line: Int64, lineDefined: Int64, function: String?) throws
+        -> Int64
+    {
+        try insertFrame.run([
+            .text(source), .text(Self.file(ofSource: source)), .integer(line),
+            .integer(lineDefined), function.map(Value.text) ?? .null,
+        ])
+        try selectFrame.bind([.text(source), .integer(line), .integer(lineDefined)])
+        defer { try? selectFrame.bind([]) }
+        guard try selectFrame.step() else {
+            throw StoreError(code: 1, message: "frame row vanished", sql: selectFrame.sql)
+        }
+        return selectFrame.int64(0)
+    }
+
+    /// The id of a site (frame ids innermost first), inserted when new.
+    public func siteID(frameIDs: [Int64], cfunction: String?) throws -> Int64 {
+        let stack = frameIDs.map(String.init).joined(separator: ",")
+        try insertSite.run([.integer(frameIDs[0]), .text(stack), .text(cfunction ?? "")])
+        try selectSite.bind([.text(stack), .text(cfunction ?? "")])
+        defer { try? selectSite.bind([]) }
+        guard try selectSite.step() else {
+            throw StoreError(code: 1, message: "site row vanished", sql: selectSite.sql)
+        }
+        return selectSite.int64(0)
+    }
+
+    public func insertSnapshot(
+        runID: Int64, stateID: Int64, timeMs: Int64, kind: SnapshotKind, totals: Figures,
+        gcCycles: Int64
+    ) throws -> Int64 {
+        try insertSnapshot.run([
+            .integer(runID), .integer(stateID), .integer(timeMs), .text(kind.rawValue),
+            .integer(totals.liveBytes), .integer(totals.liveCount), .integer(totals.allocBytes),
+            .integer(totals.allocCount), .integer(totals.peakBytes), .integer(totals.gcLiveBytes),
+            .integer(totals.gcLiveCount), .integer(gcCycles),
+        ])
+        return store.database.lastInsertRowID
+    }
+
+    public func insertStats(
+        stateID: Int64, siteID: Int64, type: Int64, snapshotID: Int64, figures: Figures
+    ) throws {
+        try insertStats.bind(
+            integers: stateID, siteID, type, snapshotID, figures.liveBytes, figures.liveCount,
+            figures.allocBytes, figures.allocCount, figures.peakBytes, figures.gcLiveBytes,
+            figures.gcLiveCount)
+        while try insertStats.step() {}
+    }
+
+    /// How luamem prints a chunk name: "@file.lua" → "file.lua", "=stdin" → "stdin", code given
+    /// to load() → `[string "first line…"]` as Lua's own messages do.
+    public static func file(ofSource source: String) -> String {
+        if let first = source.first, first == "@" || first == "=" {
+            return String(source.dropFirst())
+        }
+        let line = source.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let truncated = line.count > 40 || line.count < source.count
+        return "[string \"\(line.prefix(40))\(truncated ? "..." : "")\"]"
+    }
+}

@@ -1,0 +1,144 @@
+/// A run as listed by the CLI.
+public struct RunRecord: Sendable {
+    public var id: Int64
+    public var build: String?
+    public var name: String?
+    public var host: String
+    public var pid: Int64
+    public var command: String
+    public var startedMs: Int64
+    public var endedMs: Int64?
+}
+
+/// One snapshot's identity.
+public struct SnapshotRef: Sendable, Equatable {
+    public var id: Int64
+    public var stateID: Int64
+    public var timeMs: Int64
+}
+
+/// How a site is named: its innermost frame and the C function it went through.
+public struct SiteInfo: Sendable {
+    public var id: Int64
+    public var file: String
+    public var line: Int64
+    public var lineDefined: Int64
+    public var function: String?
+    public var cfunction: String
+    public var stack: String
+}
+
+/// The figures of one (state, site, type) at some snapshot.
+public struct SiteFigures: Sendable {
+    public var stateID: Int64
+    public var siteID: Int64
+    public var type: Int64
+    public var figures: Figures
+}
+
+/// Read-side questions the CLI asks.
+extension Store {
+    public func latestRunID() throws -> Int64? {
+        try database.scalar("SELECT max(id) FROM runs")
+    }
+
+    public func run(id: Int64) throws -> RunRecord? {
+        let statement = try database.prepare("""
+            SELECT id, build, name, host, pid, command, started_ms, ended_ms FROM runs WHERE id = ?
+            """)
+        try statement.bind([.integer(id)])
+        guard try statement.step() else { return nil }
+        return RunRecord(
+            id: statement.int64(0), build: statement.text(1), name: statement.text(2),
+            host: statement.text(3) ?? "", pid: statement.int64(4),
+            command: statement.text(5) ?? "", startedMs: statement.int64(6),
+            endedMs: statement.isNull(7) ? nil : statement.int64(7))
+    }
+
+    /// Per state of the run: the latest snapshot at or before `untilMs`.
+    public func headSnapshots(runID: Int64, untilMs: Int64?) throws -> [SnapshotRef] {
+        try snapshots("""
+            SELECT id, state_id, time_ms FROM snapshots s
+            WHERE run_id = ?1 AND id = (SELECT max(id) FROM snapshots x
+                WHERE x.state_id = s.state_id AND x.time_ms <= coalesce(?2, x.time_ms))
+            ORDER BY state_id
+            """, [.integer(runID), untilMs.map(Value.integer) ?? .null])
+    }
+
+    /// Per state of the run: the latest snapshot at or before `sinceMs`, or the state's first
+    /// snapshot when the window starts before it (or when `sinceMs` is nil).
+    public func baseSnapshots(runID: Int64, sinceMs: Int64?) throws -> [SnapshotRef] {
+        try snapshots("""
+            SELECT id, state_id, time_ms FROM snapshots s
+            WHERE run_id = ?1 AND id = coalesce(
+                (SELECT max(id) FROM snapshots x WHERE x.state_id = s.state_id AND x.time_ms <= ?2),
+                (SELECT min(id) FROM snapshots x WHERE x.state_id = s.state_id))
+            ORDER BY state_id
+            """, [.integer(runID), sinceMs.map(Value.integer) ?? .null])
+    }
+
+    private func snapshots(_ sql: String, _ bindings: [Value]) throws -> [SnapshotRef] {
+        let statement = try database.prepare(sql)
+        try statement.bind(bindings)
+        var result: [SnapshotRef] = []
+        while try statement.step() {
+            result.append(SnapshotRef(
+                id: statement.int64(0), stateID: statement.int64(1), timeMs: statement.int64(2)))
+        }
+        return result
+    }
+
+    public func snapshotCount(runID: Int64) throws -> Int64 {
+        try database.scalar("SELECT count(*) FROM snapshots WHERE run_id = ?", [.integer(runID)]) ?? 0
+    }
+
+    /// The full state of a snapshot: per (site, type), the latest row at or before it.
+    public func figures(at snapshot: SnapshotRef) throws -> [SiteFigures] {
+        let statement = try database.prepare("""
+            SELECT site_id, type, max(snapshot_id), live_bytes, live_count, alloc_bytes,
+                   alloc_count, peak_bytes, gc_live_bytes, gc_live_count
+            FROM site_stats WHERE state_id = ? AND snapshot_id <= ?
+            GROUP BY site_id, type
+            """)
+        try statement.bind([.integer(snapshot.stateID), .integer(snapshot.id)])
+        var result: [SiteFigures] = []
+        while try statement.step() {
+            result.append(SiteFigures(
+                stateID: snapshot.stateID, siteID: statement.int64(0), type: statement.int64(1),
+                figures: Figures(
+                    liveBytes: statement.int64(3), liveCount: statement.int64(4),
+                    allocBytes: statement.int64(5), allocCount: statement.int64(6),
+                    peakBytes: statement.int64(7), gcLiveBytes: statement.int64(8),
+                    gcLiveCount: statement.int64(9))))
+        }
+        return result
+    }
+
+    /// Names of the given sites.
+    public func siteInfo(ids: Set<Int64>) throws -> [Int64: SiteInfo] {
+        let statement = try database.prepare("""
+            SELECT s.id, f.file, f.line, f.line_defined, f.function, s.c_function, s.stack
+            FROM sites s JOIN frames f ON f.id = s.frame_id
+            """)
+        try statement.bind([])
+        var result: [Int64: SiteInfo] = [:]
+        while try statement.step() {
+            let id = statement.int64(0)
+            guard ids.contains(id) else { continue }
+            result[id] = SiteInfo(
+                id: id, file: statement.text(1) ?? "?", line: statement.int64(2),
+                lineDefined: statement.int64(3), function: statement.text(4),
+                cfunction: statement.text(5) ?? "", stack: statement.text(6) ?? "")
+        }
+        return result
+    }
+
+    /// Object type names by id.
+    public func objectTypeNames() throws -> [Int64: String] {
+        let statement = try database.prepare("SELECT id, name FROM object_types")
+        try statement.bind([])
+        var result: [Int64: String] = [:]
+        while try statement.step() { result[statement.int64(0)] = statement.text(1) }
+        return result
+    }
+}

@@ -1,0 +1,115 @@
+import CSQLite
+import Glibc
+import LuamemMigrations
+
+/// A luamem database: opens it, recognises it, and brings its schema up to date with the
+/// migrations embedded from Migrations/*.sql.
+public final class Store {
+    /// PRAGMA application_id of a luamem database ("LMEM").
+    public static let applicationID: Int64 = 0x4C4D_454D
+
+    public struct Migration: Sendable {
+        public var version: Int
+        public var name: String
+        public var sql: String
+    }
+
+    /// The embedded migrations, in order.
+    public static let migrations: [Migration] = {
+        var count: Int32 = 0
+        let list = luamem_migrations(&count)!
+        return (0..<Int(count)).map {
+            Migration(
+                version: Int(list[$0].version), name: String(cString: list[$0].name),
+                sql: String(cString: list[$0].sql))
+        }
+    }()
+
+    public static var latestVersion: Int { migrations.last?.version ?? 0 }
+
+    public let database: Database
+    public var path: String { database.path }
+
+    private init(database: Database) {
+        self.database = database
+    }
+
+    /// Opens (creating it if needed) a database to write snapshots into, applying pending
+    /// migrations. `busyTimeout` bounds how long a write waits for another writer.
+    public static func openForWriting(path: String, busyTimeout: Int32 = 200) throws -> Store {
+        let database = try Database(path: path, mode: .readWrite)
+        database.setBusyTimeout(milliseconds: 5000)
+        try checkIdentity(database, allowEmpty: true)
+        _ = try database.prepare("PRAGMA journal_mode = WAL").step()
+        try database.execute("PRAGMA synchronous = NORMAL")
+        try migrate(database)
+        database.setBusyTimeout(milliseconds: busyTimeout)
+        return Store(database: database)
+    }
+
+    /// Opens an existing database for queries. An older schema is upgraded first.
+    public static func openForReading(path: String) throws -> Store {
+        guard access(path, F_OK) == 0 else {
+            throw StoreError(
+                code: SQLITE_CANTOPEN,
+                message: "no database at \(path) (run a program under `luamem run` first, or pass --db)")
+        }
+        var database = try Database(path: path, mode: .readOnly)
+        database.setBusyTimeout(milliseconds: 5000)
+        try checkIdentity(database, allowEmpty: false)
+        if try version(of: database) < latestVersion {
+            database = try Database(path: path, mode: .readWrite)
+            database.setBusyTimeout(milliseconds: 5000)
+            try migrate(database)
+        }
+        return Store(database: database)
+    }
+
+    private static func version(of database: Database) throws -> Int {
+        Int(try database.scalar("PRAGMA user_version") ?? 0)
+    }
+
+    /// Refuses files that are not SQLite, belong to another program, or come from a newer luamem.
+    private static func checkIdentity(_ database: Database, allowEmpty: Bool) throws {
+        let path = database.path
+        let application: Int64
+        let tables: Int64
+        do {
+            application = try database.scalar("PRAGMA application_id") ?? 0
+            tables = try database.scalar("SELECT count(*) FROM sqlite_master") ?? 0
+        } catch let error as StoreError where error.code & 0xff == SQLITE_NOTADB {
+            throw StoreError(code: error.code, message: "\(path) is not a SQLite database")
+        }
+        if application == 0 && tables == 0 {
+            if allowEmpty { return }
+            throw StoreError(code: SQLITE_NOTADB, message: "\(path) is empty, not a luamem database")
+        }
+        guard application == applicationID else {
+            throw StoreError(
+                code: SQLITE_NOTADB,
+                message: "\(path) is a SQLite database but not a luamem database")
+        }
+        let version = try version(of: database)
+        if version > latestVersion {
+            throw StoreError(
+                code: SQLITE_NOTADB,
+                message: "\(path) has schema version \(version), newer than this luamem knows "
+                    + "(\(latestVersion)); use a newer luamem")
+        }
+    }
+
+    /// Applies each pending migration in its own transaction, recording its version.
+    private static func migrate(_ database: Database) throws {
+        for migration in migrations {
+            try database.transaction {
+                // Re-read inside the write lock: another process may have migrated meanwhile.
+                guard try version(of: database) < migration.version else { return }
+                if migration.version == 1 {
+                    try database.execute("PRAGMA application_id = \(applicationID)")
+                }
+                try database.execute(migration.sql)
+                try database.execute("PRAGMA user_version = \(migration.version)")
+            }
+        }
+    }
+}

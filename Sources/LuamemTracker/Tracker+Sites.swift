@@ -1,0 +1,265 @@
+import Glibc
+import LuaShim
+
+/// Finding the site of the allocation happening now, and interning sites, frames and strings.
+extension TrackerStorage {
+    /// The site of the allocation happening now: the innermost Lua frame of the running thread
+    /// (and up to `depth` frames), or of its resumer while a coroutine has no frame yet; inside a
+    /// C function, the calling Lua line plus that function; `[host]` with no Lua frame at all.
+    @inlinable @inline(__always)
+    mutating func currentSite() -> UInt32 {
+        guard var thread = context.pointee.current else { return hostSite }
+        var resumer = context.pointee.resumer_count
+        while !LuaDebug.stackLevel(thread, 0, debug) {
+            guard resumer > 0 else { return hostSite }
+            resumer -= 1
+            thread = luamem_context_resumer(context, resumer)
+        }
+        LuaDebug.sourceAndLine(thread, debug)
+        var level: Int32 = 0
+        var cfunction: UnsafeRawPointer?
+        var count = 1
+        if LuaDebug.isCFunction(debug) {
+            cfunction = cfunctionLayoutVerified
+                ? unsafeBitCast(luamem_running_cfunction(debug), to: UnsafeRawPointer?.self)
+                : Self.unknownCFunction
+            count = outermostLuaFrame(thread, &level) ? 1 : 0
+        }
+        if count == 1 {
+            raw[0] = RawFrame(
+                source: debug.pointee.source, line: debug.pointee.currentline,
+                lineDefined: debug.pointee.linedefined)
+            levels[0] = level
+            if depth > 1 { count = collectOuterFrames(thread, from: level) }
+        }
+        let hash = rawHash(count, cfunction)
+        if cacheEnabled,
+            let entry = cache.find(hash, { cacheEntryMatches(Int($0), count, cfunction) })
+        {
+            return cacheEntries[Int(entry)].site
+        }
+        return resolveSite(thread, count, cfunction, hash)
+    }
+
+    /// Walks up from a C frame to the first Lua frame; false when there is none.
+    @usableFromInline
+    func outermostLuaFrame(_ thread: OpaquePointer, _ level: inout Int32) -> Bool {
+        repeat {
+            level += 1
+            guard LuaDebug.stackLevel(thread, level, debug) else { return false }
+            LuaDebug.sourceAndLine(thread, debug)
+        } while LuaDebug.isCFunction(debug)
+        return true
+    }
+
+    /// Fills raw[1...] with the Lua frames above raw[0], skipping C frames; returns the count.
+    @usableFromInline
+    func collectOuterFrames(_ thread: OpaquePointer, from first: Int32) -> Int {
+        var count = 1
+        var level = first
+        while count < depth {
+            level += 1
+            guard LuaDebug.stackLevel(thread, level, debug) else { break }
+            LuaDebug.sourceAndLine(thread, debug)
+            if LuaDebug.isCFunction(debug) { continue }
+            raw[count] = RawFrame(
+                source: debug.pointee.source, line: debug.pointee.currentline,
+                lineDefined: debug.pointee.linedefined)
+            levels[count] = level
+            count += 1
+        }
+        return count
+    }
+
+    @inlinable @inline(__always)
+    func rawHash(_ count: Int, _ cfunction: UnsafeRawPointer?) -> UInt64 {
+        var hash = mixHash(UInt64(count), UInt64(UInt(bitPattern: cfunction)))
+        for index in 0..<count {
+            let frame = raw[index]
+            hash = mixHash(hash, UInt64(UInt(bitPattern: frame.source)))
+            hash = mixHash(
+                hash,
+                UInt64(UInt32(bitPattern: frame.line)) << 32
+                    | UInt64(UInt32(bitPattern: frame.lineDefined)))
+        }
+        return hash
+    }
+
+    @inlinable @inline(__always)
+    func cacheEntryMatches(_ index: Int, _ count: Int, _ cfunction: UnsafeRawPointer?) -> Bool {
+        let entry = cacheEntries[index]
+        guard Int(entry.count) == count, entry.cfunction == cfunction else { return false }
+        guard count > 0 else { return true }
+        guard entry.first == raw[0] else { return false }
+        for index in 1..<count where entry.more.unsafelyUnwrapped[index - 1] != raw[index] {
+            return false
+        }
+        return true
+    }
+
+    // MARK: Slow path: a raw key seen for the first time
+
+    @usableFromInline @inline(never)
+    mutating func resolveSite(
+        _ thread: OpaquePointer, _ count: Int, _ cfunction: UnsafeRawPointer?, _ hash: UInt64
+    ) -> UInt32 {
+        for index in 0..<count {
+            let frame = raw[index]
+            var function: UnsafePointer<CChar>?
+            if frame.lineDefined == 0 {
+                function = intern(string: "main chunk")
+            } else if LuaDebug.stackLevel(thread, levels[index], debug),
+                let name = LuaDebug.functionName(thread, debug)
+            {
+                function = intern(name)
+            }
+            let source = frame.source.map { intern($0) } ?? intern(string: "=?")
+            frameIDs[index] = internFrame(
+                source: source, line: frame.line, lineDefined: frame.lineDefined,
+                function: function)
+        }
+        if count == 0 { frameIDs[0] = hostFrame }
+        let name = cfunction.map { cfunctionName($0, thread) }
+        let site = internSite(frameCount: max(count, 1), cfunction: name)
+        if cacheEnabled { addCacheEntry(hash, count, cfunction, site) }
+        return site
+    }
+
+    /// The name of a C function: from package.loaded when it is there, else as the calling
+    /// instruction names it (`lua_getinfo` "n" of the innermost frame), else "?".
+    mutating func cfunctionName(_ cfunction: UnsafeRawPointer, _ thread: OpaquePointer)
+        -> UnsafePointer<CChar>
+    {
+        if cfunction == Self.unknownCFunction { return intern(string: "[C]") }
+        let key = mixHash(0, UInt64(UInt(bitPattern: cfunction)))
+        if let index = cfunctionNames.find(key, { _ in true }) {
+            return strings.element(Int(index)).pointee
+        }
+        var name = intern(string: "?")
+        if LuaDebug.stackLevel(thread, 0, debug), let called = LuaDebug.functionName(thread, debug) {
+            name = intern(called)
+        }
+        cfunctionNames.insert(key, indexOfInterned(name))
+        return name
+    }
+
+    mutating func name(cfunction: lua_CFunction, _ name: UnsafePointer<CChar>) {
+        let key = mixHash(0, UInt64(UInt(bitPattern: unsafeBitCast(cfunction, to: UnsafeRawPointer.self))))
+        guard cfunctionNames.find(key, { _ in true }) == nil else { return }
+        cfunctionNames.insert(key, indexOfInterned(intern(name)))
+    }
+
+    // MARK: Site cache
+
+    mutating func addCacheEntry(
+        _ hash: UInt64, _ count: Int, _ cfunction: UnsafeRawPointer?, _ site: UInt32
+    ) {
+        if cacheCount == cacheCapacity {
+            let bigger = UnsafeMutablePointer<CacheEntry>.allocate(capacity: cacheCapacity * 2)
+            bigger.moveInitialize(from: cacheEntries, count: cacheCount)
+            cacheEntries.deallocate()
+            cacheEntries = bigger
+            cacheCapacity *= 2
+        }
+        var more: UnsafeMutablePointer<RawFrame>?
+        if count > 1 {
+            more = UnsafeMutablePointer<RawFrame>.allocate(capacity: count - 1)
+            more!.initialize(from: raw + 1, count: count - 1)
+        }
+        let first = count > 0 ? raw[0] : RawFrame(source: nil, line: 0, lineDefined: 0)
+        (cacheEntries + cacheCount).initialize(
+            to: CacheEntry(
+                first: first, more: more, count: Int32(count), site: site, cfunction: cfunction))
+        cache.insert(hash, UInt32(cacheCount))
+        cacheCount += 1
+        for index in 0..<count {
+            guard let source = raw[index].source else { continue }
+            let key = mixHash(0, UInt64(UInt(bitPattern: source)))
+            if cachedSources.find(key, { _ in true }) == nil { cachedSources.insert(key, 0) }
+        }
+    }
+
+    /// A string is being freed; if its bytes are a source a cache key points to, that address may
+    /// soon hold another chunk's name, so the cache is dropped.
+    @usableFromInline
+    mutating func forgetSource(_ bytes: UnsafeMutableRawPointer) {
+        let key = mixHash(0, UInt64(UInt(bitPattern: bytes)))
+        if cachedSources.find(key, { _ in true }) != nil { clearCache() }
+    }
+
+    mutating func clearCache() {
+        for index in 0..<cacheCount { cacheEntries[index].more?.deallocate() }
+        cacheCount = 0
+        cache.removeAll()
+        cachedSources.removeAll()
+    }
+
+    // MARK: Interning
+
+    /// The interned copy of a NUL-terminated string; the same text gives the same pointer.
+    mutating func intern(_ text: UnsafePointer<CChar>) -> UnsafePointer<CChar> {
+        let hash = hashCString(text)
+        if let index = stringIndex.find(hash, { strcmp(strings.element(Int($0)).pointee, text) == 0 }) {
+            return strings.element(Int(index)).pointee
+        }
+        guard let copy = strdup(text), let index = strings.append() else { return text }
+        strings.element(index).pointee = UnsafePointer(copy)
+        strings.publish()
+        stringIndex.insert(hash, UInt32(index))
+        return UnsafePointer(copy)
+    }
+
+    mutating func intern(string: StaticString) -> UnsafePointer<CChar> {
+        string.utf8Start.withMemoryRebound(to: CChar.self, capacity: string.utf8CodeUnitCount + 1) {
+            intern($0)
+        }
+    }
+
+    func indexOfInterned(_ interned: UnsafePointer<CChar>) -> UInt32 {
+        stringIndex.find(hashCString(interned), { strings.element(Int($0)).pointee == interned }) ?? 0
+    }
+
+    mutating func internFrame(
+        source: UnsafePointer<CChar>, line: Int32, lineDefined: Int32,
+        function: UnsafePointer<CChar>?
+    ) -> UInt32 {
+        let hash = mixHash(
+            UInt64(UInt(bitPattern: source)),
+            UInt64(UInt32(bitPattern: line)) << 32 | UInt64(UInt32(bitPattern: lineDefined)))
+        let found = frameIndex.find(hash) {
+            let frame = frames.element(Int($0)).pointee
+            return frame.source == source && frame.line == line && frame.lineDefined == lineDefined
+        }
+        if let found { return found }
+        guard let index = frames.append() else { return hostFrame }
+        frames.element(index).pointee = FrameRecord(
+            source: source, function: function, line: line, lineDefined: lineDefined)
+        frames.publish()
+        frameIndex.insert(hash, UInt32(index))
+        return UInt32(index)
+    }
+
+    /// The site of frameIDs[0..<frameCount] and `cfunction` (an interned name), created on first use.
+    mutating func internSite(frameCount: Int, cfunction: UnsafePointer<CChar>?) -> UInt32 {
+        var hash = mixHash(UInt64(frameCount), UInt64(UInt(bitPattern: cfunction)))
+        for index in 0..<frameCount { hash = mixHash(hash, UInt64(frameIDs[index])) }
+        let found = siteIndex.find(hash) {
+            let site = sites.element(Int($0)).pointee
+            guard Int(site.frameCount) == frameCount, site.cfunction == cfunction else { return false }
+            return memcmp(site.frames, frameIDs, frameCount * MemoryLayout<UInt32>.stride) == 0
+        }
+        if let found { return found }
+        let index = sites.count
+        for _ in 0..<ObjectType.slotStride {
+            guard typeSlots.append() != nil else { return hostSite }
+        }
+        guard sites.append() != nil else { return hostSite }
+        let copy = UnsafeMutablePointer<UInt32>.allocate(capacity: frameCount)
+        copy.initialize(from: frameIDs, count: frameCount)
+        sites.element(index).pointee = SiteRecord(
+            frames: copy, frameCount: Int32(frameCount), cfunction: cfunction)
+        sites.publish()
+        siteIndex.insert(hash, UInt32(index))
+        return UInt32(index)
+    }
+}

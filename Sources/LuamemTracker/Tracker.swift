@@ -1,0 +1,384 @@
+import Glibc
+import LuaShim
+
+/// One Lua source line as the flusher reads it. The strings are interned by the tracker and live
+/// as long as it does.
+public struct FrameRecord {
+    public var source: UnsafePointer<CChar>
+    public var function: UnsafePointer<CChar>?
+    public var line: Int32
+    public var lineDefined: Int32
+}
+
+/// One allocation site as the flusher reads it: frame indexes innermost first, and the C
+/// function (interned name) that was running, if any.
+public struct SiteRecord {
+    public var frames: UnsafeMutablePointer<UInt32>
+    public var frameCount: Int32
+    public var cfunction: UnsafePointer<CChar>?
+}
+
+/// Tracks every allocation of one lua_State: installed as its `lua_Alloc`, it charges each block
+/// to the Lua line (or call stack) that allocated it, per object type, and frees back to that
+/// site. A handle to storage allocated with malloc; `destroy()` releases it.
+///
+/// Each block carries an 8-byte header with its counter slot, so a free finds its site without a
+/// lookup. The Lua thread is the only writer; the flusher reads published records and counters
+/// with relaxed atomics, never stopping the Lua thread.
+public struct Tracker {
+    @usableFromInline let storage: UnsafeMutablePointer<TrackerStorage>
+
+    /// Deepest call stack a site may have (`--depth`).
+    public static let maxDepth = 32
+
+    /// Creates a tracker that records `depth` Lua frames per site (1...maxDepth).
+    public init(depth: Int) {
+        precondition((1...Self.maxDepth).contains(depth), "depth must be in 1...\(Self.maxDepth)")
+        storage = UnsafeMutablePointer<TrackerStorage>.allocate(capacity: 1)
+        storage.initialize(to: TrackerStorage(depth: depth))
+        storage.pointee.context.pointee.tracker = UnsafeMutableRawPointer(storage)
+        storage.pointee.createHostSite()
+    }
+
+    init(storage: UnsafeMutablePointer<TrackerStorage>) {
+        self.storage = storage
+    }
+
+    /// The tracker whose context this is.
+    public init(context: UnsafeMutablePointer<luamem_context>) {
+        self.storage = context.pointee.tracker.assumingMemoryBound(to: TrackerStorage.self)
+    }
+
+    /// The `ud` to give Lua together with `Tracker.allocator`.
+    public var context: UnsafeMutablePointer<luamem_context> { storage.pointee.context }
+
+    /// The allocator; its `ud` must be this tracker's `context`.
+    public static let allocator: lua_Alloc = { ud, block, osize, nsize in
+        let context = ud.unsafelyUnwrapped.assumingMemoryBound(to: luamem_context.self)
+        let storage = context.pointee.tracker.unsafelyUnwrapped
+            .assumingMemoryBound(to: TrackerStorage.self)
+        if nsize == 0 {
+            if let block { storage.pointee.release(block, size: osize) }
+            return nil
+        }
+        if let block {
+            return storage.pointee.reallocate(block, oldSize: osize, newSize: nsize)
+        }
+        return storage.pointee.allocate(type: ObjectType(luaTag: osize), size: nsize)
+    }
+
+    /// Completes set-up once the state exists: records its main thread and verifies, with probe
+    /// objects, the parts of Lua's layout the tracker reads. Call before running any Lua code.
+    public func attach(mainThread L: OpaquePointer) {
+        storage.pointee.attach(mainThread: L)
+    }
+
+    /// Marks the state as closing: the GC sentinel is not planted again.
+    public func beginClosing() {
+        context.pointee.closing = 1
+    }
+
+    /// A garbage-collection cycle completed: the current live figures become the post-GC ones.
+    public func gcCycleCompleted() {
+        storage.pointee.gcCycleCompleted()
+    }
+
+    /// Names a C function for sites that allocate inside it ("string.rep").
+    public func name(cfunction: lua_CFunction, _ name: UnsafePointer<CChar>) {
+        storage.pointee.name(cfunction: cfunction, name)
+    }
+
+    /// Frees the tracker. Its state must be closed and no flusher may read it any more.
+    public func destroy() {
+        storage.pointee.deallocate()
+        storage.deinitialize(count: 1)
+        storage.deallocate()
+    }
+}
+
+// MARK: - Reading from the flusher thread
+
+extension Tracker {
+    /// Frames, sites and counter slots visible to other threads, in this order of publication:
+    /// a site's frames are published before it, a slot's site before the slot.
+    public var publishedFrameCount: Int { storage.pointee.frames.publishedCount() }
+    public var publishedSiteCount: Int { storage.pointee.sites.publishedCount() }
+    public var publishedSlotCount: Int { storage.pointee.counters.publishedCount() }
+
+    public func frame(_ index: Int) -> FrameRecord { storage.pointee.frames.element(index).pointee }
+    public func site(_ index: Int) -> SiteRecord { storage.pointee.sites.element(index).pointee }
+
+    /// A copy of one slot's counters, read with relaxed atomics.
+    public func counters(_ slot: Int) -> luamem_counters {
+        settledBeforeFirstCycle(TrackerStorage.read(storage.pointee.counters.element(slot)))
+    }
+
+    /// The state's totals, read with relaxed atomics.
+    public func totals() -> luamem_counters {
+        settledBeforeFirstCycle(TrackerStorage.read(storage.pointee.totals))
+    }
+
+    /// Until a GC cycle has completed there are no post-GC figures; the current ones stand in.
+    private func settledBeforeFirstCycle(_ counters: luamem_counters) -> luamem_counters {
+        guard gcCycles == 0 else { return counters }
+        var settled = counters
+        settled.gc_live_bytes = counters.live_bytes
+        settled.gc_live_count = counters.live_count
+        return settled
+    }
+
+    /// Completed GC cycles seen by the sentinel.
+    public var gcCycles: Int64 { luamem_load_relaxed(storage.pointee.gcCycles) }
+
+    /// Whether C functions are identified by pointer (Lua's layout verified) or only as "[C]".
+    public var identifiesCFunctions: Bool { storage.pointee.cfunctionLayoutVerified }
+}
+
+/// Raw identity of a frame as lua_getinfo reports it; the source pointer is valid while the
+/// chunk is loaded, which the cache guarantees by dropping entries when that string is freed.
+@usableFromInline
+struct RawFrame: Equatable {
+    @usableFromInline var source: UnsafePointer<CChar>?
+    @usableFromInline var line: Int32
+    @usableFromInline var lineDefined: Int32
+
+    @usableFromInline init(source: UnsafePointer<CChar>?, line: Int32, lineDefined: Int32) {
+        self.source = source
+        self.line = line
+        self.lineDefined = lineDefined
+    }
+}
+
+/// A site-cache entry: the raw key of a site as last seen, and the site it resolved to.
+@usableFromInline
+struct CacheEntry {
+    @usableFromInline var first: RawFrame
+    @usableFromInline var more: UnsafeMutablePointer<RawFrame>?    // frames 1..<count
+    @usableFromInline var count: Int32
+    @usableFromInline var site: UInt32
+    @usableFromInline var cfunction: UnsafeRawPointer?
+}
+
+/// The tracker's state. Lives in malloc'd memory owned by a `Tracker` handle; all fields are
+/// trivial so the allocator path performs no reference counting.
+@usableFromInline
+struct TrackerStorage {
+    @usableFromInline static let headerSize = 8
+    /// Stands for "some C function" when Lua's layout could not be verified.
+    @usableFromInline static let unknownCFunction = UnsafeRawPointer(bitPattern: 1)!
+
+    @usableFromInline let context: UnsafeMutablePointer<luamem_context>
+    @usableFromInline let depth: Int
+    @usableFromInline let debug: UnsafeMutablePointer<lua_Debug>
+    /// Scratch for the frames of the site being looked up; `levels` holds their stack levels.
+    @usableFromInline let raw: UnsafeMutablePointer<RawFrame>
+    @usableFromInline let levels: UnsafeMutablePointer<Int32>
+    @usableFromInline let frameIDs: UnsafeMutablePointer<UInt32>
+    @usableFromInline let totals: UnsafeMutablePointer<luamem_counters>
+    @usableFromInline let gcCycles: UnsafeMutablePointer<Int64>
+
+    @usableFromInline var counters = UnsafeChunkedArray<luamem_counters>()
+    @usableFromInline var frames = UnsafeChunkedArray<FrameRecord>()
+    @usableFromInline var sites = UnsafeChunkedArray<SiteRecord>()
+    /// Slot + 1 of (site, type) at `site * ObjectType.slotStride + type`; 0 when none yet.
+    @usableFromInline var typeSlots = UnsafeChunkedArray<UInt32>()
+
+    /// Interned strings by content; values index `strings`.
+    @usableFromInline var stringIndex = UnsafeHashIndex()
+    @usableFromInline var strings = UnsafeChunkedArray<UnsafePointer<CChar>>()
+    @usableFromInline var frameIndex = UnsafeHashIndex()
+    @usableFromInline var siteIndex = UnsafeHashIndex()
+    /// C function pointer (hashed bijectively) → index of its name in `strings`.
+    @usableFromInline var cfunctionNames = UnsafeHashIndex()
+
+    /// Raw key → site, so the common allocation pays for no string hashing.
+    @usableFromInline var cache = UnsafeHashIndex(capacity: 1024)
+    @usableFromInline var cacheEntries: UnsafeMutablePointer<CacheEntry>
+    @usableFromInline var cacheCapacity = 1024
+    @usableFromInline var cacheCount = 0
+    /// Source pointers used by cache keys (hashed bijectively); freeing one drops the cache.
+    @usableFromInline var cachedSources = UnsafeHashIndex()
+    @usableFromInline var cacheEnabled = false
+
+    /// Where Lua keeps a string's bytes and a thread's lua_State inside their blocks (probed).
+    @usableFromInline var stringBytesOffset = -1
+    @usableFromInline var threadStateOffset = -1
+    @usableFromInline var cfunctionLayoutVerified = false
+    @usableFromInline var probing = false
+    @usableFromInline var probedString: UnsafeMutableRawPointer?
+    @usableFromInline var probedThread: UnsafeMutableRawPointer?
+
+    @usableFromInline var hostFrame: UInt32 = 0
+    @usableFromInline var hostSite: UInt32 = 0
+
+    init(depth: Int) {
+        self.depth = depth
+        context = UnsafeMutablePointer<luamem_context>.allocate(capacity: 1)
+        memset(context, 0, MemoryLayout<luamem_context>.size)
+        debug = UnsafeMutablePointer<lua_Debug>.allocate(capacity: 1)
+        memset(debug, 0, MemoryLayout<lua_Debug>.size)
+        raw = UnsafeMutablePointer<RawFrame>.allocate(capacity: Tracker.maxDepth)
+        levels = UnsafeMutablePointer<Int32>.allocate(capacity: Tracker.maxDepth)
+        frameIDs = UnsafeMutablePointer<UInt32>.allocate(capacity: Tracker.maxDepth)
+        totals = UnsafeMutablePointer<luamem_counters>.allocate(capacity: 1)
+        memset(totals, 0, MemoryLayout<luamem_counters>.size)
+        gcCycles = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+        gcCycles.initialize(to: 0)
+        cacheEntries = UnsafeMutablePointer<CacheEntry>.allocate(capacity: 1024)
+    }
+
+    mutating func createHostSite() {
+        let source = intern(string: "=[host]")
+        hostFrame = internFrame(source: source, line: 0, lineDefined: 0, function: nil)
+        frameIDs[0] = hostFrame
+        hostSite = internSite(frameCount: 1, cfunction: nil)
+        _ = slot(site: hostSite, type: .other)    // slot 0 exists: the fallback when slots run out
+    }
+
+    mutating func deallocate() {
+        clearCache()
+        for index in 0..<strings.count {
+            Glibc.free(UnsafeMutableRawPointer(mutating: strings.element(index).pointee))
+        }
+        for index in 0..<sites.count { sites.element(index).pointee.frames.deallocate() }
+        counters.deallocate(); frames.deallocate(); sites.deallocate(); typeSlots.deallocate()
+        strings.deallocate(); stringIndex.deallocate(); frameIndex.deallocate()
+        siteIndex.deallocate(); cfunctionNames.deallocate(); cache.deallocate()
+        cachedSources.deallocate()
+        cacheEntries.deallocate(); context.deallocate(); debug.deallocate(); raw.deallocate()
+        levels.deallocate(); frameIDs.deallocate(); totals.deallocate(); gcCycles.deallocate()
+    }
+
+    mutating func attach(mainThread L: OpaquePointer) {
+        context.pointee.main = L
+        context.pointee.current = L
+        cfunctionLayoutVerified = luamem_probe_layout(L) == 1
+        probing = true
+        var stringBytes: UnsafePointer<CChar>?
+        var thread: OpaquePointer?
+        let probed = luamem_probe_objects(L, &stringBytes, &thread) == 0
+        probing = false
+        if probed, let stringBytes, let thread, let probedString, let probedThread {
+            let stringOffset = UnsafeRawPointer(stringBytes) - UnsafeRawPointer(probedString)
+            let threadOffset = UnsafeRawPointer(thread) - UnsafeRawPointer(probedThread)
+            if (0...64).contains(stringOffset) && (0...64).contains(threadOffset) {
+                stringBytesOffset = stringOffset
+                threadStateOffset = threadOffset
+                cacheEnabled = true
+            }
+        }
+    }
+
+    // MARK: Allocator paths
+
+    @inlinable @inline(__always)
+    mutating func allocate(type: ObjectType, size: Int) -> UnsafeMutableRawPointer? {
+        let slot = self.slot(site: currentSite(), type: type)
+        guard let header = malloc(size &+ Self.headerSize) else { return nil }
+        header.storeBytes(of: slot, as: UInt32.self)
+        let block = header + Self.headerSize
+        if probing { noteProbe(block, type) }
+        luamem_counters_allocated(counters.element(Int(slot)), Int64(size))
+        luamem_counters_allocated(totals, Int64(size))
+        return block
+    }
+
+    @inlinable @inline(__always)
+    mutating func reallocate(
+        _ block: UnsafeMutableRawPointer, oldSize: Int, newSize: Int
+    ) -> UnsafeMutableRawPointer? {
+        let oldHeader = block - Self.headerSize
+        let oldSlot = oldHeader.load(as: UInt32.self)
+        let type = ObjectType(rawValue: counters.element(Int(oldSlot)).pointee.type) ?? .other
+        // The site is read before realloc: Lua may be moving the very stack being inspected.
+        let slot = self.slot(site: currentSite(), type: type)
+        guard let header = realloc(oldHeader, newSize &+ Self.headerSize) else { return nil }
+        header.storeBytes(of: slot, as: UInt32.self)
+        luamem_counters_freed(counters.element(Int(oldSlot)), Int64(oldSize))
+        luamem_counters_allocated(counters.element(Int(slot)), Int64(newSize))
+        luamem_counters_freed(totals, Int64(oldSize))
+        luamem_counters_allocated(totals, Int64(newSize))
+        return header + Self.headerSize
+    }
+
+    @inlinable @inline(__always)
+    mutating func release(_ block: UnsafeMutableRawPointer, size: Int) {
+        let header = block - Self.headerSize
+        let slot = counters.element(Int(header.load(as: UInt32.self)))
+        luamem_counters_freed(slot, Int64(size))
+        luamem_counters_freed(totals, Int64(size))
+        switch slot.pointee.type {
+        case ObjectType.string.rawValue where cachedSources.count > 0:
+            forgetSource(block + stringBytesOffset)
+        case ObjectType.thread.rawValue:
+            threadFreed(block)
+        default:
+            break
+        }
+        Glibc.free(header)
+    }
+
+    @usableFromInline
+    mutating func noteProbe(_ block: UnsafeMutableRawPointer, _ type: ObjectType) {
+        if type == .string { probedString = block }
+        if type == .thread { probedThread = block }
+    }
+
+    /// A coroutine's memory is going away: it can no longer be the running thread or a resumer
+    /// (this happens when lua_close runs while a coroutine is active, e.g. os.exit(0, true)).
+    @usableFromInline
+    mutating func threadFreed(_ block: UnsafeMutableRawPointer) {
+        guard threadStateOffset >= 0 else { return }
+        luamem_context_forget_thread(context, OpaquePointer(block + threadStateOffset))
+    }
+
+    // MARK: Slots and GC cycles
+
+    /// The counter slot of (site, type), created on first use.
+    @inlinable @inline(__always)
+    mutating func slot(site: UInt32, type: ObjectType) -> UInt32 {
+        let entry = typeSlots.element(Int(site) &* ObjectType.slotStride &+ Int(type.rawValue))
+        if entry.pointee != 0 { return entry.pointee &- 1 }
+        return createSlot(entry, site: site, type: type)
+    }
+
+    @usableFromInline
+    mutating func createSlot(
+        _ entry: UnsafeMutablePointer<UInt32>, site: UInt32, type: ObjectType
+    ) -> UInt32 {
+        guard let index = counters.append() else { return 0 }
+        let counter = counters.element(index)
+        counter.pointee.site = site
+        counter.pointee.type = type.rawValue
+        counters.publish()
+        entry.pointee = UInt32(index) + 1
+        return UInt32(index)
+    }
+
+    mutating func gcCycleCompleted() {
+        for index in 0..<counters.count {
+            Self.settle(counters.element(index))
+        }
+        Self.settle(totals)
+        luamem_store_relaxed(gcCycles, luamem_load_relaxed(gcCycles) + 1)
+    }
+
+    private static func settle(_ counter: UnsafeMutablePointer<luamem_counters>) {
+        luamem_store_relaxed(&counter.pointee.gc_live_bytes, luamem_load_relaxed(&counter.pointee.live_bytes))
+        luamem_store_relaxed(&counter.pointee.gc_live_count, luamem_load_relaxed(&counter.pointee.live_count))
+    }
+
+    static func read(_ counter: UnsafeMutablePointer<luamem_counters>) -> luamem_counters {
+        var copy = luamem_counters()
+        copy.live_bytes = luamem_load_relaxed(&counter.pointee.live_bytes)
+        copy.live_count = luamem_load_relaxed(&counter.pointee.live_count)
+        copy.alloc_bytes = luamem_load_relaxed(&counter.pointee.alloc_bytes)
+        copy.alloc_count = luamem_load_relaxed(&counter.pointee.alloc_count)
+        copy.peak_bytes = luamem_load_relaxed(&counter.pointee.peak_bytes)
+        copy.gc_live_bytes = luamem_load_relaxed(&counter.pointee.gc_live_bytes)
+        copy.gc_live_count = luamem_load_relaxed(&counter.pointee.gc_live_count)
+        copy.site = counter.pointee.site
+        copy.type = counter.pointee.type
+        return copy
+    }
+}

@@ -1,0 +1,93 @@
+import Glibc
+
+/// An open-addressing hash index from a 64-bit hash to a 32-bit value, for the tracker's
+/// interning tables. Callers keep the keys themselves and confirm a candidate with `matches`.
+///
+/// Used only by the Lua thread that owns the tracker; memory comes from malloc and is released
+/// by `deallocate()`.
+@usableFromInline
+struct UnsafeHashIndex {
+    @usableFromInline struct Entry {
+        @usableFromInline var hash: UInt64
+        @usableFromInline var value: UInt32     // value + 1; 0 marks an empty entry
+    }
+
+    @usableFromInline var entries: UnsafeMutablePointer<Entry>
+    @usableFromInline var mask: Int
+    @usableFromInline var count: Int
+
+    init(capacity: Int = 256) {
+        var size = 16
+        while size < capacity * 2 { size <<= 1 }
+        entries = Self.allocateEntries(size)
+        mask = size - 1
+        count = 0
+    }
+
+    private static func allocateEntries(_ size: Int) -> UnsafeMutablePointer<Entry> {
+        calloc(size, MemoryLayout<Entry>.stride)!.bindMemory(to: Entry.self, capacity: size)
+    }
+
+    func deallocate() {
+        free(entries)
+    }
+
+    /// The value stored under `hash` for which `matches` is true.
+    @inlinable @inline(__always)
+    func find(_ hash: UInt64, _ matches: (UInt32) -> Bool) -> UInt32? {
+        var index = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let entry = entries[index]
+            if entry.value == 0 { return nil }
+            if entry.hash == hash && matches(entry.value &- 1) { return entry.value &- 1 }
+            index = (index &+ 1) & mask
+        }
+    }
+
+    @usableFromInline
+    mutating func insert(_ hash: UInt64, _ value: UInt32) {
+        if (count + 1) * 2 > mask + 1 { grow() }
+        var index = Int(truncatingIfNeeded: hash) & mask
+        while entries[index].value != 0 { index = (index + 1) & mask }
+        entries[index] = Entry(hash: hash, value: value + 1)
+        count += 1
+    }
+
+    mutating func removeAll() {
+        memset(entries, 0, (mask + 1) * MemoryLayout<Entry>.stride)
+        count = 0
+    }
+
+    private mutating func grow() {
+        let old = entries, oldSize = mask + 1
+        let size = oldSize * 2
+        entries = Self.allocateEntries(size)
+        mask = size - 1
+        for index in 0..<oldSize where old[index].value != 0 {
+            var slot = Int(truncatingIfNeeded: old[index].hash) & mask
+            while entries[slot].value != 0 { slot = (slot + 1) & mask }
+            entries[slot] = old[index]
+        }
+        free(old)
+    }
+}
+
+/// Mixes 64-bit words into a hash (a multiply-xorshift finalizer, as in splitmix64).
+@inlinable @inline(__always)
+func mixHash(_ seed: UInt64, _ word: UInt64) -> UInt64 {
+    var x = (seed ^ word) &* 0x9E37_79B9_7F4A_7C15
+    x ^= x &>> 31
+    x = x &* 0xBF58_476D_1CE4_E5B9
+    return x ^ (x &>> 29)
+}
+
+/// Hash of a NUL-terminated string's bytes (FNV-1a), for interning by content.
+func hashCString(_ text: UnsafePointer<CChar>) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    var p = text
+    while p.pointee != 0 {
+        hash = (hash ^ UInt64(UInt8(bitPattern: p.pointee))) &* 0x100_0000_01b3
+        p += 1
+    }
+    return hash
+}
