@@ -70,7 +70,26 @@ public struct Tracker {
     /// Completes set-up once the state exists: records its main thread and verifies, with probe
     /// objects, the parts of Lua's layout the tracker reads. Call before running any Lua code.
     public func attach(mainThread L: OpaquePointer) {
-        storage.pointee.attach(mainThread: L)
+        context.pointee.main = L
+        context.pointee.current = L
+        // Every access goes through `storage` (not a mutating method of the storage): the probes
+        // re-enter the allocator, which must see `probing` set.
+        storage.pointee.cfunctionLayoutVerified = luamem_probe_layout(L) == 1
+        storage.pointee.probing = true
+        var stringBytes: UnsafePointer<CChar>?
+        var thread: OpaquePointer?
+        let probed = luamem_probe_objects(L, &stringBytes, &thread) == 0
+        storage.pointee.probing = false
+        guard probed, let stringBytes, let thread, let probedString = storage.pointee.probedString,
+            let probedThread = storage.pointee.probedThread
+        else { return }
+        let stringOffset = UnsafeRawPointer(stringBytes) - UnsafeRawPointer(probedString)
+        let threadOffset = UnsafeRawPointer(thread) - UnsafeRawPointer(probedThread)
+        if (0...64).contains(stringOffset) && (0...64).contains(threadOffset) {
+            storage.pointee.stringBytesOffset = stringOffset
+            storage.pointee.threadStateOffset = threadOffset
+            storage.pointee.cacheEnabled = true
+        }
     }
 
     /// Marks the state as closing: the GC sentinel is not planted again.
@@ -177,6 +196,7 @@ struct TrackerStorage {
     @usableFromInline let totals: UnsafeMutablePointer<luamem_counters>
     @usableFromInline let gcCycles: UnsafeMutablePointer<Int64>
 
+    @usableFromInline var pool = UnsafeBlockPool()
     @usableFromInline var counters = UnsafeChunkedArray<luamem_counters>()
     @usableFromInline var frames = UnsafeChunkedArray<FrameRecord>()
     @usableFromInline var sites = UnsafeChunkedArray<SiteRecord>()
@@ -241,6 +261,7 @@ struct TrackerStorage {
             Glibc.free(UnsafeMutableRawPointer(mutating: strings.element(index).pointee))
         }
         for index in 0..<sites.count { sites.element(index).pointee.frames.deallocate() }
+        pool.deallocate()
         counters.deallocate(); frames.deallocate(); sites.deallocate(); typeSlots.deallocate()
         strings.deallocate(); stringIndex.deallocate(); frameIndex.deallocate()
         siteIndex.deallocate(); cfunctionNames.deallocate(); cache.deallocate()
@@ -249,32 +270,12 @@ struct TrackerStorage {
         levels.deallocate(); frameIDs.deallocate(); totals.deallocate(); gcCycles.deallocate()
     }
 
-    mutating func attach(mainThread L: OpaquePointer) {
-        context.pointee.main = L
-        context.pointee.current = L
-        cfunctionLayoutVerified = luamem_probe_layout(L) == 1
-        probing = true
-        var stringBytes: UnsafePointer<CChar>?
-        var thread: OpaquePointer?
-        let probed = luamem_probe_objects(L, &stringBytes, &thread) == 0
-        probing = false
-        if probed, let stringBytes, let thread, let probedString, let probedThread {
-            let stringOffset = UnsafeRawPointer(stringBytes) - UnsafeRawPointer(probedString)
-            let threadOffset = UnsafeRawPointer(thread) - UnsafeRawPointer(probedThread)
-            if (0...64).contains(stringOffset) && (0...64).contains(threadOffset) {
-                stringBytesOffset = stringOffset
-                threadStateOffset = threadOffset
-                cacheEnabled = true
-            }
-        }
-    }
-
     // MARK: Allocator paths
 
     @inlinable @inline(__always)
     mutating func allocate(type: ObjectType, size: Int) -> UnsafeMutableRawPointer? {
         let slot = self.slot(site: currentSite(), type: type)
-        guard let header = malloc(size &+ Self.headerSize) else { return nil }
+        guard let header = obtain(size &+ Self.headerSize) else { return nil }
         header.storeBytes(of: slot, as: UInt32.self)
         let block = header + Self.headerSize
         if probing { noteProbe(block, type) }
@@ -290,9 +291,10 @@ struct TrackerStorage {
         let oldHeader = block - Self.headerSize
         let oldSlot = oldHeader.load(as: UInt32.self)
         let type = ObjectType(rawValue: counters.element(Int(oldSlot)).pointee.type) ?? .other
-        // The site is read before realloc: Lua may be moving the very stack being inspected.
+        // The site is read before the block moves: Lua may be growing the very stack inspected.
         let slot = self.slot(site: currentSite(), type: type)
-        guard let header = realloc(oldHeader, newSize &+ Self.headerSize) else { return nil }
+        guard let header = resize(oldHeader, oldSize &+ Self.headerSize, newSize &+ Self.headerSize)
+        else { return nil }
         header.storeBytes(of: slot, as: UInt32.self)
         luamem_counters_freed(counters.element(Int(oldSlot)), Int64(oldSize))
         luamem_counters_allocated(counters.element(Int(slot)), Int64(newSize))
@@ -315,7 +317,36 @@ struct TrackerStorage {
         default:
             break
         }
-        Glibc.free(header)
+        relinquish(header, size &+ Self.headerSize)
+    }
+
+    // MARK: Memory: small blocks from the pool, large ones from malloc
+
+    @inlinable @inline(__always)
+    mutating func obtain(_ size: Int) -> UnsafeMutableRawPointer? {
+        size <= UnsafeBlockPool.maxPooled ? pool.allocate(size) : malloc(size)
+    }
+
+    @inlinable @inline(__always)
+    mutating func relinquish(_ header: UnsafeMutableRawPointer, _ size: Int) {
+        if size <= UnsafeBlockPool.maxPooled { pool.release(header, size: size) } else { Glibc.free(header) }
+    }
+
+    @inlinable @inline(__always)
+    mutating func resize(
+        _ header: UnsafeMutableRawPointer, _ oldSize: Int, _ newSize: Int
+    ) -> UnsafeMutableRawPointer? {
+        let maxPooled = UnsafeBlockPool.maxPooled
+        if oldSize > maxPooled && newSize > maxPooled { return realloc(header, newSize) }
+        if oldSize <= maxPooled && newSize <= maxPooled
+            && UnsafeBlockPool.sizeClass(oldSize) == UnsafeBlockPool.sizeClass(newSize)
+        {
+            return header
+        }
+        guard let moved = obtain(newSize) else { return nil }
+        moved.copyMemory(from: header, byteCount: min(oldSize, newSize))
+        relinquish(header, oldSize)
+        return moved
     }
 
     @usableFromInline
