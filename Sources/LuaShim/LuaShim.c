@@ -184,6 +184,7 @@ static int os_exit(lua_State *L) {
 // cycle's sweep, so each time it fires, one cycle has completed; it then plants the next one.
 
 static const char sentinel_key = 0;
+static int load_script(lua_State *L);
 static int run_script(lua_State *L);
 
 static void plant_sentinel(lua_State *L) {
@@ -312,7 +313,8 @@ static int prepare(lua_State *L) {
     if (context != NULL) {
         name_cfunctions(L, context);
         hooks.name_cfunction(context, sentinel_gc, "luamem.gc_sentinel");
-        hooks.name_cfunction(context, run_script, "luamem.run");
+        hooks.name_cfunction(context, load_script, "luamem.load_script");
+        hooks.name_cfunction(context, run_script, "luamem.run_script");
         lua_createtable(L, 0, 1);
         lua_pushcfunction(L, sentinel_gc);
         lua_setfield(L, -2, "__gc");
@@ -404,10 +406,11 @@ struct script_call {
     int status;
 };
 
-static int run_script(lua_State *L) {
+/// Builds `arg` and loads the script; the chunk is left as the result.
+static int load_script(lua_State *L) {
     struct script_call *call = (struct script_call *)lua_touserdata(L, 1);
     const char *fname = call->argv[call->script];
-    int i, narg, status;
+    int i;
 
     lua_createtable(L, call->argc - call->script - 1, call->script + 1);
     for (i = 0; i < call->argc; i++) {
@@ -416,34 +419,57 @@ static int run_script(lua_State *L) {
     }
     lua_setglobal(L, "arg");
 
+    if (strcmp(fname, "-") == 0 && (call->script == 0 || strcmp(call->argv[call->script - 1], "--") != 0))
+        fname = NULL;
+    call->status = luaL_loadfile(L, fname);
+    return 1;                                   /* the chunk, or the error message */
+}
+
+/// Runs LUA_INIT, then the chunk (argument 2) with the script's arguments.
+static int run_script(lua_State *L) {
+    struct script_call *call = (struct script_call *)lua_touserdata(L, 1);
+    int i, narg, status;
     if (handle_luainit(L) != LUA_OK) {
         call->status = EXIT_FAILURE;
         return 0;
     }
-    if (strcmp(fname, "-") == 0 && strcmp(call->argv[call->script - 1], "--") != 0)
-        fname = NULL;
-    status = luaL_loadfile(L, fname);
-    if (status == LUA_OK) {
-        narg = call->argc - call->script - 1;
-        luaL_checkstack(L, narg, "too many arguments to script");
-        for (i = call->script + 1; i < call->argc; i++)
-            lua_pushstring(L, call->argv[i]);
-        status = docall(L, narg, LUA_MULTRET);
-    }
+    lua_pushvalue(L, 2);
+    narg = call->argc - call->script - 1;
+    luaL_checkstack(L, narg, "too many arguments to script");
+    for (i = call->script + 1; i < call->argc; i++)
+        lua_pushstring(L, call->argv[i]);
+    status = docall(L, narg, LUA_MULTRET);
     call->status = report(L, status) == LUA_OK ? EXIT_SUCCESS : EXIT_FAILURE;
     return 0;
 }
 
-int luamem_run_script(lua_State *L, const char *name, int argc, char **argv, int script) {
-    struct script_call call = {argc, argv, script, EXIT_FAILURE};
+int luamem_load_script(lua_State *L, const char *name, int argc, char **argv, int script) {
+    struct script_call call = {argc, argv, script, LUA_OK};
     int status;
     progname = name;
-    lua_pushcfunction(L, run_script);
+    lua_pushcfunction(L, load_script);
     lua_pushlightuserdata(L, &call);
-    status = lua_pcall(L, 1, 0, 0);
+    status = lua_pcall(L, 1, 1, 0);
+    if (status == LUA_OK && call.status == LUA_OK)
+        return 0;                               /* the chunk stays on the stack */
+    report(L, LUA_ERRRUN);
+    return EXIT_FAILURE;
+}
+
+int luamem_run_script(lua_State *L, int argc, char **argv, int script) {
+    struct script_call call = {argc, argv, script, EXIT_FAILURE};
+    int status;
+    lua_pushcfunction(L, run_script);
+    lua_insert(L, -2);
+    lua_pushlightuserdata(L, &call);
+    lua_insert(L, -2);
+    status = lua_pcall(L, 2, 0, 0);
     report(L, status);
     return status == LUA_OK ? call.status : EXIT_FAILURE;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Probes for the tracker (see luamem_probe_objects in the header).
 
 static int probe_objects(lua_State *L) {
     const char **string_bytes = (const char **)lua_touserdata(L, 1);

@@ -31,13 +31,25 @@ public final class TrackedLuaState {
         }
     }
 
-    /// Runs a script like lua.c (`argv[script]` is the script, "-" for stdin); returns the exit
-    /// status. Errors are printed on stderr as "progname: message" with a traceback.
-    public func runScript(progname: String, arguments: [String], script: Int) -> Int32 {
-        var cStrings = arguments.map { strdup($0) }
-        defer { cStrings.forEach { free($0) } }
-        return cStrings.withUnsafeMutableBufferPointer { argv in
-            luamem_run_script(L, progname, Int32(argv.count), argv.baseAddress, Int32(script))
+    /// Loads a script like lua.c (`arguments[script]` is the script, "-" for stdin) and builds
+    /// `arg`; nil after printing "progname: message" when it cannot be read or compiled.
+    public func loadScript(progname: String, arguments: [String], script: Int) -> LoadedScript? {
+        let argv = CArguments(arguments)
+        guard luamem_load_script(L, progname, argv.count, argv.pointers, Int32(script)) == 0 else {
+            return nil
+        }
+        return LoadedScript(state: self, argv: argv, script: script)
+    }
+
+    /// A script loaded by `loadScript`, waiting on the Lua stack to be run.
+    public struct LoadedScript {
+        let state: TrackedLuaState
+        let argv: CArguments
+        let script: Int
+
+        /// Runs LUA_INIT and the script; returns the exit status (errors printed like lua.c).
+        public func run() -> Int32 {
+            luamem_run_script(state.L, argv.count, argv.pointers, Int32(script))
         }
     }
 
@@ -57,6 +69,24 @@ public final class TrackedLuaState {
 
     /// The Lua version string, e.g. "Lua 5.3.6".
     public static var luaRelease: String { "Lua 5.3.\(LUA_VERSION_RELEASE)" }
+}
+
+/// A C argv that lives as long as this object.
+final class CArguments {
+    let pointers: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+    let count: Int32
+
+    init(_ arguments: [String]) {
+        count = Int32(arguments.count)
+        pointers = .allocate(capacity: arguments.count + 1)
+        for (index, argument) in arguments.enumerated() { pointers[index] = strdup(argument) }
+        pointers[arguments.count] = nil
+    }
+
+    deinit {
+        for index in 0..<Int(count) { free(pointers[index]) }
+        pointers.deallocate()
+    }
 }
 
 /// An error raised by Lua code, with its message.

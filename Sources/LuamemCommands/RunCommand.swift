@@ -59,12 +59,18 @@ struct RunCommand: ParsableCommand {
 
         let commandLine = CommandLine.arguments
         let scriptIndex = commandLine.count - arguments.count - 1
+        // A script that cannot be read or compiled fails like lua5.3 and leaves no run behind.
+        guard let loaded = state.loadScript(progname: "luamem", arguments: commandLine, script: scriptIndex)
+        else {
+            state.close()
+            throw ExitCode.failure
+        }
         let flusher = Flusher(path: database.path, run: runInfo(commandLine), interval: interval)
         flusher.track(state.tracker, name: name ?? scriptName)
         flusher.flush(kind: .start)
         flusher.start()
 
-        let status = state.runScript(progname: "luamem", arguments: commandLine, script: scriptIndex)
+        let status = loaded.run()
 
         flusher.complete()
         state.close()

@@ -15,6 +15,12 @@ public struct SnapshotRef: Sendable, Equatable {
     public var id: Int64
     public var stateID: Int64
     public var timeMs: Int64
+
+    public init(id: Int64, stateID: Int64, timeMs: Int64) {
+        self.id = id
+        self.stateID = stateID
+        self.timeMs = timeMs
+    }
 }
 
 /// How a site is named: its innermost frame and the C function it went through.

@@ -103,7 +103,12 @@ extension TrackerStorage {
     mutating func resolveSite(
         _ thread: OpaquePointer, _ count: Int, _ cfunction: UnsafeRawPointer?, _ hash: UInt64
     ) -> UInt32 {
-        for index in 0..<count {
+        let name = cfunction.map { cfunctionName($0, thread) }
+        // luamem's own C functions (the GC sentinel, script loading) are charged to [host]
+        // rather than to whichever Lua line happened to be running.
+        let ownFunction = name.map { strncmp($0, "luamem.", 7) == 0 } ?? false
+        let frameCount = ownFunction ? 0 : count
+        for index in 0..<frameCount {
             let frame = raw[index]
             var function: UnsafePointer<CChar>?
             if frame.lineDefined == 0 {
@@ -118,9 +123,8 @@ extension TrackerStorage {
                 source: source, line: frame.line, lineDefined: frame.lineDefined,
                 function: function)
         }
-        if count == 0 { frameIDs[0] = hostFrame }
-        let name = cfunction.map { cfunctionName($0, thread) }
-        let site = internSite(frameCount: max(count, 1), cfunction: name)
+        if frameCount == 0 { frameIDs[0] = hostFrame }
+        let site = internSite(frameCount: max(frameCount, 1), cfunction: name)
         if cacheEnabled { addCacheEntry(hash, count, cfunction, site) }
         return site
     }

@@ -22,8 +22,8 @@ public struct SiteRecord {
 /// to the Lua line (or call stack) that allocated it, per object type, and frees back to that
 /// site. A handle to storage allocated with malloc; `destroy()` releases it.
 ///
-/// Each block carries an 8-byte header with its counter slot, so a free finds its site without a
-/// lookup. The Lua thread is the only writer; the flusher reads published records and counters
+/// Each block carries an 8-byte header with its counter slot and the GC epoch it was allocated
+/// in, so a free finds its site without a lookup. The Lua thread is the only writer; the flusher reads published records and counters
 /// with relaxed atomics, never stopping the Lua thread.
 public struct Tracker {
     @usableFromInline let storage: UnsafeMutablePointer<TrackerStorage>
@@ -137,9 +137,10 @@ extension Tracker {
         settledBeforeFirstCycle(TrackerStorage.read(storage.pointee.totals))
     }
 
-    /// Until a GC cycle has completed there are no post-GC figures; the current ones stand in.
+    /// Post-GC figures exist once two cycles have completed (the first cycle cannot tell old
+    /// blocks from new ones); until then the current figures stand in.
     private func settledBeforeFirstCycle(_ counters: luamem_counters) -> luamem_counters {
-        guard gcCycles == 0 else { return counters }
+        guard gcCycles < 2 else { return counters }
         var settled = counters
         settled.gc_live_bytes = counters.live_bytes
         settled.gc_live_count = counters.live_count
@@ -228,6 +229,8 @@ struct TrackerStorage {
     @usableFromInline var probedString: UnsafeMutableRawPointer?
     @usableFromInline var probedThread: UnsafeMutableRawPointer?
 
+    /// Completed GC cycles, modulo 2^32; a block's header records the epoch it was allocated in.
+    @usableFromInline var epoch: UInt32 = 0
     @usableFromInline var hostFrame: UInt32 = 0
     @usableFromInline var hostSite: UInt32 = 0
 
@@ -277,6 +280,7 @@ struct TrackerStorage {
         let slot = self.slot(site: currentSite(), type: type)
         guard let header = obtain(size &+ Self.headerSize) else { return nil }
         header.storeBytes(of: slot, as: UInt32.self)
+        header.storeBytes(of: epoch, toByteOffset: 4, as: UInt32.self)
         let block = header + Self.headerSize
         if probing { noteProbe(block, type) }
         luamem_counters_allocated(counters.element(Int(slot)), Int64(size))
@@ -290,15 +294,17 @@ struct TrackerStorage {
     ) -> UnsafeMutableRawPointer? {
         let oldHeader = block - Self.headerSize
         let oldSlot = oldHeader.load(as: UInt32.self)
+        let oldYoung = oldHeader.load(fromByteOffset: 4, as: UInt32.self) == epoch ? Int32(1) : 0
         let type = ObjectType(rawValue: counters.element(Int(oldSlot)).pointee.type) ?? .other
         // The site is read before the block moves: Lua may be growing the very stack inspected.
         let slot = self.slot(site: currentSite(), type: type)
         guard let header = resize(oldHeader, oldSize &+ Self.headerSize, newSize &+ Self.headerSize)
         else { return nil }
         header.storeBytes(of: slot, as: UInt32.self)
-        luamem_counters_freed(counters.element(Int(oldSlot)), Int64(oldSize))
+        header.storeBytes(of: epoch, toByteOffset: 4, as: UInt32.self)
+        luamem_counters_freed(counters.element(Int(oldSlot)), Int64(oldSize), oldYoung)
         luamem_counters_allocated(counters.element(Int(slot)), Int64(newSize))
-        luamem_counters_freed(totals, Int64(oldSize))
+        luamem_counters_freed(totals, Int64(oldSize), oldYoung)
         luamem_counters_allocated(totals, Int64(newSize))
         return header + Self.headerSize
     }
@@ -307,8 +313,9 @@ struct TrackerStorage {
     mutating func release(_ block: UnsafeMutableRawPointer, size: Int) {
         let header = block - Self.headerSize
         let slot = counters.element(Int(header.load(as: UInt32.self)))
-        luamem_counters_freed(slot, Int64(size))
-        luamem_counters_freed(totals, Int64(size))
+        let young = header.load(fromByteOffset: 4, as: UInt32.self) == epoch ? Int32(1) : 0
+        luamem_counters_freed(slot, Int64(size), young)
+        luamem_counters_freed(totals, Int64(size), young)
         switch slot.pointee.type {
         case ObjectType.string.rawValue where cachedSources.count > 0:
             forgetSource(block + stringBytesOffset)
@@ -388,15 +395,11 @@ struct TrackerStorage {
 
     mutating func gcCycleCompleted() {
         for index in 0..<counters.count {
-            Self.settle(counters.element(index))
+            luamem_counters_settle(counters.element(index))
         }
-        Self.settle(totals)
+        luamem_counters_settle(totals)
+        epoch &+= 1
         luamem_store_relaxed(gcCycles, luamem_load_relaxed(gcCycles) + 1)
-    }
-
-    private static func settle(_ counter: UnsafeMutablePointer<luamem_counters>) {
-        luamem_store_relaxed(&counter.pointee.gc_live_bytes, luamem_load_relaxed(&counter.pointee.live_bytes))
-        luamem_store_relaxed(&counter.pointee.gc_live_count, luamem_load_relaxed(&counter.pointee.live_count))
     }
 
     static func read(_ counter: UnsafeMutablePointer<luamem_counters>) -> luamem_counters {

@@ -80,10 +80,14 @@ lua_CFunction luamem_running_cfunction(const lua_Debug *ar);
 /// sentinel and preloads the `luamem` module. Runs protected; returns 0 or -1 with a message.
 int luamem_prepare_state(lua_State *L, char *error, size_t error_size);
 
-/// Like lua.c: builds `arg` (argv[0..script-1] at negative indices, the script at 0, its
-/// arguments after), runs LUA_INIT_5_3/LUA_INIT, then the script ("-" is stdin) with a traceback
-/// handler. Errors are printed as "<progname>: message" on stderr. Returns the exit status.
-int luamem_run_script(lua_State *L, const char *progname, int argc, char **argv, int script);
+/// Like lua.c, first half: builds `arg` (argv[0..script-1] at negative indices, the script at
+/// 0, its arguments after) and loads the script ("-" is stdin), leaving the chunk on the stack.
+/// On failure prints "<progname>: message" on stderr and returns the exit status (1).
+int luamem_load_script(lua_State *L, const char *progname, int argc, char **argv, int script);
+
+/// Second half: runs LUA_INIT_5_3/LUA_INIT, then the loaded chunk with the script's arguments
+/// and a traceback handler; errors are printed like lua.c. Returns the exit status.
+int luamem_run_script(lua_State *L, int argc, char **argv, int script);
 
 /// Relaxed atomic access to counters that one Lua thread writes and the flusher reads.
 static inline int64_t luamem_load_relaxed(const int64_t *p) {
@@ -100,9 +104,12 @@ static inline void luamem_store_release_u32(uint32_t *p, uint32_t value) {
 }
 
 /// One (site, object type) pair's counters: written by the Lua thread only, read by the flusher.
+/// `young_*` count live blocks allocated since the last completed GC cycle; the post-GC figures
+/// (`gc_live_*`) are published when a cycle completes (see Tracker.gcCycleCompleted).
 typedef struct luamem_counters {
     int64_t live_bytes, live_count, alloc_bytes, alloc_count, peak_bytes;
     int64_t gc_live_bytes, gc_live_count;
+    int64_t young_bytes, young_count;
     uint32_t site;
     uint32_t type;
 } luamem_counters;
@@ -119,14 +126,32 @@ static inline void luamem_counters_allocated(luamem_counters *c, int64_t size) {
     luamem_counter_add(&c->live_count, 1);
     luamem_counter_add(&c->alloc_bytes, size);
     luamem_counter_add(&c->alloc_count, 1);
+    c->young_bytes += size;
+    c->young_count += 1;
     if (live > __atomic_load_n(&c->peak_bytes, __ATOMIC_RELAXED))
         __atomic_store_n(&c->peak_bytes, live, __ATOMIC_RELAXED);
 }
 
-/// A block of this slot was freed (or reallocated away).
-static inline void luamem_counters_freed(luamem_counters *c, int64_t size) {
+/// A block of this slot was freed (or reallocated away); `young` when it was allocated since
+/// the last completed GC cycle.
+static inline void luamem_counters_freed(luamem_counters *c, int64_t size, int young) {
     luamem_counter_add(&c->live_bytes, -size);
     luamem_counter_add(&c->live_count, -1);
+    if (young) {
+        c->young_bytes -= size;
+        c->young_count -= 1;
+    }
+}
+
+/// A GC cycle completed: blocks that were already old when it began and are still live were
+/// reachable at its atomic phase, so they are the post-GC figures; every live block is old now.
+static inline void luamem_counters_settle(luamem_counters *c) {
+    __atomic_store_n(&c->gc_live_bytes, __atomic_load_n(&c->live_bytes, __ATOMIC_RELAXED) - c->young_bytes,
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&c->gc_live_count, __atomic_load_n(&c->live_count, __ATOMIC_RELAXED) - c->young_count,
+                     __ATOMIC_RELAXED);
+    c->young_bytes = 0;
+    c->young_count = 0;
 }
 
 /// Creates one long string and one thread so the tracker can learn, from the blocks its

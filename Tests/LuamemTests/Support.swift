@@ -1,0 +1,121 @@
+import Foundation
+import LuamemStore
+import Testing
+
+/// What a finished process printed and returned.
+struct ProcessOutput {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs built binaries and fixtures for the end-to-end tests.
+enum Harness {
+    /// The directory holding the built `luamem` (next to the test bundle).
+    static let productsDirectory: URL = {
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        return executable.deletingLastPathComponent()
+    }()
+
+    static var luamemPath: String { productsDirectory.appendingPathComponent("luamem").path }
+
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures")
+
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    static func fixture(_ name: String) -> String {
+        fixtures.appendingPathComponent(name).path
+    }
+
+    /// A fresh empty directory.
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("luamem-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// Runs `executable` with `arguments`; stdin is empty unless given.
+    static func run(
+        _ executable: String, _ arguments: [String], in directory: URL? = nil,
+        environment: [String: String] = [:], stdin: String? = nil
+    ) throws -> ProcessOutput {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
+        var env = ProcessInfo.processInfo.environment
+        env["LUAMEM_DB"] = nil
+        env["LUA_INIT"] = nil
+        env["LUA_INIT_5_3"] = nil
+        env["NO_COLOR"] = "1"
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let output = Pipe(), errors = Pipe(), input = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        // Read both pipes concurrently so a chatty process never blocks on a full pipe.
+        final class Collected: @unchecked Sendable { var data = Data() }
+        let errorData = Collected()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errorData.data = errors.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outputData = output.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return ProcessOutput(
+            status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
+            stderr: String(decoding: errorData.data, as: UTF8.self))
+    }
+
+    static func luamem(
+        _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:],
+        stdin: String? = nil
+    ) throws -> ProcessOutput {
+        try run(luamemPath, arguments, in: directory, environment: environment, stdin: stdin)
+    }
+
+    /// Runs a fixture under `luamem run` into `db` and expects success.
+    @discardableResult
+    static func track(
+        _ fixtureName: String, db: URL, options: [String] = [], arguments: [String] = []
+    ) throws -> ProcessOutput {
+        let output = try luamem(["run", "--db", db.path] + options + [fixture(fixtureName)] + arguments)
+        #expect(output.status == 0, "luamem run \(fixtureName) failed: \(output.stderr)")
+        return output
+    }
+
+    /// Rows of a query against a database file, each as text columns.
+    static func rows(_ db: URL, _ sql: String) throws -> [[String?]] {
+        let database = try Database(path: db.path, mode: .readOnly)
+        let statement = try database.prepare(sql)
+        return try statement.rows().map { row in
+            row.map { value in
+                switch value {
+                case .integer(let number): String(number)
+                case .text(let text): text
+                case .null: nil
+                }
+            }
+        }
+    }
+
+    static func integer(_ db: URL, _ sql: String) throws -> Int64 {
+        try Database(path: db.path, mode: .readOnly).scalar(sql) ?? 0
+    }
+
+    /// Parses `luamem query --format json` output.
+    static func jsonRows(_ text: String) throws -> [[String: Any]] {
+        let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
+        return try #require(object as? [[String: Any]])
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+
+/// Where allocations are charged, checked on the rows real `luamem run` runs leave in SQLite.
+@Suite struct TrackerTests {
+    /// Live figures at the end of sites.lua per (line, type, C function).
+    private func sites() throws -> [String: (live: Int64, count: Int64, allocs: Int64)] {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("m.db")
+        try Harness.track("sites.lua", db: db)
+        var result: [String: (Int64, Int64, Int64)] = [:]
+        for row in try Harness.rows(db, """
+            SELECT line, type, c_function, live_bytes, live_count, alloc_count, function
+            FROM site_latest WHERE file LIKE '%sites.lua'
+            """)
+        {
+            let key = "\(row[0]!) \(row[1]!) \(row[2]!)"
+            result[key] = (Int64(row[3]!)!, Int64(row[4]!)!, Int64(row[5]!)!)
+        }
+        return result
+    }
+
+    @Test func retainedTablesAreChargedToTheirLine() throws {
+        let sites = try sites()
+        let retained = try #require(sites["5 table "])
+        #expect(retained.count == 300)
+        #expect(retained.live == 300 * 56)    // sizeof(Table) on 64-bit Lua 5.3
+    }
+
+    @Test func collectedStringsAreFreedBackToTheirSite() throws {
+        let sites = try sites()
+        let formatted = try #require(sites["12 string string.format"])
+        #expect(formatted.allocs == 200)
+        #expect(formatted.count == 0)
+        #expect(formatted.live == 0)
+        let repeated = try #require(sites["12 string string.rep"])
+        #expect(repeated.allocs == 200)
+        #expect(repeated.count == 0)
+    }
+
+    @Test func allocationsInsideCFunctionsGoToTheCallingLine() throws {
+        let sites = try sites()
+        let rep = try #require(sites["17 string string.rep"])
+        #expect(rep.count == 1)
+        #expect(rep.live == 3000 + 25)        // bytes plus the string header and terminator
+        let concat = try #require(sites["18 string table.concat"])
+        #expect(concat.live == 6001 + 25)
+    }
+
+    @Test func coroutineAllocationsGoToTheCoroutinesLines() throws {
+        let sites = try sites()
+        #expect(sites["22 table "]?.count == 50)          // coroutine.resume
+        #expect(sites["30 table "]?.count == 40)          // coroutine.wrap
+        #expect(sites["26 table "] == nil)                // not the resume call
+        #expect(sites["33 table "] == nil)                // not the wrapped call
+        // The coroutine's first call frame exists before it has a Lua frame: the resume line.
+        #expect(sites["26 other coroutine.resume"]?.count == 1)
+        #expect(sites["20 thread coroutine.create"]?.count == 1)
+    }
+
+    @Test func trackedTotalEqualsLuasOwnCountExactly() throws {
+        let directory = try Harness.temporaryDirectory()
+        let output = try Harness.track("exact.lua", db: directory.appendingPathComponent("m.db"))
+        #expect(output.stdout == "exact\t298\n", "\(output.stderr)")
+    }
+
+    @Test func reusedChunkAddressesNeverGiveAnotherChunksName() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("m.db")
+        try Harness.track("reload.lua", db: db)
+        let rows = try Harness.rows(db, """
+            SELECT file, sum(live_count) FROM site_latest
+            WHERE file LIKE 'gen%' AND line = 1 AND type = 'table' GROUP BY file
+            """)
+        #expect(rows.count == 150)
+        for row in rows {
+            #expect(row[1] == "8", "\(row[0] ?? "?") holds \(row[1] ?? "?") tables")   // t + 7 kept
+        }
+    }
+
+    @Test func depthRecordsTheCallStack() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("m.db")
+        try Harness.track("depth.lua", db: db, options: ["--depth", "3"])
+        let stacks = try Harness.rows(db, """
+            SELECT group_concat(f.line || ' ' || coalesce(f.function, '?'), ' < ')
+            FROM site_stats ss JOIN sites s ON s.id = ss.site_id
+            JOIN json_each('[' || s.stack || ']') j
+            JOIN frames f ON f.id = j.value
+            WHERE ss.type = 2 AND f.file LIKE '%depth.lua'
+            GROUP BY s.id ORDER BY s.id
+            """).map { $0[0] ?? "" }
+        #expect(stacks.contains("1 leaf < 2 middle < 3 top"))
+    }
+
+    @Test func allocationsWithoutLuaCodeGoToHost() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("m.db")
+        try Harness.track("depth.lua", db: db)
+        let host = try Harness.integer(db, "SELECT sum(live_bytes) FROM site_latest WHERE file = '[host]'")
+        #expect(host > 10_000)   // the standard libraries, opened before any Lua code runs
+    }
+}
