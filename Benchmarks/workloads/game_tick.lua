@@ -1,6 +1,6 @@
 -- A game-server tick: entities as tables, closures as callbacks, coroutines as scripted
 -- behaviours, short-lived event tables every tick.
-local ticks = tonumber(arg and arg[1]) or 3000
+local ticks = tonumber(arg and arg[1]) or 20000
 local entities = {}
 local function spawn(id)
   local e = { id = id, x = 0, y = 0, hp = 100, buffs = {} }

@@ -1,6 +1,6 @@
 -- String building: concatenation, string.format, table.concat, gsub and string.rep, the way
 -- servers build messages and logs.
-local rounds = tonumber(arg and arg[1]) or 200
+local rounds = tonumber(arg and arg[1]) or 2000
 local total = 0
 for round = 1, rounds do
   local parts = {}

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Runs each workload under plain lua5.3 and under `luamem run`, alternating, and prints median
+wall time, the ratio, and peak RSS of both. Not a test: figures depend on the machine.
+
+    python3 Benchmarks/compare.py [--runs 5] [--luamem .build/release/luamem] [--depth 1]
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKLOADS = [
+    ("binary-trees 14", "binary_trees.lua", ["14"]),
+    ("binary-trees 16", "binary_trees.lua", ["16"]),
+    ("string building", "string_building.lua", []),
+    ("game tick", "game_tick.lua", []),
+]
+
+
+def measure(command):
+    """Wall seconds and peak RSS (KiB) of one run; output discarded, failure is fatal."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        sys.exit(f"failed: {' '.join(command)}\n{process.stderr.read().decode()}")
+    return elapsed, usage.ru_maxrss
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--luamem", default=os.path.join(HERE, "..", ".build", "release", "luamem"))
+    parser.add_argument("--lua", default="lua5.3")
+    parser.add_argument("--depth", default="1")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        db = os.path.join(scratch, "bench.db")
+        empty = os.path.join(scratch, "empty.lua")
+        open(empty, "w").close()
+        # An empty script shows what the luamem executable itself costs (Swift runtime,
+        # Foundation for the CLI) before the tracker holds anything.
+        baseline = statistics.median(
+            measure([args.luamem, "run", "--db", db, empty])[1] for _ in range(3)) - \
+            statistics.median(measure([args.lua, empty])[1] for _ in range(3))
+        print(f"luamem {os.path.relpath(args.luamem)}, depth {args.depth}, {args.runs} runs each, "
+              f"medians. The luamem executable adds {baseline / 1024:.1f} MiB RSS on an empty "
+              f"script; 'tracker' is the extra RSS beyond that.")
+        header = ("workload", "lua5.3 s", "luamem s", "ratio", "lua5.3 MiB", "luamem MiB",
+                  "extra MiB", "tracker MiB")
+        print("%-16s %9s %9s %6s %11s %11s %10s %17s" % header)
+        for name, script, script_args in WORKLOADS:
+            path = os.path.join(HERE, "workloads", script)
+            plain, tracked = [], []
+            for _ in range(args.runs):
+                plain.append(measure([args.lua, path] + script_args))
+                tracked.append(measure([args.luamem, "run", "--db", db, "--depth", args.depth,
+                                        path] + script_args))
+            plain_s = statistics.median(t for t, _ in plain)
+            tracked_s = statistics.median(t for t, _ in tracked)
+            plain_rss = statistics.median(r for _, r in plain)
+            tracked_rss = statistics.median(r for _, r in tracked)
+            extra = tracked_rss - plain_rss
+            print("%-16s %9.3f %9.3f %5.2fx %11.1f %11.1f %10.1f %10.1f (%3.0f%%)" % (
+                name, plain_s, tracked_s, tracked_s / plain_s, plain_rss / 1024,
+                tracked_rss / 1024, extra / 1024, (extra - baseline) / 1024,
+                100 * (extra - baseline) / plain_rss))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages luamem builds and tests with (Lua 5.3 and SQLite, headers and
+# command-line tools). Swift 6 must already be on PATH.
+set -euo pipefail
+packages=(liblua5.3-dev lua5.3 libsqlite3-dev sqlite3)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${missing[@]}"
+fi
+command -v swift >/dev/null || { echo "swift is not on PATH (Swift 6.x toolchain needed)" >&2; exit 1; }
