@@ -50,11 +50,6 @@ public final class Flusher {
         }
     }
 
-    /// The state record of `context`'s tracker, if tracked.
-    func snapshots(of context: UnsafeMutablePointer<luamem_context>) -> Int {
-        lock.withLock { states.first(where: { $0.tracker.context == context })?.snapshots ?? 0 }
-    }
-
     /// Writes one snapshot of every tracked state now. Returns the error message on failure
     /// (already reported on stderr).
     @discardableResult
@@ -209,8 +204,8 @@ public final class Flusher {
                     type: Int64(counters.type), snapshotID: snapshotID, figures: figures)
             }
         }
-        pending.snapshots += 1
         state = pending
+        tracker.snapshotsWritten += 1
         snapshotsWritten += 1
     }
 }
@@ -225,7 +220,6 @@ struct TrackedState {
     var frameIDs: [Int64] = []
     var siteIDs: [Int64] = []
     var written: [Figures] = []
-    var snapshots = 0
 
     init(tracker: Tracker, name: String, startedMs: Int64) {
         self.tracker = tracker

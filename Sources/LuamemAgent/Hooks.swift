@@ -25,7 +25,7 @@ enum Hooks {
             result.gc_live_count = totals.gc_live_count
             result.gc_cycles = tracker.gcCycles
             result.sites = Int64(tracker.publishedSiteCount)
-            result.snapshots = Int64(Flusher.current?.snapshots(of: context!) ?? 0)
+            result.snapshots = tracker.snapshotsWritten
             result.untracked_bytes = 0
             out!.pointee = result
         }

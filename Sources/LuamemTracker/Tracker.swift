@@ -147,6 +147,12 @@ extension Tracker {
         return settled
     }
 
+    /// Snapshots of this state written so far; only the flusher writes it.
+    public var snapshotsWritten: Int64 {
+        get { luamem_load_relaxed(storage.pointee.snapshots) }
+        nonmutating set { luamem_store_relaxed(storage.pointee.snapshots, newValue) }
+    }
+
     /// Completed GC cycles seen by the sentinel.
     public var gcCycles: Int64 { luamem_load_relaxed(storage.pointee.gcCycles) }
 
@@ -196,6 +202,7 @@ struct TrackerStorage {
     @usableFromInline let frameIDs: UnsafeMutablePointer<UInt32>
     @usableFromInline let totals: UnsafeMutablePointer<luamem_counters>
     @usableFromInline let gcCycles: UnsafeMutablePointer<Int64>
+    let snapshots: UnsafeMutablePointer<Int64>
 
     @usableFromInline var pool = UnsafeBlockPool()
     @usableFromInline var counters = UnsafeChunkedArray<luamem_counters>()
@@ -247,6 +254,8 @@ struct TrackerStorage {
         memset(totals, 0, MemoryLayout<luamem_counters>.size)
         gcCycles = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
         gcCycles.initialize(to: 0)
+        snapshots = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+        snapshots.initialize(to: 0)
         cacheEntries = UnsafeMutablePointer<CacheEntry>.allocate(capacity: 1024)
     }
 
@@ -270,7 +279,8 @@ struct TrackerStorage {
         siteIndex.deallocate(); cfunctionNames.deallocate(); cache.deallocate()
         cachedSources.deallocate()
         cacheEntries.deallocate(); context.deallocate(); debug.deallocate(); raw.deallocate()
-        levels.deallocate(); frameIDs.deallocate(); totals.deallocate(); gcCycles.deallocate()
+        levels.deallocate(); frameIDs.deallocate(); totals.deallocate()
+        gcCycles.deallocate(); snapshots.deallocate()
     }
 
     // MARK: Allocator paths

@@ -20,4 +20,8 @@ end)
 for i = 1, 100 do keep[i] = co() end
 local lua_bytes = math.tointeger(collectgarbage("count") * 1024)
 assert(luamem.stats().live_bytes == lua_bytes, "mismatch after coroutines")
+local before = luamem.stats()
+assert(before.snapshots == 1, "the start snapshot")
+assert(luamem.flush() == true)
+assert(luamem.stats().snapshots == 2, "flush wrote a snapshot")
 print("exact", checks + 1)
