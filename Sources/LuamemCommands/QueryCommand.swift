@@ -153,16 +153,11 @@ struct QueryCommand: ParsableCommand {
             let key: String
             var fresh = Group()
             switch by {
-            case .line:
-                key = "\(info.file)\u{0}\(info.line)"
+            case .line, .function:
+                let line = by == .line ? info.line : info.lineDefined
+                key = "\(info.file)\u{0}\(line)"
                 fresh.file = info.file
-                fresh.line = info.line
-                fresh.function = info.function
-                fresh.definedAt = info.file == "[host]" ? nil : info.lineDefined
-            case .function:
-                key = "\(info.file)\u{0}\(info.lineDefined)"
-                fresh.file = info.file
-                fresh.line = info.lineDefined
+                fresh.line = line
                 fresh.function = info.function
                 fresh.definedAt = info.file == "[host]" ? nil : info.lineDefined
             case .file:
