@@ -4,10 +4,22 @@ import PackageDescription
 // One target per part of the data flow (see ../shared/DESIGN.md):
 // LuaShim (C) → LuamemTracker → LuamemAgent (flusher) → LuamemStore (SQLite) ← LuamemCommands (CLI).
 // Only the `luamem` executable links liblua5.3; in-process targets never import Foundation.
+// In-process Swift targets import neither _Concurrency nor _StringProcessing, so the shared
+// library loaded into a host does not map those runtimes (measured with README's RSS check).
+let leanRuntime: [SwiftSetting] = [
+    .unsafeFlags([
+        "-Xfrontend", "-disable-implicit-concurrency-module-import",
+        "-Xfrontend", "-disable-implicit-string-processing-module-import",
+    ]),
+]
+
 let package = Package(
     name: "luamem",
     products: [
         .executable(name: "luamem", targets: ["luamem"]),
+        // The Lua module (`require "luamem"`) and the C API (luamem.h) in one shared library:
+        // libluamem-embed.so. It links neither liblua5.3 (the host has Lua) nor Foundation.
+        .library(name: "luamem-embed", type: .dynamic, targets: ["Luamem", "LuamemAgent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -16,9 +28,14 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .target(name: "LuaShim"),
         .target(name: "LuamemMigrations"),
-        .target(name: "LuamemTracker", dependencies: ["LuaShim"]),
-        .target(name: "LuamemStore", dependencies: ["CSQLite", "LuamemMigrations"]),
-        .target(name: "LuamemAgent", dependencies: ["LuamemTracker", "LuamemStore", "LuaShim"]),
+        .target(name: "LuamemTracker", dependencies: ["LuaShim"], swiftSettings: leanRuntime),
+        .target(
+            name: "LuamemStore", dependencies: ["CSQLite", "LuamemMigrations"],
+            swiftSettings: leanRuntime),
+        .target(
+            name: "LuamemAgent", dependencies: ["LuamemTracker", "LuamemStore", "LuaShim"],
+            swiftSettings: leanRuntime),
+        .target(name: "Luamem", dependencies: ["LuaShim"]),
         .target(
             name: "LuamemCommands",
             dependencies: [

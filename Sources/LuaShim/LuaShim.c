@@ -186,6 +186,8 @@ static int os_exit(lua_State *L) {
 static const char sentinel_key = 0;
 static int load_script(lua_State *L);
 static int run_script(lua_State *L);
+static int instrument(lua_State *L);
+static int prepare(lua_State *L);
 
 static void plant_sentinel(lua_State *L) {
     lua_newtable(L);
@@ -204,35 +206,124 @@ static int sentinel_gc(lua_State *L) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The `luamem` module preloaded by `luamem run`.
+// Close sentinel: a userdata kept in the registry, so its __gc runs only in lua_close, while the
+// state is still whole. It writes the state's final snapshot.
+
+static const char close_key = 0;
+
+static int close_gc(lua_State *L) {
+    luamem_context *context = luamem_context_of(L);
+    if (context == NULL)
+        return 0;
+    context->closing = 1;
+    if (hooks.closing != NULL)
+        hooks.closing(context);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `luamem` Lua module: preloaded by `luamem run`, and what `require "luamem"` loads from the
+// shared library in a stock lua5.3.
+
+/// Pushes option `key` of the table at index 1 and returns 1 when set; raises when it is set to
+/// something other than `expected`; pushes nothing and returns 0 when it is nil.
+static int option(lua_State *L, const char *key, int expected) {
+    int type = lua_getfield(L, 1, key);
+    if (type == expected)
+        return 1;
+    if (type != LUA_TNIL)
+        luaL_argerror(L, 1, lua_pushfstring(L, "option '%s' must be a %s, got %s", key,
+                                            lua_typename(L, expected), luaL_typename(L, -1)));
+    lua_pop(L, 1);
+    return 0;
+}
+
+/// The string option `key`, or NULL; the string stays referenced by the options table.
+static const char *option_string(lua_State *L, const char *key) {
+    const char *value = NULL;
+    if (option(L, key, LUA_TSTRING)) {
+        value = lua_tostring(L, -1);
+        lua_pop(L, 1);
+    }
+    return value;
+}
+
+static double option_number(lua_State *L, const char *key, double fallback) {
+    double value = fallback;
+    if (option(L, key, LUA_TNUMBER)) {
+        value = lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
+    return value;
+}
+
+static int module_start(lua_State *L) {
+    luamem_start_options options = {NULL, 10, NULL, NULL, 1};
+    char error[512];
+    double depth;
+    if (!lua_isnoneornil(L, 1))
+        luaL_checktype(L, 1, LUA_TTABLE);
+    else
+        lua_settop(L, 0), lua_newtable(L);
+    options.db = option_string(L, "db");
+    options.build = option_string(L, "build");
+    options.name = option_string(L, "name");
+    options.interval = option_number(L, "interval", 10);
+    depth = option_number(L, "depth", 1);
+    if (!(options.interval > 0) || options.interval > 1e9)
+        luaL_argerror(L, 1, "option 'interval' must be a positive number of seconds");
+    if (depth != (int)depth || depth < 1 || depth > 32)
+        luaL_argerror(L, 1, "option 'depth' must be an integer from 1 to 32");
+    options.depth = (int)depth;
+    if (options.db == NULL)
+        options.db = getenv("LUAMEM_DB") != NULL && *getenv("LUAMEM_DB") ? getenv("LUAMEM_DB") : "luamem.db";
+    if (hooks.start == NULL || hooks.start(L, &options, error, sizeof error) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, hooks.start == NULL ? "luamem is not available" : error);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int not_tracking(lua_State *L) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "luamem is not tracking this Lua state");
+    return 2;
+}
+
+static int module_stop(lua_State *L) {
+    luamem_context *context = luamem_context_of(L);
+    char error[512];
+    if (context == NULL || hooks.stop(context, error, sizeof error) != 0)
+        return context == NULL ? not_tracking(L) : (lua_pushnil(L), lua_pushstring(L, error), 2);
+    lua_pushboolean(L, 1);
+    return 1;
+}
 
 static int module_stats(lua_State *L) {
     luamem_context *context = luamem_context_of(L);
     luamem_totals totals;
-    if (context == NULL) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "this Lua state is not tracked by luamem");
-        return 2;
-    }
+    if (context == NULL)
+        return not_tracking(L);
     hooks.totals(context, &totals);          // read before the result table is allocated
-    lua_createtable(L, 0, 11);
+    lua_createtable(L, 0, 12);
 #define SET_FIELD(name) (lua_pushinteger(L, (lua_Integer)totals.name), lua_setfield(L, -2, #name))
     SET_FIELD(live_bytes); SET_FIELD(live_count); SET_FIELD(alloc_bytes);
     SET_FIELD(alloc_count); SET_FIELD(peak_bytes); SET_FIELD(gc_live_bytes);
     SET_FIELD(gc_live_count); SET_FIELD(gc_cycles); SET_FIELD(sites);
     SET_FIELD(snapshots); SET_FIELD(untracked_bytes);
 #undef SET_FIELD
+    lua_pushboolean(L, totals.tracking);
+    lua_setfield(L, -2, "tracking");
     return 1;
 }
 
 static int module_flush(lua_State *L) {
     luamem_context *context = luamem_context_of(L);
-    char error[256];
-    if (context == NULL) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "this Lua state is not tracked by luamem");
-        return 2;
-    }
+    char error[512];
+    if (context == NULL)
+        return not_tracking(L);
     if (hooks.flush(context, error, sizeof error) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, error);
@@ -242,8 +333,10 @@ static int module_flush(lua_State *L) {
     return 1;
 }
 
-static int open_module(lua_State *L) {
+int luamem_open_module(lua_State *L) {
     static const luaL_Reg functions[] = {
+        {"start", module_start},
+        {"stop", module_stop},
         {"stats", module_stats},
         {"flush", module_flush},
         {NULL, NULL},
@@ -287,41 +380,81 @@ static void name_cfunctions(lua_State *L, luamem_context *context) {
     lua_pop(L, 1);
 }
 
-static int prepare(lua_State *L) {
+/// Replaces `table[field]` with `replacement` when the table exists; `upvalue` keeps the old one.
+static void replace_function(lua_State *L, const char *table, const char *field,
+                             lua_CFunction replacement, int upvalue) {
+    if (lua_getglobal(L, table) == LUA_TTABLE) {
+        if (upvalue) {
+            lua_getfield(L, -1, field);
+            lua_pushcclosure(L, replacement, 1);
+        } else {
+            lua_pushcfunction(L, replacement);
+        }
+        lua_setfield(L, -2, field);
+    }
+    lua_pop(L, 1);
+}
+
+/// Everything a tracked state needs besides its allocator: coroutine and os.exit wrappers, C
+/// function names, the GC-cycle sentinel and the close sentinel.
+static int instrument(lua_State *L) {
     luamem_context *context = luamem_context_of(L);
-    luaL_checkversion(L);
-    luaL_openlibs(L);
+    if (context == NULL)
+        return luaL_error(L, "luamem: the state's allocator is not luamem's");
+    replace_function(L, "coroutine", "resume", coroutine_resume, 0);
+    replace_function(L, "coroutine", "wrap", coroutine_wrap, 0);
+    if (lua_getglobal(L, "os") == LUA_TTABLE && lua_getfield(L, -1, "exit") == LUA_TFUNCTION &&
+        lua_tocfunction(L, -1) != os_exit) {
+        lua_pushcclosure(L, os_exit, 1);
+        lua_setfield(L, -2, "exit");
+        lua_pop(L, 1);
+    } else {
+        lua_pop(L, 2);
+    }
 
-    lua_getglobal(L, "coroutine");
-    lua_pushcfunction(L, coroutine_resume);
-    lua_setfield(L, -2, "resume");
-    lua_pushcfunction(L, coroutine_wrap);
-    lua_setfield(L, -2, "wrap");
-    lua_pop(L, 1);
+    name_cfunctions(L, context);
 
-    lua_getglobal(L, "os");
-    lua_getfield(L, -1, "exit");
-    lua_pushcclosure(L, os_exit, 1);
-    lua_setfield(L, -2, "exit");
-    lua_pop(L, 1);
-
-    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-    lua_pushcfunction(L, open_module);
-    lua_setfield(L, -2, "luamem");
-    lua_pop(L, 1);
-
-    if (context != NULL) {
-        name_cfunctions(L, context);
-        hooks.name_cfunction(context, sentinel_gc, "luamem.gc_sentinel");
-        hooks.name_cfunction(context, load_script, "luamem.load_script");
-        hooks.name_cfunction(context, run_script, "luamem.run_script");
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &sentinel_key) == LUA_TNIL) {
+        lua_pop(L, 1);
         lua_createtable(L, 0, 1);
         lua_pushcfunction(L, sentinel_gc);
         lua_setfield(L, -2, "__gc");
         lua_rawsetp(L, LUA_REGISTRYINDEX, &sentinel_key);
         plant_sentinel(L);
+
+        lua_newuserdata(L, 1);
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, close_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &close_key);
+    } else {
+        lua_pop(L, 1);
     }
     return 0;
+}
+
+void luamem_name_own_functions(luamem_context *context) {
+    hooks.name_cfunction(context, sentinel_gc, "luamem.gc_sentinel");
+    hooks.name_cfunction(context, close_gc, "luamem.close");
+    hooks.name_cfunction(context, load_script, "luamem.load_script");
+    hooks.name_cfunction(context, run_script, "luamem.run_script");
+    hooks.name_cfunction(context, instrument, "luamem.instrument");
+    hooks.name_cfunction(context, prepare, "luamem.prepare");
+    hooks.name_cfunction(context, module_start, "luamem.start");
+    hooks.name_cfunction(context, module_stop, "luamem.stop");
+    hooks.name_cfunction(context, module_stats, "luamem.stats");
+    hooks.name_cfunction(context, module_flush, "luamem.flush");
+}
+
+static int prepare(lua_State *L) {
+    luaL_checkversion(L);
+    luaL_openlibs(L);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushcfunction(L, luamem_open_module);
+    lua_setfield(L, -2, "luamem");
+    lua_pop(L, 1);
+    return instrument(L);
 }
 
 static void copy_error(lua_State *L, char *error, size_t error_size) {
@@ -330,13 +463,40 @@ static void copy_error(lua_State *L, char *error, size_t error_size) {
     lua_pop(L, 1);
 }
 
-int luamem_prepare_state(lua_State *L, char *error, size_t error_size) {
-    lua_pushcfunction(L, prepare);
+static int protected_call(lua_State *L, lua_CFunction function, char *error, size_t error_size) {
+    lua_pushcfunction(L, function);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
         copy_error(L, error, error_size);
         return -1;
     }
     return 0;
+}
+
+int luamem_prepare_state(lua_State *L, char *error, size_t error_size) {
+    return protected_call(L, prepare, error, error_size);
+}
+
+int luamem_instrument_state(lua_State *L, char *error, size_t error_size) {
+    return protected_call(L, instrument, error, error_size);
+}
+
+lua_State *luamem_main_thread(lua_State *L) {
+    lua_State *main;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    main = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    return main;
+}
+
+int luamem_resume_tracked(lua_State *co, lua_State *from, int nargs) {
+    luamem_context *context = luamem_context_of(co);
+    int status;
+    if (context != NULL)
+        enter_thread(context, from, co);
+    status = lua_resume(co, from, nargs);
+    if (context != NULL)
+        leave_thread(context, from);
+    return status;
 }
 
 // ---------------------------------------------------------------------------------------------

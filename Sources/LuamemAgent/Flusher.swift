@@ -39,22 +39,44 @@ public final class Flusher {
         lock.withLock { states.append(TrackedState(tracker: tracker, name: name, startedMs: Clock.epochMs())) }
     }
 
-    /// Stops recording `tracker`: marks its state closed. Its final snapshot must already be written.
-    public func untrack(_ tracker: Tracker) {
+    /// Whether `tracker` is being recorded.
+    public func isTracking(_ tracker: Tracker) -> Bool {
+        lock.withLock { states.contains { $0.tracker.context == tracker.context } }
+    }
+
+    /// Stops recording `tracker`: writes its final snapshot, marks its state closed, and lets go
+    /// of it (the tracker may be freed afterwards). Does nothing for a tracker not recorded.
+    public func finish(_ tracker: Tracker) {
         lock.withLock {
-            guard let index = states.firstIndex(where: { $0.tracker.context == tracker.context }) else { return }
+            guard let index = states.firstIndex(where: { $0.tracker.context == tracker.context })
+            else { return }
+            if let writer = try? openLocked() {
+                try? write(&states[index], writer: writer, kind: .final, timeMs: Clock.epochMs())
+            }
             let state = states.remove(at: index)
             if let writer, let stateID = state.stateID {
                 try? writer.closeState(stateID, closedMs: Clock.epochMs())
             }
         }
+        tracker.flusherReleased()
+    }
+
+    /// Opens the database now (it is otherwise opened at the first flush), so that a caller
+    /// can report a path that cannot be written.
+    public func open() throws {
+        try lock.withLock { _ = try openLocked() }
     }
 
     /// Writes one snapshot of every tracked state now. Returns the error message on failure
     /// (already reported on stderr).
     @discardableResult
-    public func flush(kind: SnapshotKind) -> String? {
-        lock.withLock { flushLocked(kind: kind) }
+    public func flush(kind: SnapshotKind, only tracker: Tracker? = nil) -> String? {
+        lock.withLock { flushLocked(kind: kind, only: tracker) }
+    }
+
+    /// Gives up a flusher that never started: it is no longer the process's.
+    public func abandon() {
+        if Flusher.current === self { Flusher.current = nil }
     }
 
     /// Starts the background thread that flushes every interval.
@@ -97,6 +119,7 @@ public final class Flusher {
                 for state in states { if let id = state.stateID { try? writer.closeState(id, closedMs: now) } }
                 if let runID { try? writer.endRun(runID, endedMs: now) }
             }
+            for state in states { state.tracker.flusherReleased() }
             states.removeAll()
             writer = nil
         }
@@ -121,11 +144,12 @@ public final class Flusher {
 
     // MARK: Writing (lock held)
 
-    private func flushLocked(kind: SnapshotKind) -> String? {
+    private func flushLocked(kind: SnapshotKind, only tracker: Tracker? = nil) -> String? {
         do {
             let writer = try openLocked()
             let now = Clock.epochMs()
             for index in states.indices {
+                if let tracker, states[index].tracker.context != tracker.context { continue }
                 try write(&states[index], writer: writer, kind: kind, timeMs: now)
             }
             if lastError != nil {

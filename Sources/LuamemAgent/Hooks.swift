@@ -26,7 +26,8 @@ enum Hooks {
             result.gc_cycles = tracker.gcCycles
             result.sites = Int64(tracker.publishedSiteCount)
             result.snapshots = tracker.snapshotsWritten
-            result.untracked_bytes = 0
+            result.untracked_bytes = tracker.untrackedBytes
+            result.tracking = tracker.isPaused ? 0 : 1
             out!.pointee = result
         }
         hooks.flush = { _, error, size in
@@ -44,11 +45,25 @@ enum Hooks {
         hooks.exiting = { _ in
             Flusher.current?.complete()
         }
+        hooks.start = { L, options, error, size in
+            guard let message = Embedding.start(L!, options!.pointee) else { return 0 }
+            copy(message, into: error!, size: size)
+            return -1
+        }
+        hooks.stop = { context, error, size in
+            guard let message = Embedding.stop(Tracker(context: context!)) else { return 0 }
+            copy(message, into: error!, size: size)
+            return -1
+        }
+        hooks.closing = { context in
+            let tracker = Tracker(context: context!)
+            if let flusher = Flusher.current { flusher.finish(tracker) } else { tracker.flusherReleased() }
+        }
         luamem_set_hooks(&hooks)
     }()
 
     /// Copies `message` into a C buffer of `size` bytes, truncated and NUL-terminated.
-    private static func copy(_ message: String, into buffer: UnsafeMutablePointer<CChar>, size: Int) {
+    static func copy(_ message: String, into buffer: UnsafeMutablePointer<CChar>, size: Int) {
         guard size > 0 else { return }
         var written = 0
         for byte in message.utf8 where written < size - 1 {

@@ -13,6 +13,7 @@ public final class TrackedLuaState {
     public init?(depth: Int) {
         Hooks.install()
         let tracker = Tracker(depth: depth)
+        luamem_name_own_functions(tracker.context)
         guard let L = lua_newstate(Tracker.allocator, tracker.context) else {
             tracker.destroy()
             return nil

@@ -34,6 +34,9 @@ struct QueryCommand: ParsableCommand {
     @Option(name: .customLong("run"), help: "The run to look at (default: the latest).")
     var runID: Int64?
 
+    @Option(help: "Only the Lua state with this name (default: all states of the run).")
+    var state: String?
+
     @Option(help: "How many rows to print.")
     var top: Int = 20
 
@@ -98,7 +101,12 @@ struct QueryCommand: ParsableCommand {
         if let sinceMs, let untilMs, sinceMs > untilMs {
             throw CommandError("--since is later than --until")
         }
-        let heads = try store.headSnapshots(runID: runID, untilMs: untilMs)
+        var heads = try store.headSnapshots(runID: runID, untilMs: untilMs)
+        if let state {
+            let ids = try store.stateIDs(runID: runID, name: state)
+            guard !ids.isEmpty else { throw CommandError("run \(runID) has no Lua state named '\(state)'") }
+            heads = heads.filter { ids.contains($0.stateID) }
+        }
         guard !heads.isEmpty else {
             throw CommandError("run \(runID) has no snapshot\(untilMs == nil ? "" : " before --until")")
         }

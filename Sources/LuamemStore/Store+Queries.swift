@@ -94,6 +94,15 @@ extension Store {
         return result
     }
 
+    /// Ids of the run's states called `name`.
+    public func stateIDs(runID: Int64, name: String) throws -> Set<Int64> {
+        let statement = try database.prepare("SELECT id FROM states WHERE run_id = ? AND name = ?")
+        try statement.bind([.integer(runID), .text(name)])
+        var result: Set<Int64> = []
+        while try statement.step() { result.insert(statement.int64(0)) }
+        return result
+    }
+
     public func snapshotCount(runID: Int64) throws -> Int64 {
         try database.scalar("SELECT count(*) FROM snapshots WHERE run_id = ?", [.integer(runID)]) ?? 0
     }

@@ -8,7 +8,7 @@ extension TrackerStorage {
     /// C function, the calling Lua line plus that function; `[host]` with no Lua frame at all.
     @inlinable @inline(__always)
     mutating func currentSite() -> UInt32 {
-        guard var thread = context.pointee.current else { return hostSite }
+        guard !passive, var thread = context.pointee.current else { return hostSite }
         var resumer = context.pointee.resumer_count
         while !LuaDebug.stackLevel(thread, 0, debug) {
             guard resumer > 0 else { return hostSite }

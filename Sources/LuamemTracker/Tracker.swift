@@ -57,8 +57,16 @@ public struct Tracker {
         let context = ud.unsafelyUnwrapped.assumingMemoryBound(to: luamem_context.self)
         let storage = context.pointee.tracker.unsafelyUnwrapped
             .assumingMemoryBound(to: TrackerStorage.self)
+        if let block, storage.pointee.attached, !storage.pointee.owns(block, size: osize) {
+            let result = storage.pointee.foreign(block, oldSize: osize, newSize: nsize)
+            if storage.pointee.mainThreadFreed { Tracker(storage: storage).closed() }
+            return result
+        }
         if nsize == 0 {
-            if let block { storage.pointee.release(block, size: osize) }
+            if let block {
+                storage.pointee.release(block, size: osize)
+                if storage.pointee.mainThreadFreed { Tracker(storage: storage).closed() }
+            }
             return nil
         }
         if let block {
@@ -67,11 +75,54 @@ public struct Tracker {
         return storage.pointee.allocate(type: ObjectType(luaTag: osize), size: nsize)
     }
 
+    /// Takes over the allocator of a state that already exists. Blocks allocated before are
+    /// freed through the previous allocator and counted as untracked; reallocating one moves it
+    /// into tracked memory. The state must not be running (call from its thread).
+    public func attach(existing L: OpaquePointer, mainThread: OpaquePointer) {
+        var previousUD: UnsafeMutableRawPointer?
+        let previous = lua_getallocf(L, &previousUD)
+        storage.pointee.previousAllocator = previous
+        storage.pointee.previousUD = previousUD
+        storage.pointee.attached = true
+        luamem_store_relaxed(
+            storage.pointee.untracked,
+            Int64(lua_gc(L, LUA_GCCOUNT, 0)) * 1024 + Int64(lua_gc(L, LUA_GCCOUNTB, 0)))
+        lua_setallocf(L, Tracker.allocator, context)
+        attach(mainThread: mainThread, running: L)
+    }
+
+    /// Whether `lua_close` of the state frees the tracker (states tracked through the module or
+    /// the C API; `luamem run` frees it itself).
+    public var destroysOnClose: Bool {
+        get { storage.pointee.destroyOnClose }
+        nonmutating set { storage.pointee.destroyOnClose = newValue }
+    }
+
+    /// Stops looking up sites: allocations go on through the tracker (its blocks are still in
+    /// use) but are charged to `[host]`. `resume()` looks them up again.
+    public func pause() { storage.pointee.passive = true }
+    public func resume() { storage.pointee.passive = false }
+    public var isPaused: Bool { storage.pointee.passive }
+
+    /// The flusher no longer reads this tracker, so closing the state may free it.
+    public func flusherReleased() { storage.pointee.flusherReleased = true }
+
+    /// Bytes of blocks allocated before the tracker was attached that are still live.
+    public var untrackedBytes: Int64 { luamem_load_relaxed(storage.pointee.untracked) }
+
+    /// The state's main block was freed: lua_close is done with the tracker.
+    func closed() {
+        if storage.pointee.destroyOnClose && storage.pointee.flusherReleased { destroy() }
+    }
+
     /// Completes set-up once the state exists: records its main thread and verifies, with probe
     /// objects, the parts of Lua's layout the tracker reads. Call before running any Lua code.
-    public func attach(mainThread L: OpaquePointer) {
+    public func attach(mainThread L: OpaquePointer, running: OpaquePointer? = nil) {
         context.pointee.main = L
-        context.pointee.current = L
+        context.pointee.current = running ?? L
+        // The probes' own allocations go to [host].
+        storage.pointee.passive = true
+        defer { storage.pointee.passive = false }
         // Every access goes through `storage` (not a mutating method of the storage): the probes
         // re-enter the allocator, which must see `probing` set.
         storage.pointee.cfunctionLayoutVerified = luamem_probe_layout(L) == 1
@@ -205,6 +256,17 @@ struct TrackerStorage {
     let snapshots: UnsafeMutablePointer<Int64>
 
     @usableFromInline var pool = UnsafeBlockPool()
+    /// Attached to a live state: blocks may be the previous allocator's (see `owns`).
+    @usableFromInline var attached = false
+    @usableFromInline var previousAllocator: lua_Alloc?
+    @usableFromInline var previousUD: UnsafeMutableRawPointer?
+    /// Large blocks of an attached tracker (hashed bijectively), so frees can tell them apart.
+    @usableFromInline var largeBlocks = UnsafeHashIndex()
+    @usableFromInline let untracked: UnsafeMutablePointer<Int64>
+    @usableFromInline var passive = false
+    @usableFromInline var mainThreadFreed = false
+    @usableFromInline var destroyOnClose = false
+    @usableFromInline var flusherReleased = false
     @usableFromInline var counters = UnsafeChunkedArray<luamem_counters>()
     @usableFromInline var frames = UnsafeChunkedArray<FrameRecord>()
     @usableFromInline var sites = UnsafeChunkedArray<SiteRecord>()
@@ -256,6 +318,8 @@ struct TrackerStorage {
         gcCycles.initialize(to: 0)
         snapshots = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
         snapshots.initialize(to: 0)
+        untracked = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+        untracked.initialize(to: 0)
         cacheEntries = UnsafeMutablePointer<CacheEntry>.allocate(capacity: 1024)
     }
 
@@ -280,7 +344,8 @@ struct TrackerStorage {
         cachedSources.deallocate()
         cacheEntries.deallocate(); context.deallocate(); debug.deallocate(); raw.deallocate()
         levels.deallocate(); frameIDs.deallocate(); totals.deallocate()
-        gcCycles.deallocate(); snapshots.deallocate()
+        gcCycles.deallocate(); snapshots.deallocate(); untracked.deallocate()
+        largeBlocks.deallocate()
     }
 
     // MARK: Allocator paths
@@ -341,12 +406,53 @@ struct TrackerStorage {
 
     @inlinable @inline(__always)
     mutating func obtain(_ size: Int) -> UnsafeMutableRawPointer? {
-        size <= UnsafeBlockPool.maxPooled ? pool.allocate(size) : malloc(size)
+        if size <= UnsafeBlockPool.maxPooled { return pool.allocate(size) }
+        let block = malloc(size)
+        if attached, let block { largeBlocks.insert(Self.key(block), 0) }
+        return block
     }
 
     @inlinable @inline(__always)
     mutating func relinquish(_ header: UnsafeMutableRawPointer, _ size: Int) {
-        if size <= UnsafeBlockPool.maxPooled { pool.release(header, size: size) } else { Glibc.free(header) }
+        if size <= UnsafeBlockPool.maxPooled {
+            pool.release(header, size: size)
+        } else {
+            if attached { largeBlocks.remove(Self.key(header)) }
+            Glibc.free(header)
+        }
+    }
+
+    /// Whether a block Lua hands back is this tracker's (only asked when attached).
+    @inlinable @inline(__always)
+    func owns(_ block: UnsafeMutableRawPointer, size: Int) -> Bool {
+        let header = block - Self.headerSize
+        if size &+ Self.headerSize <= UnsafeBlockPool.maxPooled { return pool.owns(header) }
+        return largeBlocks.find(Self.key(header), { _ in true }) != nil
+    }
+
+    @inlinable @inline(__always)
+    static func key(_ block: UnsafeMutableRawPointer) -> UInt64 {
+        mixHash(0, UInt64(UInt(bitPattern: block)))
+    }
+
+    /// A block from before the tracker was attached: freed through the previous allocator, or
+    /// moved into tracked memory when Lua resizes it.
+    @usableFromInline @inline(never)
+    mutating func foreign(
+        _ block: UnsafeMutableRawPointer, oldSize: Int, newSize: Int
+    ) -> UnsafeMutableRawPointer? {
+        let previous = previousAllocator.unsafelyUnwrapped
+        var moved: UnsafeMutableRawPointer?
+        if newSize > 0 {
+            guard let tracked = allocate(type: .other, size: newSize) else { return nil }
+            tracked.copyMemory(from: block, byteCount: min(oldSize, newSize))
+            moved = tracked
+        } else {
+            threadFreed(block)
+        }
+        _ = previous(previousUD, block, oldSize, 0)
+        luamem_store_relaxed(untracked, luamem_load_relaxed(untracked) - Int64(oldSize))
+        return moved
     }
 
     @inlinable @inline(__always)
@@ -354,7 +460,14 @@ struct TrackerStorage {
         _ header: UnsafeMutableRawPointer, _ oldSize: Int, _ newSize: Int
     ) -> UnsafeMutableRawPointer? {
         let maxPooled = UnsafeBlockPool.maxPooled
-        if oldSize > maxPooled && newSize > maxPooled { return realloc(header, newSize) }
+        if oldSize > maxPooled && newSize > maxPooled {
+            guard let moved = realloc(header, newSize) else { return nil }
+            if attached && moved != header {
+                largeBlocks.remove(Self.key(header))
+                largeBlocks.insert(Self.key(moved), 0)
+            }
+            return moved
+        }
         if oldSize <= maxPooled && newSize <= maxPooled
             && UnsafeBlockPool.sizeClass(oldSize) == UnsafeBlockPool.sizeClass(newSize)
         {
@@ -377,7 +490,12 @@ struct TrackerStorage {
     @usableFromInline
     mutating func threadFreed(_ block: UnsafeMutableRawPointer) {
         guard threadStateOffset >= 0 else { return }
-        luamem_context_forget_thread(context, OpaquePointer(block + threadStateOffset))
+        let thread = OpaquePointer(block + threadStateOffset)
+        if thread == context.pointee.main {
+            mainThreadFreed = true
+        } else {
+            luamem_context_forget_thread(context, thread)
+        }
     }
 
     // MARK: Slots and GC cycles

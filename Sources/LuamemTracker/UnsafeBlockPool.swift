@@ -14,7 +14,7 @@ struct UnsafeBlockPool {
     /// Blocks up to this size (header included) come from the pool; larger ones from malloc.
     @usableFromInline static var maxPooled: Int { 512 }
     @usableFromInline static var classShift: Int { 4 }
-    static let slabSize = 64 * 1024
+    @usableFromInline static let slabSize = 64 * 1024
 
     /// Free-list heads by class (size >> 4); a free block's first word links to the next.
     @usableFromInline let freeLists: UnsafeMutablePointer<UnsafeMutableRawPointer?>
@@ -22,6 +22,9 @@ struct UnsafeBlockPool {
     @usableFromInline var bumpEnd: UnsafeMutableRawPointer?
     /// Slabs, linked through their first word, for `deallocate()`.
     var slabs: UnsafeMutableRawPointer?
+    /// Slab base addresses (hashed bijectively): slabs are aligned to their size, so whether a
+    /// block is the pool's is one lookup of its address rounded down.
+    @usableFromInline var slabIndex = UnsafeHashIndex()
 
     init() {
         let classes = (Self.maxPooled >> Self.classShift) + 1
@@ -36,6 +39,14 @@ struct UnsafeBlockPool {
             free(current)
         }
         freeLists.deallocate()
+        slabIndex.deallocate()
+    }
+
+    /// Whether `block` lies in one of this pool's slabs.
+    @inlinable
+    func owns(_ block: UnsafeMutableRawPointer) -> Bool {
+        let base = UInt(bitPattern: block) & ~UInt(Self.slabSize - 1)
+        return slabIndex.find(mixHash(0, UInt64(base)), { _ in true }) != nil
     }
 
     /// The class of a block of `size` bytes (header included), if pooled.
@@ -69,7 +80,11 @@ struct UnsafeBlockPool {
 
     @usableFromInline
     mutating func allocateFromNewSlab(_ rounded: Int) -> UnsafeMutableRawPointer? {
-        guard let slab = malloc(Self.slabSize) else { return nil }
+        var memory: UnsafeMutableRawPointer?
+        guard posix_memalign(&memory, Self.slabSize, Self.slabSize) == 0, let slab = memory else {
+            return nil
+        }
+        slabIndex.insert(mixHash(0, UInt64(UInt(bitPattern: slab))), 0)
         slab.storeBytes(of: slabs, as: UnsafeMutableRawPointer?.self)
         slabs = slab
         let first = slab + 16

@@ -53,6 +53,29 @@ struct UnsafeHashIndex {
         count += 1
     }
 
+    /// Removes the entry stored under `hash` (for keys hashed bijectively, so the hash is the
+    /// key), shifting later entries of its probe run back.
+    @usableFromInline
+    mutating func remove(_ hash: UInt64) {
+        var index = Int(truncatingIfNeeded: hash) & mask
+        while entries[index].value != 0 && entries[index].hash != hash { index = (index + 1) & mask }
+        guard entries[index].value != 0 else { return }
+        var hole = index
+        var next = (index + 1) & mask
+        while entries[next].value != 0 {
+            let home = Int(truncatingIfNeeded: entries[next].hash) & mask
+            // Move the entry into the hole unless its home lies cyclically in (hole, next].
+            let stays = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next)
+            if !stays {
+                entries[hole] = entries[next]
+                hole = next
+            }
+            next = (next + 1) & mask
+        }
+        entries[hole] = Entry(hash: 0, value: 0)
+        count -= 1
+    }
+
     mutating func removeAll() {
         memset(entries, 0, (mask + 1) * MemoryLayout<Entry>.stride)
         count = 0

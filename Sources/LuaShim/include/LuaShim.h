@@ -48,7 +48,17 @@ typedef struct luamem_totals {
     int64_t live_bytes, live_count, alloc_bytes, alloc_count, peak_bytes;
     int64_t gc_live_bytes, gc_live_count, gc_cycles;
     int64_t sites, snapshots, untracked_bytes;
+    int tracking;                     /// 0 after luamem.stop()
 } luamem_totals;
+
+/// Options of `luamem.start{…}`, `luamem_attach` and `luamem_newstate`.
+typedef struct luamem_start_options {
+    const char *db;                   /// SQLite file
+    double interval;                  /// seconds between snapshots
+    const char *build;                /// NULL when not given
+    const char *name;                 /// NULL when not given
+    int depth;                        /// Lua frames per site, 1 to 32
+} luamem_start_options;
 
 /// What the C side calls back into Swift for; set once by the tracker before any state exists.
 typedef struct luamem_hooks {
@@ -60,6 +70,12 @@ typedef struct luamem_hooks {
     void (*name_cfunction)(luamem_context *context, lua_CFunction function, const char *name);
     /// os.exit was called: write the final snapshot before the process ends.
     void (*exiting)(luamem_context *context);
+    /// `luamem.start`: track `L` (attach, or resume a stopped tracker). 0, or -1 and `error`.
+    int (*start)(lua_State *L, const luamem_start_options *options, char *error, size_t error_size);
+    /// `luamem.stop`: final snapshot of the state; the tracker stays installed but idle.
+    int (*stop)(luamem_context *context, char *error, size_t error_size);
+    /// lua_close reached the close sentinel: final snapshot, the flusher lets go of the state.
+    void (*closing)(luamem_context *context);
 } luamem_hooks;
 
 void luamem_set_hooks(const luamem_hooks *hooks);
@@ -79,6 +95,23 @@ lua_CFunction luamem_running_cfunction(const lua_Debug *ar);
 /// keep `context->current` right, wraps os.exit to write a final snapshot first, names the C functions of package.loaded, installs the GC-cycle
 /// sentinel and preloads the `luamem` module. Runs protected; returns 0 or -1 with a message.
 int luamem_prepare_state(lua_State *L, char *error, size_t error_size);
+
+/// Installs what a tracked state needs in a state that already has its libraries (the module's
+/// and the C API's attach): wrappers, C function names and sentinels. 0, or -1 and `error`.
+int luamem_instrument_state(lua_State *L, char *error, size_t error_size);
+
+/// Names luamem's own Lua C functions, whose allocations are charged to [host]. Call right
+/// after creating a tracker, before it sees any allocation.
+void luamem_name_own_functions(luamem_context *context);
+
+/// The `luamem` Lua module's open function (start, stop, stats, flush).
+int luamem_open_module(lua_State *L);
+
+/// The main thread of L's state.
+lua_State *luamem_main_thread(lua_State *L);
+
+/// lua_resume with the running thread recorded, for hosts that resume coroutines themselves.
+int luamem_resume_tracked(lua_State *co, lua_State *from, int nargs);
 
 /// Like lua.c, first half: builds `arg` (argv[0..script-1] at negative indices, the script at
 /// 0, its arguments after) and loads the script ("-" is stdin), leaving the chunk on the stack.
