@@ -114,8 +114,10 @@ enum Embedding {
     nonisolated(unsafe) private static var stateCount = 0
 
     private static func defaultStateName() -> String {
-        stateCount += 1
-        return stateCount == 1 ? "main" : "state \(stateCount)"
+        flusherLock.withLock {
+            stateCount += 1
+            return stateCount == 1 ? "main" : "state \(stateCount)"
+        }
     }
 
     private static let exitHandler: Void = {
