@@ -30,9 +30,9 @@ enum Hooks {
             result.tracking = tracker.isPaused ? 0 : 1
             out!.pointee = result
         }
-        hooks.flush = { _, error, size in
-            guard let flusher = Flusher.current else {
-                copy("luamem is not writing snapshots", into: error!, size: size)
+        hooks.flush = { context, error, size in
+            guard let flusher = Flusher.current, flusher.isTracking(Tracker(context: context!)) else {
+                copy("luamem is not tracking this Lua state", into: error!, size: size)
                 return -1
             }
             guard let message = flusher.flush(kind: .manual) else { return 0 }

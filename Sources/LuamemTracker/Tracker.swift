@@ -26,7 +26,12 @@ public struct SiteRecord {
 /// in, so a free finds its site without a lookup. The Lua thread is the only writer; the flusher reads published records and counters
 /// with relaxed atomics, never stopping the Lua thread.
 public struct Tracker {
+    /// Touched by the Lua thread only: Swift treats `storage.pointee.method()` as an access to
+    /// the whole storage, so other threads read through `shared` and `context` instead.
     @usableFromInline let storage: UnsafeMutablePointer<TrackerStorage>
+    let shared: UnsafeMutablePointer<TrackerShared>
+    /// The `ud` to give Lua together with `Tracker.allocator`.
+    public let context: UnsafeMutablePointer<luamem_context>
 
     /// Deepest call stack a site may have (`--depth`).
     public static let maxDepth = 32
@@ -36,21 +41,20 @@ public struct Tracker {
         precondition((1...Self.maxDepth).contains(depth), "depth must be in 1...\(Self.maxDepth)")
         storage = UnsafeMutablePointer<TrackerStorage>.allocate(capacity: 1)
         storage.initialize(to: TrackerStorage(depth: depth))
-        storage.pointee.context.pointee.tracker = UnsafeMutableRawPointer(storage)
+        context = storage.pointee.context
+        shared = UnsafeMutablePointer<TrackerShared>.allocate(capacity: 1)
+        shared.initialize(to: TrackerShared(storage.pointee))
+        context.pointee.tracker = UnsafeMutableRawPointer(storage)
+        context.pointee.shared = UnsafeMutableRawPointer(shared)
         storage.pointee.createHostSite()
-    }
-
-    init(storage: UnsafeMutablePointer<TrackerStorage>) {
-        self.storage = storage
     }
 
     /// The tracker whose context this is.
     public init(context: UnsafeMutablePointer<luamem_context>) {
+        self.context = context
         self.storage = context.pointee.tracker.assumingMemoryBound(to: TrackerStorage.self)
+        self.shared = context.pointee.shared.assumingMemoryBound(to: TrackerShared.self)
     }
-
-    /// The `ud` to give Lua together with `Tracker.allocator`.
-    public var context: UnsafeMutablePointer<luamem_context> { storage.pointee.context }
 
     /// The allocator; its `ud` must be this tracker's `context`.
     public static let allocator: lua_Alloc = { ud, block, osize, nsize in
@@ -59,13 +63,13 @@ public struct Tracker {
             .assumingMemoryBound(to: TrackerStorage.self)
         if let block, storage.pointee.attached, !storage.pointee.owns(block, size: osize) {
             let result = storage.pointee.foreign(block, oldSize: osize, newSize: nsize)
-            if storage.pointee.mainThreadFreed { Tracker(storage: storage).closed() }
+            if storage.pointee.mainThreadFreed { Tracker(context: context).closed() }
             return result
         }
         if nsize == 0 {
             if let block {
                 storage.pointee.release(block, size: osize)
-                if storage.pointee.mainThreadFreed { Tracker(storage: storage).closed() }
+                if storage.pointee.mainThreadFreed { Tracker(context: context).closed() }
             }
             return nil
         }
@@ -105,14 +109,16 @@ public struct Tracker {
     public var isPaused: Bool { storage.pointee.passive }
 
     /// The flusher no longer reads this tracker, so closing the state may free it.
-    public func flusherReleased() { storage.pointee.flusherReleased = true }
+    public func flusherReleased() { luamem_store_relaxed(shared.pointee.released, 1) }
 
     /// Bytes of blocks allocated before the tracker was attached that are still live.
-    public var untrackedBytes: Int64 { luamem_load_relaxed(storage.pointee.untracked) }
+    public var untrackedBytes: Int64 { luamem_load_relaxed(shared.pointee.untracked) }
 
     /// The state's main block was freed: lua_close is done with the tracker.
     func closed() {
-        if storage.pointee.destroyOnClose && storage.pointee.flusherReleased { destroy() }
+        if storage.pointee.destroyOnClose && luamem_load_relaxed(shared.pointee.released) != 0 {
+            destroy()
+        }
     }
 
     /// Completes set-up once the state exists: records its main thread and verifies, with probe
@@ -163,6 +169,8 @@ public struct Tracker {
         storage.pointee.deallocate()
         storage.deinitialize(count: 1)
         storage.deallocate()
+        shared.pointee.released.deallocate()
+        shared.deallocate()
     }
 }
 
@@ -171,21 +179,27 @@ public struct Tracker {
 extension Tracker {
     /// Frames, sites and counter slots visible to other threads, in this order of publication:
     /// a site's frames are published before it, a slot's site before the slot.
-    public var publishedFrameCount: Int { storage.pointee.frames.publishedCount() }
-    public var publishedSiteCount: Int { storage.pointee.sites.publishedCount() }
-    public var publishedSlotCount: Int { storage.pointee.counters.publishedCount() }
+    public var publishedFrameCount: Int { shared.pointee.frames.publishedCount() }
+    public var publishedSiteCount: Int { shared.pointee.sites.publishedCount() }
+    public var publishedSlotCount: Int { shared.pointee.counters.publishedCount() }
 
-    public func frame(_ index: Int) -> FrameRecord { storage.pointee.frames.element(index).pointee }
-    public func site(_ index: Int) -> SiteRecord { storage.pointee.sites.element(index).pointee }
+    public func frame(_ index: Int) -> FrameRecord { shared.pointee.frames.element(index).pointee }
+    public func site(_ index: Int) -> SiteRecord { shared.pointee.sites.element(index).pointee }
 
     /// A copy of one slot's counters, read with relaxed atomics.
     public func counters(_ slot: Int) -> luamem_counters {
-        settledBeforeFirstCycle(TrackerStorage.read(storage.pointee.counters.element(slot)))
+        settledBeforeFirstCycle(Self.read(shared.pointee.counters.element(slot)))
     }
 
     /// The state's totals, read with relaxed atomics.
     public func totals() -> luamem_counters {
-        settledBeforeFirstCycle(TrackerStorage.read(storage.pointee.totals))
+        settledBeforeFirstCycle(Self.read(shared.pointee.totals))
+    }
+
+    private static func read(_ counter: UnsafeMutablePointer<luamem_counters>) -> luamem_counters {
+        var copy = luamem_counters()
+        luamem_counters_read(counter, &copy)
+        return copy
     }
 
     /// Post-GC figures exist once two cycles have completed (the first cycle cannot tell old
@@ -200,12 +214,12 @@ extension Tracker {
 
     /// Snapshots of this state written so far; only the flusher writes it.
     public var snapshotsWritten: Int64 {
-        get { luamem_load_relaxed(storage.pointee.snapshots) }
-        nonmutating set { luamem_store_relaxed(storage.pointee.snapshots, newValue) }
+        get { luamem_load_relaxed(shared.pointee.snapshots) }
+        nonmutating set { luamem_store_relaxed(shared.pointee.snapshots, newValue) }
     }
 
     /// Completed GC cycles seen by the sentinel.
-    public var gcCycles: Int64 { luamem_load_relaxed(storage.pointee.gcCycles) }
+    public var gcCycles: Int64 { luamem_load_relaxed(shared.pointee.gcCycles) }
 
     /// Whether C functions are identified by pointer (Lua's layout verified) or only as "[C]".
     public var identifiesCFunctions: Bool { storage.pointee.cfunctionLayoutVerified }
@@ -223,6 +237,32 @@ struct RawFrame: Equatable {
         self.source = source
         self.line = line
         self.lineDefined = lineDefined
+    }
+}
+
+/// The parts of a tracker other threads read: immutable pointers to figures that are written
+/// with relaxed atomics, and to records published with release ordering.
+struct TrackerShared {
+    let totals: UnsafeMutablePointer<luamem_counters>
+    let gcCycles: UnsafeMutablePointer<Int64>
+    @usableFromInline let snapshots: UnsafeMutablePointer<Int64>
+    let untracked: UnsafeMutablePointer<Int64>
+    /// Non-zero once the flusher no longer reads the tracker.
+    let released: UnsafeMutablePointer<Int64>
+    let counters: ChunkedView<luamem_counters>
+    let frames: ChunkedView<FrameRecord>
+    let sites: ChunkedView<SiteRecord>
+
+    init(_ storage: TrackerStorage) {
+        totals = storage.totals
+        gcCycles = storage.gcCycles
+        snapshots = storage.snapshots
+        untracked = storage.untracked
+        released = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+        released.initialize(to: 0)
+        counters = storage.counters.view
+        frames = storage.frames.view
+        sites = storage.sites.view
     }
 }
 
@@ -253,7 +293,7 @@ struct TrackerStorage {
     @usableFromInline let frameIDs: UnsafeMutablePointer<UInt32>
     @usableFromInline let totals: UnsafeMutablePointer<luamem_counters>
     @usableFromInline let gcCycles: UnsafeMutablePointer<Int64>
-    let snapshots: UnsafeMutablePointer<Int64>
+    @usableFromInline let snapshots: UnsafeMutablePointer<Int64>
 
     @usableFromInline var pool = UnsafeBlockPool()
     /// Attached to a live state: blocks may be the previous allocator's (see `owns`).
@@ -266,7 +306,6 @@ struct TrackerStorage {
     @usableFromInline var passive = false
     @usableFromInline var mainThreadFreed = false
     @usableFromInline var destroyOnClose = false
-    @usableFromInline var flusherReleased = false
     @usableFromInline var counters = UnsafeChunkedArray<luamem_counters>()
     @usableFromInline var frames = UnsafeChunkedArray<FrameRecord>()
     @usableFromInline var sites = UnsafeChunkedArray<SiteRecord>()
@@ -530,17 +569,4 @@ struct TrackerStorage {
         luamem_store_relaxed(gcCycles, luamem_load_relaxed(gcCycles) + 1)
     }
 
-    static func read(_ counter: UnsafeMutablePointer<luamem_counters>) -> luamem_counters {
-        var copy = luamem_counters()
-        copy.live_bytes = luamem_load_relaxed(&counter.pointee.live_bytes)
-        copy.live_count = luamem_load_relaxed(&counter.pointee.live_count)
-        copy.alloc_bytes = luamem_load_relaxed(&counter.pointee.alloc_bytes)
-        copy.alloc_count = luamem_load_relaxed(&counter.pointee.alloc_count)
-        copy.peak_bytes = luamem_load_relaxed(&counter.pointee.peak_bytes)
-        copy.gc_live_bytes = luamem_load_relaxed(&counter.pointee.gc_live_bytes)
-        copy.gc_live_count = luamem_load_relaxed(&counter.pointee.gc_live_count)
-        copy.site = counter.pointee.site
-        copy.type = counter.pointee.type
-        return copy
-    }
 }

@@ -65,4 +65,25 @@ struct UnsafeChunkedArray<Element> {
     func publishedCount() -> Int {
         Int(luamem_load_acquire_u32(published))
     }
+
+    /// What another thread may hold to read published elements.
+    var view: ChunkedView<Element> { ChunkedView(chunks: chunks, published: published) }
+}
+
+/// A reader's handle on an `UnsafeChunkedArray`: only its immutable pointers, so reading never
+/// touches the owner's mutable state.
+public struct ChunkedView<Element> {
+    let chunks: UnsafeMutablePointer<UnsafeMutablePointer<Element>?>
+    let published: UnsafeMutablePointer<UInt32>
+
+    /// The number of elements that may be read, loaded with acquire ordering.
+    func publishedCount() -> Int {
+        Int(luamem_load_acquire_u32(published))
+    }
+
+    /// An element below `publishedCount()`.
+    func element(_ index: Int) -> UnsafeMutablePointer<Element> {
+        chunks[index >> UnsafeChunkedArray<Element>.chunkShift].unsafelyUnwrapped
+            + (index & (UnsafeChunkedArray<Element>.chunkSize - 1))
+    }
 }

@@ -25,7 +25,8 @@ typedef struct luamem_context {
     int resumer_overflow;             /// resumes nested deeper than LUAMEM_MAX_RESUMERS
     lua_State *resumers[LUAMEM_MAX_RESUMERS];
     int closing;                      /// set before lua_close: no new GC sentinel
-    void *tracker;                    /// the Swift tracker's storage
+    void *tracker;                    /// the Swift tracker's storage (Lua thread only)
+    void *shared;                     /// what other threads read of the tracker
 } luamem_context;
 
 /// The resumer at `index` (0 is the outermost); a C array field Swift sees as a tuple.
@@ -146,6 +147,21 @@ typedef struct luamem_counters {
     uint32_t site;
     uint32_t type;
 } luamem_counters;
+
+/// A copy of the figures of a slot, read with relaxed atomics (by the flusher).
+static inline void luamem_counters_read(const luamem_counters *c, luamem_counters *out) {
+    out->live_bytes = __atomic_load_n(&c->live_bytes, __ATOMIC_RELAXED);
+    out->live_count = __atomic_load_n(&c->live_count, __ATOMIC_RELAXED);
+    out->alloc_bytes = __atomic_load_n(&c->alloc_bytes, __ATOMIC_RELAXED);
+    out->alloc_count = __atomic_load_n(&c->alloc_count, __ATOMIC_RELAXED);
+    out->peak_bytes = __atomic_load_n(&c->peak_bytes, __ATOMIC_RELAXED);
+    out->gc_live_bytes = __atomic_load_n(&c->gc_live_bytes, __ATOMIC_RELAXED);
+    out->gc_live_count = __atomic_load_n(&c->gc_live_count, __ATOMIC_RELAXED);
+    out->young_bytes = 0;
+    out->young_count = 0;
+    out->site = c->site;
+    out->type = c->type;
+}
 
 /// Adds to one counter of a single-writer slot without a locked instruction.
 static inline void luamem_counter_add(int64_t *p, int64_t delta) {

@@ -22,6 +22,7 @@ assert(luamem.stop() == true)
 assert(luamem.stats().tracking == false)
 local again, why = luamem.stop()
 assert(again == nil and why == "luamem is not tracking this Lua state", why)
+assert(luamem.flush() == nil, "flush after stop")
 after_stop = {}
 for i = 1, 50 do after_stop[i] = {} end                                    -- line 26: not recorded
 print("module ok")
