@@ -45,9 +45,10 @@ CREATE TABLE frames (
     file         TEXT    NOT NULL,
     line         INTEGER NOT NULL,
     line_defined INTEGER NOT NULL,    -- first line of the enclosing function (0: main chunk)
-    function     TEXT,                -- name as Lua's debug info gives it, NULL when unknown
-    UNIQUE (source, line, line_defined)
+    function     TEXT                 -- name as Lua's debug info gives it, NULL when unknown
 );
+-- The same line of another build may sit in another function: the name is part of a frame.
+CREATE UNIQUE INDEX frames_identity ON frames(source, line, line_defined, coalesce(function, ''));
 
 -- An allocation site: a Lua call stack (innermost frame first) plus the C function, if any,
 -- that was running when the allocation happened (e.g. "string.rep").

@@ -3,7 +3,7 @@ import Foundation
 
 /// How a listing is printed.
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
-    case table, json, csv
+    case table, json, csv, markdown
 }
 
 /// One value of a listing.
@@ -12,6 +12,10 @@ enum Cell {
     /// Bytes: printed for people as "1.5 MiB" (with a sign when `signed`), as an integer otherwise.
     case bytes(Int64, signed: Bool)
     case text(String?)
+    /// Milliseconds: "1h02m", "3.5s" for people, an integer otherwise.
+    case duration(Int64)
+    /// A fraction: "12.5%" for people, a number otherwise; nil prints as empty / null.
+    case percent(Double?)
 }
 
 /// A listing with named columns, printed as an aligned table, JSON (an array of objects with the
@@ -26,32 +30,57 @@ struct Listing {
     var columns: [Column]
     var rows: [[Cell]] = []
 
-    func render(_ format: OutputFormat) -> String {
+    /// The listing in `format`; `colored` paints growth red and shrinkage green (tables only).
+    func render(_ format: OutputFormat, colored: Bool = false) -> String {
         switch format {
-        case .table: table()
+        case .table: table(colored: colored)
         case .json: json()
         case .csv: csv()
+        case .markdown: markdown()
         }
     }
 
-    private func table() -> String {
+    /// Only the columns people read in a table (those with a title).
+    private var shown: [Int] { columns.indices.filter { !columns[$0].title.isEmpty } }
+
+    private func markdown() -> String {
+        let indices = shown
+        var lines = ["| " + indices.map { columns[$0].title }.joined(separator: " | ") + " |"]
+        lines.append("| " + indices.map { columns[$0].rightAligned ? "---:" : "---" }.joined(separator: " | ") + " |")
+        for row in rows {
+            lines.append("| " + indices.map {
+                Self.human(row[$0]).replacingOccurrences(of: "|", with: "\\|")
+            }.joined(separator: " | ") + " |")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private func table(colored: Bool) -> String {
+        let indices = shown
+        let columns = indices.map { self.columns[$0] }
+        let rows = self.rows.map { row in indices.map { row[$0] } }
         let texts = rows.map { $0.map(Self.human) }
         var widths = columns.map(\.title.count)
         for row in texts {
             for (index, text) in row.enumerated() { widths[index] = max(widths[index], text.count) }
         }
-        func line(_ cells: [String]) -> String {
+        func line(_ cells: [String], _ values: [Cell]?) -> String {
             var parts: [String] = []
             for (index, cell) in cells.enumerated() {
                 let padding = String(repeating: " ", count: widths[index] - cell.count)
                 let last = index == cells.count - 1
-                parts.append(columns[index].rightAligned ? padding + cell : (last ? cell : cell + padding))
+                var text = cell
+                if colored, case .bytes(let value, true)? = values?[index], value != 0 {
+                    text = (value > 0 ? "\u{1B}[31m" : "\u{1B}[32m") + cell + "\u{1B}[0m"
+                }
+                parts.append(columns[index].rightAligned ? padding + text : (last ? text : text + padding))
             }
             return parts.joined(separator: "  ")
         }
-        var lines = [line(columns.map(\.title))]
-        lines += texts.map(line)
-        return lines.joined(separator: "\n") + "\n"
+        var lines = [line(columns.map(\.title), nil)]
+        lines += zip(texts, rows).map { line($0, $1) }
+        return lines.map { $0.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) }
+            .joined(separator: "\n") + "\n"
     }
 
     private func json() -> String {
@@ -67,8 +96,9 @@ struct Listing {
         for row in rows {
             lines.append(row.map { cell in
                 switch cell {
-                case .integer(let value), .bytes(let value, _): String(value)
+                case .integer(let value), .bytes(let value, _), .duration(let value): String(value)
                 case .text(let text): Self.csvField(text ?? "")
+                case .percent(let value): value.map { String(format: "%.4f", $0) } ?? ""
                 }
             }.joined(separator: ","))
         }
@@ -80,6 +110,8 @@ struct Listing {
         case .integer(let value): String(value)
         case .bytes(let value, let signed): formatBytes(value, signed: signed)
         case .text(let text): text ?? ""
+        case .duration(let value): formatDuration(value)
+        case .percent(let value): value.map { String(format: "%+.1f%%", $0 * 100) } ?? ""
         }
     }
 
@@ -101,8 +133,21 @@ struct Listing {
 
     private static func jsonValue(_ cell: Cell) -> String {
         switch cell {
-        case .integer(let value), .bytes(let value, _): String(value)
+        case .integer(let value), .bytes(let value, _), .duration(let value): String(value)
         case .text(let text): text.map(jsonString) ?? "null"
+        case .percent(let value): value.map { String(format: "%.6f", $0) } ?? "null"
+        }
+    }
+
+    /// 850ms, 12.3s, 4m05s, 2h07m, 3d04h.
+    static func formatDuration(_ milliseconds: Int64) -> String {
+        let seconds = milliseconds / 1000
+        switch milliseconds {
+        case ..<1000: return "\(milliseconds)ms"
+        case ..<60_000: return String(format: "%.1fs", Double(milliseconds) / 1000)
+        case ..<3_600_000: return String(format: "%dm%02ds", seconds / 60, seconds % 60)
+        case ..<86_400_000: return String(format: "%dh%02dm", seconds / 3600, seconds % 3600 / 60)
+        default: return String(format: "%dd%02dh", seconds / 86400, seconds % 86400 / 3600)
         }
     }
 

@@ -9,8 +9,14 @@ static const char migration_0001[] = {
     , 0
 };
 
+static const char migration_0002[] = {
+#embed "../../Migrations/0002_change_views.sql"
+    , 0
+};
+
 static const luamem_migration migrations[] = {
     {1, "0001_initial", migration_0001},
+    {2, "0002_change_views", migration_0002},
 };
 
 const luamem_migration *luamem_migrations(int *count) {

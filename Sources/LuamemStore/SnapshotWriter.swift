@@ -72,7 +72,7 @@ public final class SnapshotWriter {
         insertFrame = try db.prepare(
             "INSERT OR IGNORE INTO frames (source, file, line, line_defined, function) VALUES (?, ?, ?, ?, ?)")
         selectFrame = try db.prepare(
-            "SELECT id FROM frames WHERE source = ? AND line = ? AND line_defined = ?")
+            "SELECT id FROM frames WHERE source = ? AND line = ? AND line_defined = ? AND function IS ?")
         insertSite = try db.prepare(
             "INSERT OR IGNORE INTO sites (frame_id, stack, c_function) VALUES (?, ?, ?)")
         selectSite = try db.prepare("SELECT id FROM sites WHERE stack = ? AND c_function = ?")
@@ -128,7 +128,9 @@ public final class SnapshotWriter {
             .text(source), .text(Self.file(ofSource: source)), .integer(line),
             .integer(lineDefined), function.map(Value.text) ?? .null,
         ])
-        try selectFrame.bind([.text(source), .integer(line), .integer(lineDefined)])
+        try selectFrame.bind([
+            .text(source), .integer(line), .integer(lineDefined), function.map(Value.text) ?? .null,
+        ])
         defer { try? selectFrame.bind([]) }
         guard try selectFrame.step() else {
             throw StoreError(code: 1, message: "frame row vanished", sql: selectFrame.sql)

@@ -157,3 +157,130 @@ extension Store {
         return result
     }
 }
+
+/// A run with what `luamem runs` shows of it.
+public struct RunSummary: Sendable {
+    public var run: RunRecord
+    public var states: Int64
+    public var snapshots: Int64
+    public var lastSnapshotMs: Int64?
+    public var peakLiveBytes: Int64
+    public var finalLiveBytes: Int64
+    public var finalGCLiveBytes: Int64
+}
+
+/// A snapshot with its state and totals.
+public struct SnapshotSummary: Sendable {
+    public var ref: SnapshotRef
+    public var runID: Int64
+    public var state: String
+    public var kind: String
+    public var totals: Figures
+    public var gcCycles: Int64
+}
+
+extension Store {
+    private static let runColumns = "id, build, name, host, pid, command, started_ms, ended_ms"
+
+    private func runRecord(_ statement: Statement, from column: Int32 = 0) -> RunRecord {
+        RunRecord(
+            id: statement.int64(column), build: statement.text(column + 1),
+            name: statement.text(column + 2), host: statement.text(column + 3) ?? "",
+            pid: statement.int64(column + 4), command: statement.text(column + 5) ?? "",
+            startedMs: statement.int64(column + 6),
+            endedMs: statement.isNull(column + 7) ? nil : statement.int64(column + 7))
+    }
+
+    /// Runs, oldest first, optionally only one build's.
+    public func runs(build: String? = nil) throws -> [RunRecord] {
+        let statement = try database.prepare(
+            "SELECT \(Self.runColumns) FROM runs WHERE coalesce(?1, build) IS build ORDER BY id")
+        try statement.bind([build.map(Value.text) ?? .null])
+        var result: [RunRecord] = []
+        while try statement.step() { result.append(runRecord(statement)) }
+        return result
+    }
+
+    /// The run that was going on at `timeMs`: the latest started at or before it.
+    public func run(atMs timeMs: Int64) throws -> RunRecord? {
+        let statement = try database.prepare(
+            "SELECT \(Self.runColumns) FROM runs WHERE started_ms <= ? ORDER BY started_ms DESC, id DESC LIMIT 1")
+        try statement.bind([.integer(timeMs)])
+        return try statement.step() ? runRecord(statement) : nil
+    }
+
+    /// Per run: states, snapshots, and the totals (summed over states) at its peak and at its end.
+    public func runSummaries(build: String? = nil) throws -> [RunSummary] {
+        try runs(build: build).map { run in
+            let snapshots = try self.snapshots(runID: run.id)
+            var byTime: [Int64: Int64] = [:]
+            var latest: [Int64: SnapshotSummary] = [:]
+            for snapshot in snapshots {
+                latest[snapshot.ref.stateID] = snapshot
+                byTime[snapshot.ref.timeMs, default: 0] = latest.values.map(\.totals.liveBytes).reduce(0, +)
+            }
+            return RunSummary(
+                run: run, states: Int64(Set(snapshots.map(\.ref.stateID)).count),
+                snapshots: Int64(snapshots.count), lastSnapshotMs: snapshots.last?.ref.timeMs,
+                peakLiveBytes: byTime.values.max() ?? 0,
+                finalLiveBytes: latest.values.map(\.totals.liveBytes).reduce(0, +),
+                finalGCLiveBytes: latest.values.map(\.totals.gcLiveBytes).reduce(0, +))
+        }
+    }
+
+    /// A run's snapshots in order.
+    public func snapshots(runID: Int64) throws -> [SnapshotSummary] {
+        let statement = try database.prepare("""
+            SELECT sn.id, sn.state_id, sn.time_ms, sn.run_id, st.name, sn.kind, sn.live_bytes,
+                   sn.live_count, sn.alloc_bytes, sn.alloc_count, sn.peak_bytes, sn.gc_live_bytes,
+                   sn.gc_live_count, sn.gc_cycles
+            FROM snapshots sn JOIN states st ON st.id = sn.state_id
+            WHERE sn.run_id = ? ORDER BY sn.id
+            """)
+        try statement.bind([.integer(runID)])
+        var result: [SnapshotSummary] = []
+        while try statement.step() {
+            result.append(SnapshotSummary(
+                ref: SnapshotRef(id: statement.int64(0), stateID: statement.int64(1), timeMs: statement.int64(2)),
+                runID: statement.int64(3), state: statement.text(4) ?? "", kind: statement.text(5) ?? "",
+                totals: Figures(
+                    liveBytes: statement.int64(6), liveCount: statement.int64(7),
+                    allocBytes: statement.int64(8), allocCount: statement.int64(9),
+                    peakBytes: statement.int64(10), gcLiveBytes: statement.int64(11),
+                    gcLiveCount: statement.int64(12)),
+                gcCycles: statement.int64(13)))
+        }
+        return result
+    }
+
+    /// One snapshot by id.
+    public func snapshot(id: Int64) throws -> SnapshotRef? {
+        let statement = try database.prepare("SELECT id, state_id, time_ms FROM snapshots WHERE id = ?")
+        try statement.bind([.integer(id)])
+        return try statement.step()
+            ? SnapshotRef(id: statement.int64(0), stateID: statement.int64(1), timeMs: statement.int64(2))
+            : nil
+    }
+
+    /// Every recorded row of a state up to `lastSnapshot`, in snapshot order: replaying them gives
+    /// the state at each snapshot.
+    public func changes(stateID: Int64, upTo lastSnapshot: Int64) throws -> [(snapshotID: Int64, figures: SiteFigures)] {
+        let statement = try database.prepare("""
+            SELECT snapshot_id, site_id, type, live_bytes, live_count, alloc_bytes, alloc_count,
+                   peak_bytes, gc_live_bytes, gc_live_count
+            FROM site_stats WHERE state_id = ? AND snapshot_id <= ? ORDER BY snapshot_id
+            """)
+        try statement.bind([.integer(stateID), .integer(lastSnapshot)])
+        var result: [(Int64, SiteFigures)] = []
+        while try statement.step() {
+            result.append((statement.int64(0), SiteFigures(
+                stateID: stateID, siteID: statement.int64(1), type: statement.int64(2),
+                figures: Figures(
+                    liveBytes: statement.int64(3), liveCount: statement.int64(4),
+                    allocBytes: statement.int64(5), allocCount: statement.int64(6),
+                    peakBytes: statement.int64(7), gcLiveBytes: statement.int64(8),
+                    gcLiveCount: statement.int64(9)))))
+        }
+        return result
+    }
+}

@@ -1,0 +1,178 @@
+import ArgumentParser
+import Foundation
+import LuamemStore
+
+/// `--format` and `--top`, shared by every listing.
+struct OutputOptions: ParsableArguments {
+    @Option(help: "Output format: table, json, csv or markdown.")
+    var format: OutputFormat = .table
+
+    @Option(help: "How many rows to print.")
+    var top: Int = 20
+
+    func validate() throws {
+        guard top > 0 else { throw ValidationError("--top must be at least 1, got \(top)") }
+    }
+
+    /// Colours only for a table on a terminal, and never with NO_COLOR set.
+    var colored: Bool {
+        format == .table && isatty(STDOUT_FILENO) == 1
+            && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
+    }
+
+    func print(_ listing: Listing, heading: String? = nil) {
+        if let heading, format == .table || format == .markdown {
+            // Markdown: one hard-broken line per heading line, then a blank line.
+            Swift.print(format == .markdown
+                ? heading.split(separator: "\n").joined(separator: "  \n") + "\n" : heading)
+        }
+        Swift.print(listing.render(format, colored: colored), terminator: "")
+    }
+}
+
+/// `--run`, `--build` and `--state`: which run and which Lua states to look at.
+struct SelectionOptions: ParsableArguments {
+    @Option(name: .customLong("run"), help: "The run to look at (default: the latest).")
+    var runID: Int64?
+
+    @Option(help: "The latest run of this build label (instead of --run).")
+    var build: String?
+
+    @Option(help: "Only the Lua state with this name (default: all states of the run).")
+    var state: String?
+
+    func validate() throws {
+        if let runID, runID <= 0 { throw ValidationError("--run must be a positive run id, got \(runID)") }
+        if runID != nil && build != nil { throw ValidationError("--run and --build cannot be used together") }
+    }
+
+    /// The selected run.
+    func run(in store: Store) throws -> RunRecord {
+        if let build {
+            guard let run = try store.runs(build: build).last else {
+                throw CommandError("no run of build '\(build)' in \(store.path)")
+            }
+            return run
+        }
+        guard let id = try runID ?? store.latestRunID() else {
+            throw CommandError("\(store.path) has no runs yet")
+        }
+        guard let run = try store.run(id: id) else {
+            throw CommandError("no run \(id) in \(store.path) (see `luamem runs`)")
+        }
+        return run
+    }
+
+    /// Whether a state id is selected; throws when --state names no state of the run.
+    func stateFilter(_ store: Store, runID: Int64) throws -> (Int64) -> Bool {
+        guard let state else { return { _ in true } }
+        let ids = try store.stateIDs(runID: runID, name: state)
+        guard !ids.isEmpty else { throw CommandError("run \(runID) has no Lua state named '\(state)'") }
+        return { ids.contains($0) }
+    }
+}
+
+/// `--since`: the start of the window a command looks at.
+struct WindowOptions: ParsableArguments {
+    @Option(help: "Start of the window, e.g. 1h (default: the whole run).")
+    var since: String?
+
+    func validate() throws {
+        if let since, TimeExpression(since) == nil {
+            throw ValidationError("--since '\(since)' is not a time: use \(TimeExpression.help)")
+        }
+    }
+
+    /// The start in Unix milliseconds, nil for the whole run.
+    func sinceMs(nowMs: Int64) -> Int64? {
+        since.flatMap(TimeExpression.init)?.epochMs(nowMs: nowMs)
+    }
+}
+
+/// `--by` and `--current`: what a row is and which live figure it shows.
+struct RowOptions: ParsableArguments {
+    @Option(help: "Group sites by line, function, file or type.")
+    var by: Grouping = .line
+
+    @Flag(help: "Use live bytes at the snapshots, uncollected garbage included, instead of live bytes after GC.")
+    var current = false
+}
+
+/// `--fail-above`: turns growth into exit status 1, for CI jobs.
+struct GateOptions: ParsableArguments {
+    @Option(help: "Exit with status 1 when the total or any row grows by more than this: bytes (512KiB, 2MB) or a percentage of the total at the start (5%).")
+    var failAbove: Threshold?
+
+    /// Throws exit status 1 when the total or a row grew beyond the threshold.
+    func check(total: Int64, base: Int64, rows: [Int64]) throws {
+        if let failAbove, failAbove.exceeded(total: total, base: base, rows: rows) {
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// How sites are grouped into rows.
+enum Grouping: String, ExpressibleByArgument, CaseIterable {
+    case line, function, file, type
+}
+
+/// The row a site belongs to. Across builds (`diff`), a line is identified by its file, function
+/// and distance from the function's first line, so edits elsewhere that move it still match.
+struct SiteKey: Hashable {
+    var file: String?
+    var function: String?
+    var line: Int64?
+    var type: String?
+
+    init(_ info: SiteInfo, type: String, by grouping: Grouping, acrossBuilds: Bool = false) {
+        switch grouping {
+        case .line:
+            file = info.file
+            line = acrossBuilds ? info.line - info.lineDefined : info.line
+            function = acrossBuilds ? info.function : nil
+        case .function:
+            file = info.file
+            function = info.function
+            line = acrossBuilds ? nil : info.lineDefined
+        case .file:
+            file = info.file
+        case .type:
+            self.type = type
+        }
+    }
+
+    /// How the row is printed, from one of its sites.
+    static func label(_ info: SiteInfo, type: String, by grouping: Grouping) -> String {
+        switch grouping {
+        case .line: info.file == "[host]" ? "[host]" : "\(info.file):\(info.line)"
+        case .function: info.file == "[host]" ? "[host]" : "\(info.file):\(info.lineDefined)"
+        case .file: info.file
+        case .type: type
+        }
+    }
+
+    /// The function name as printed: Lua's name, or where an anonymous function is defined.
+    static func functionName(_ info: SiteInfo) -> String? {
+        if let function = info.function { return function }
+        return info.file == "[host]" ? nil : "function <\(info.file):\(info.lineDefined)>"
+    }
+}
+
+/// Parses byte sizes: 1024, 512KiB, 1.5MB, 2G (powers of 1024).
+enum ByteSize {
+    static func parse(_ text: String) -> Int64? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let digits = trimmed.prefix { $0.isNumber || $0 == "." }
+        guard !digits.isEmpty, let value = Double(digits), value >= 0 else { return nil }
+        let unit = trimmed.dropFirst(digits.count).lowercased()
+        let scale: Double
+        switch unit {
+        case "", "b": scale = 1
+        case "k", "kb", "kib": scale = 1024
+        case "m", "mb", "mib": scale = 1024 * 1024
+        case "g", "gb", "gib": scale = 1024 * 1024 * 1024
+        default: return nil
+        }
+        return Int64((value * scale).rounded())
+    }
+}

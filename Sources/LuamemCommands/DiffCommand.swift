@@ -1,0 +1,263 @@
+import ArgumentParser
+import Foundation
+import LuamemAgent
+import LuamemStore
+
+/// What `--base` and `--head` name.
+enum Reference: ExpressibleByArgument, CustomStringConvertible {
+    case run(Int64)
+    case build(String)
+    case snapshot(Int64)
+    case time(String)
+
+    init?(argument: String) {
+        if argument.hasPrefix("run:"), let id = Int64(argument.dropFirst(4)), id > 0 {
+            self = .run(id)
+        } else if argument.hasPrefix("build:"), argument.count > 6 {
+            self = .build(String(argument.dropFirst(6)))
+        } else if argument.hasPrefix("snapshot:"), let id = Int64(argument.dropFirst(9)), id > 0 {
+            self = .snapshot(id)
+        } else if TimeExpression(argument) != nil {
+            self = .time(argument)
+        } else {
+            return nil
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .run(let id): "run \(id)"
+        case .build(let label): "build \(label)"
+        case .snapshot(let id): "snapshot \(id)"
+        case .time(let text): text
+        }
+    }
+
+    static let help = "run:ID, build:LABEL, snapshot:ID, or a time (\(TimeExpression.help))"
+}
+
+/// Which moment of a run a reference compares.
+enum Moment: ExpressibleByArgument {
+    case end, peak
+    case elapsed(Int64)
+
+    init?(argument: String) {
+        switch argument {
+        case "end": self = .end
+        case "peak": self = .peak
+        default:
+            guard let milliseconds = TimeExpression.durationMs(argument), !argument.hasPrefix("-") else {
+                return nil
+            }
+            self = .elapsed(milliseconds)
+        }
+    }
+}
+
+/// The figures a reference stands for, grouped into rows.
+struct Side {
+    var description: String
+    var values: [SiteKey: Int64] = [:]
+    var labels: [SiteKey: (site: String, info: SiteInfo)] = [:]
+    var total: Int64 = 0
+}
+
+/// `luamem diff`: two moments side by side, site by site.
+struct DiffCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "Compare live memory per site between two runs, builds, snapshots or times.",
+        discussion: """
+            REF is \(Reference.help). A run is compared at its end (--at). A build label that \
+            several runs share stands for the median of those runs, site by site. Sites are \
+            matched across builds by file, function and distance from the function's first \
+            line, so edits elsewhere that move a line do not break the match; sites found on \
+            one side only are shown as new or gone. Figures are live bytes after GC \
+            (--current: at the snapshot). Rows are sorted by the size of the change.
+            """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(help: "What to compare against (\(Reference.help)).")
+    var base: Reference
+
+    @Option(help: "What to compare (same forms as --base).")
+    var head: Reference
+
+    @Option(help: "Which moment of a run: end, peak, or an elapsed time such as 30m.")
+    var at: Moment = .end
+
+    @OptionGroup var rows: RowOptions
+
+    @Option(help: "Only the Lua states with this name.")
+    var state: String?
+
+    @OptionGroup var gate: GateOptions
+
+    func run() throws {
+        let store = try openStore(database)
+        let typeNames = try store.objectTypeNames()
+        let baseSide = try resolve(base, in: store, typeNames: typeNames)
+        let headSide = try resolve(head, in: store, typeNames: typeNames)
+
+        struct Row {
+            var key: SiteKey
+            var base: Int64?
+            var head: Int64?
+            var change: Int64 { (head ?? 0) - (base ?? 0) }
+        }
+        let keys = Set(baseSide.values.keys).union(headSide.values.keys)
+        let changes = keys.map { Row(key: $0, base: baseSide.values[$0], head: headSide.values[$0]) }
+            .filter { $0.change != 0 || ($0.base ?? 0) != 0 }
+            .sorted {
+                if abs($0.change) != abs($1.change) { return abs($0.change) > abs($1.change) }
+                return ($0.head ?? $0.base ?? 0) > ($1.head ?? $1.base ?? 0)
+            }
+        var listing = Listing(columns: [
+            .init(key: "base_bytes", title: "BASE", rightAligned: true),
+            .init(key: "head_bytes", title: "HEAD", rightAligned: true),
+            .init(key: "change_bytes", title: "CHANGE", rightAligned: true),
+            .init(key: "change_fraction", title: "%", rightAligned: true),
+            .init(key: "status", title: "NOTE", rightAligned: false),
+            .init(key: "site", title: rows.by == .type ? "TYPE" : "SITE", rightAligned: false),
+            .init(key: "function", title: rows.by == .file || rows.by == .type ? "" : "FUNCTION", rightAligned: false),
+            .init(key: "source", title: "", rightAligned: false),
+            .init(key: "line", title: "", rightAligned: false),
+        ])
+        for row in changes.prefix(output.top) {
+            let label = headSide.labels[row.key] ?? baseSide.labels[row.key]!
+            let status = row.base == nil ? "new" : (row.head == nil ? "gone" : (row.change == 0 ? "same" : "changed"))
+            let fraction: Double? = (row.base ?? 0) > 0 ? Double(row.change) / Double(row.base!) : nil
+            listing.rows.append([
+                .bytes(row.base ?? 0, signed: false), .bytes(row.head ?? 0, signed: false),
+                .bytes(row.change, signed: true), .percent(fraction),
+                .text(status == "changed" || status == "same" ? nil : status),
+                .text(label.site),
+                .text(rows.by == .file || rows.by == .type ? nil : SiteKey.functionName(label.info)),
+                .text(rows.by == .type ? nil : label.info.file),
+                rows.by == .line ? .integer(label.info.line) : .text(nil),
+            ])
+        }
+        if output.format == .json || output.format == .csv {
+            // Scripts get the status word in every row.
+            for index in listing.rows.indices {
+                if case .text(nil) = listing.rows[index][4] { listing.rows[index][4] = .text("changed") }
+            }
+        }
+        let change = headSide.total - baseSide.total
+        let fraction = baseSide.total > 0
+            ? String(format: ", %+.1f%%", Double(change) / Double(baseSide.total) * 100) : ""
+        let heading = "base: \(baseSide.description)\nhead: \(headSide.description)\n"
+            + "total \(rows.current ? "live" : "live after GC"): \(Listing.formatBytes(baseSide.total)) → "
+            + "\(Listing.formatBytes(headSide.total)) (\(Listing.formatBytes(change, signed: true))\(fraction))"
+        output.print(listing, heading: heading)
+        try gate.check(total: change, base: baseSide.total, rows: changes.map(\.change))
+    }
+
+    // MARK: Resolving references
+
+    private func resolve(_ reference: Reference, in store: Store, typeNames: [Int64: String]) throws -> Side {
+        switch reference {
+        case .run(let id):
+            guard let run = try store.run(id: id) else { throw CommandError("no run \(id) in \(store.path)") }
+            return try side(of: run, in: store, typeNames: typeNames)
+        case .build(let label):
+            let runs = try store.runs(build: label)
+            guard !runs.isEmpty else { throw CommandError("no run of build '\(label)' in \(store.path)") }
+            let sides = try runs.map { try side(of: $0, in: store, typeNames: typeNames) }
+            return median(of: sides, description: "build \(label) (median of \(runs.count) run\(runs.count == 1 ? "" : "s"): "
+                + runs.map { String($0.id) }.joined(separator: ", ") + ")")
+        case .snapshot(let id):
+            guard let snapshot = try store.snapshot(id: id) else {
+                throw CommandError("no snapshot \(id) in \(store.path)")
+            }
+            var result = Side(description: "snapshot \(id) (\(formatTime(snapshot.timeMs)) UTC)")
+            try add(snapshot, to: &result, in: store, typeNames: typeNames)
+            return result
+        case .time(let text):
+            let timeMs = TimeExpression(text)!.epochMs(nowMs: Clock.epochMs())
+            guard let run = try store.run(atMs: timeMs) else {
+                throw CommandError("no run had started by \(formatTime(timeMs)) UTC")
+            }
+            let heads = try store.headSnapshots(runID: run.id, untilMs: timeMs)
+            var result = Side(description: "\(describe(run)) at \(formatTime(timeMs)) UTC")
+            for snapshot in try filtered(heads, store: store, runID: run.id) {
+                try add(snapshot, to: &result, in: store, typeNames: typeNames)
+            }
+            return result
+        }
+    }
+
+    private func filtered(_ snapshots: [SnapshotRef], store: Store, runID: Int64) throws -> [SnapshotRef] {
+        guard let state else { return snapshots }
+        let ids = try store.stateIDs(runID: runID, name: state)
+        guard !ids.isEmpty else { throw CommandError("run \(runID) has no Lua state named '\(state)'") }
+        return snapshots.filter { ids.contains($0.stateID) }
+    }
+
+    /// A run at the chosen moment, its states added together.
+    private func side(of run: RunRecord, in store: Store, typeNames: [Int64: String]) throws -> Side {
+        let all = try store.snapshots(runID: run.id)
+        let chosen: [SnapshotRef]
+        let moment: String
+        switch at {
+        case .end:
+            chosen = try store.headSnapshots(runID: run.id, untilMs: nil)
+            moment = "end"
+        case .elapsed(let milliseconds):
+            chosen = try store.headSnapshots(runID: run.id, untilMs: run.startedMs + milliseconds)
+            moment = "\(Listing.formatDuration(milliseconds)) in"
+        case .peak:
+            // The snapshot time at which the run's states together held the most.
+            var latest: [Int64: SnapshotSummary] = [:]
+            var best: (total: Int64, time: Int64)?
+            for snapshot in all {
+                latest[snapshot.ref.stateID] = snapshot
+                let total = latest.values.map { rows.current ? $0.totals.liveBytes : $0.totals.gcLiveBytes }.reduce(0, +)
+                if best == nil || total > best!.total { best = (total, snapshot.ref.timeMs) }
+            }
+            chosen = try store.headSnapshots(runID: run.id, untilMs: best?.time ?? run.startedMs)
+            moment = "peak"
+        }
+        var result = Side(description: "\(describe(run)) at \(moment)")
+        for snapshot in try filtered(chosen, store: store, runID: run.id) {
+            try add(snapshot, to: &result, in: store, typeNames: typeNames)
+        }
+        return result
+    }
+
+    private func add(_ snapshot: SnapshotRef, to side: inout Side, in store: Store, typeNames: [Int64: String]) throws {
+        let figures = try store.figures(at: snapshot)
+        let infos = try store.siteInfo(ids: Set(figures.map(\.siteID)))
+        for entry in figures {
+            guard let info = infos[entry.siteID] else { continue }
+            let type = typeNames[entry.type] ?? "?"
+            let key = SiteKey(info, type: type, by: rows.by, acrossBuilds: true)
+            let value = rows.current ? entry.figures.liveBytes : entry.figures.gcLiveBytes
+            side.values[key, default: 0] += value
+            side.total += value
+            if side.labels[key] == nil { side.labels[key] = (SiteKey.label(info, type: type, by: rows.by), info) }
+        }
+    }
+
+    /// Per row, the median over runs (a run without the row counts as 0).
+    private func median(of sides: [Side], description: String) -> Side {
+        var result = Side(description: description)
+        let keys = Set(sides.flatMap(\.values.keys))
+        for key in keys {
+            result.values[key] = Self.median(sides.map { $0.values[key] ?? 0 })
+            result.labels[key] = sides.lazy.compactMap { $0.labels[key] }.first
+        }
+        result.total = Self.median(sides.map(\.total))
+        return result
+    }
+
+    static func median(_ values: [Int64]) -> Int64 {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+}

@@ -1,0 +1,164 @@
+import ArgumentParser
+import Foundation
+import LuamemAgent
+import LuamemStore
+
+/// `luamem leaks`: sites whose live memory grows steadily.
+struct LeaksCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "leaks",
+        abstract: "Rank sites whose live memory grows steadily over a window.",
+        discussion: """
+            For each row, fits a straight line to its live bytes after GC at every snapshot of \
+            the window. RATE is the slope, FIT how well the line fits (R², 0 to 1), LATE the \
+            share of the growth that happened in the second half of the window. A leak grows \
+            at a steady rate: a good fit and growth in both halves. A cache that fills up and \
+            then stays flat has little LATE growth, and memory that rises and falls with load \
+            fits badly; neither is listed. --all lists every row with its figures. Times: \
+            \(TimeExpression.help).
+            """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var selection: SelectionOptions
+    @OptionGroup var output: OutputOptions
+
+    @OptionGroup var window: WindowOptions
+    @OptionGroup var rows: RowOptions
+
+    @Flag(help: "List every row, suspect or not.")
+    var all = false
+
+    func run() throws {
+        let store = try openStore(database)
+        let run = try selection.run(in: store)
+        let selected = try selection.stateFilter(store, runID: run.id)
+        let fromMs = window.sinceMs(nowMs: Clock.epochMs())
+        let series = try Series(
+            store: store, run: run, fromMs: fromMs, by: rows.by, current: rows.current, selected: selected)
+        guard series.times.count >= 3 else {
+            throw CommandError(
+                "\(describe(run)) has \(series.times.count) snapshot(s) in the window; leaks needs at least 3 "
+                    + "(use a shorter --interval or a longer window)")
+        }
+        let trends = series.values.compactMap { key, values -> (SiteKey, Trend)? in
+            Trend(times: series.times, values: values).map { (key, $0) }
+        }
+        let ranked = trends.filter { all || $0.1.isSuspect }.sorted {
+            $0.1.score != $1.1.score ? $0.1.score > $1.1.score : $0.1.growth > $1.1.growth
+        }
+        var listing = Listing(columns: [
+            .init(key: "rate_bytes_per_minute", title: "RATE/MIN", rightAligned: true),
+            .init(key: "fit", title: "FIT", rightAligned: true),
+            .init(key: "late", title: "LATE", rightAligned: true),
+            .init(key: "growth_bytes", title: "GROWTH", rightAligned: true),
+            .init(key: "live_bytes", title: "LIVE", rightAligned: true),
+            .init(key: "site", title: rows.by == .type ? "TYPE" : "SITE", rightAligned: false),
+            .init(key: "function", title: rows.by == .file || rows.by == .type ? "" : "FUNCTION", rightAligned: false),
+            .init(key: "suspect", title: all ? "SUSPECT" : "", rightAligned: false),
+            .init(key: "source", title: "", rightAligned: false),
+            .init(key: "line", title: "", rightAligned: false),
+        ])
+        for (key, trend) in ranked.prefix(output.top) {
+            let label = series.labels[key]!
+            listing.rows.append([
+                .bytes(Int64((trend.slope * 60).rounded()), signed: true),
+                .text(String(format: "%.2f", trend.fit)), .text(String(format: "%.0f%%", trend.late * 100)),
+                .bytes(trend.growth, signed: true), .bytes(series.lastLive[key] ?? 0, signed: false),
+                .text(label.site),
+                .text(rows.by == .file || rows.by == .type ? nil : SiteKey.functionName(label.info)),
+                .text(trend.isSuspect ? "yes" : "no"),
+                .text(rows.by == .type ? nil : label.info.file),
+                rows.by == .line ? .integer(label.info.line) : .text(nil),
+            ])
+        }
+        let span = (series.times.last ?? 0) - (series.times.first ?? 0)
+        let heading = "\(describe(run)): \(series.times.count) snapshots over \(Listing.formatDuration(span)), "
+            + (ranked.isEmpty ? "no steadily growing site" : "\(ranked.count) \(all ? "rows" : "suspect(s)")")
+        output.print(listing, heading: heading)
+    }
+}
+
+/// `luamem history SITE`: one site, or one file, over time.
+struct HistoryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "history",
+        abstract: "Show one site (file.lua:LINE) or one file over time, with a chart.",
+        discussion: "A file matches by its name or the end of its path (server.lua matches examples/server.lua)."
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var selection: SelectionOptions
+    @OptionGroup var output: OutputOptions
+
+    @Argument(help: "file.lua:LINE, or file.lua for every line of the file.")
+    var site: String
+
+    @OptionGroup var window: WindowOptions
+
+    /// The file and, when given, the line of SITE.
+    private var target: (file: String, line: Int64?) {
+        if let colon = site.lastIndex(of: ":"), let line = Int64(site[site.index(after: colon)...]) {
+            return (String(site[..<colon]), line)
+        }
+        return (site, nil)
+    }
+
+    func run() throws {
+        let store = try openStore(database)
+        let run = try selection.run(in: store)
+        let selected = try selection.stateFilter(store, runID: run.id)
+        let (file, line) = target
+        let matches: (SiteInfo) -> Bool = { info in
+            (info.file == file || info.file.hasSuffix("/" + file)) && (line == nil || info.line == line)
+        }
+        let fromMs = window.sinceMs(nowMs: Clock.epochMs())
+        let afterGC = try Series(
+            store: store, run: run, fromMs: fromMs, by: .file, current: false, selected: selected,
+            include: matches)
+        let live = try Series(
+            store: store, run: run, fromMs: fromMs, by: .file, current: true, selected: selected,
+            include: matches)
+        guard !afterGC.values.isEmpty else {
+            throw CommandError("no allocation at \(site) in \(describe(run))")
+        }
+        let sum: (Series) -> [Int64] = { series in
+            series.times.indices.map { index in series.values.values.map { $0[index] }.reduce(0, +) }
+        }
+        let gcValues = sum(afterGC), liveValues = sum(live)
+        var listing = Listing(columns: [
+            .init(key: "time", title: "TIME (UTC)", rightAligned: false),
+            .init(key: "gc_live_bytes", title: "AFTER GC", rightAligned: true),
+            .init(key: "live_bytes", title: "LIVE", rightAligned: true),
+            .init(key: "change_bytes", title: "CHANGE", rightAligned: true),
+            .init(key: "time_ms", title: "", rightAligned: false),
+        ])
+        let shown = Array(afterGC.times.indices.suffix(output.top))
+        for index in shown {
+            let change = index == 0 ? 0 : gcValues[index] - gcValues[index - 1]
+            listing.rows.append([
+                .text(formatTime(afterGC.times[index])), .bytes(gcValues[index], signed: false),
+                .bytes(liveValues[index], signed: false), .bytes(change, signed: true),
+                .integer(afterGC.times[index]),
+            ])
+        }
+        output.print(listing, heading: "\(site) in \(describe(run)), live bytes after GC and at each snapshot")
+        if output.format == .table {
+            print("\n" + Self.chart(gcValues))
+        }
+    }
+
+    /// A one-line bar chart of the values, at most 72 columns wide.
+    static func chart(_ values: [Int64]) -> String {
+        let bars = Array("▁▂▃▄▅▆▇█")
+        var sampled = values
+        if values.count > 72 {
+            sampled = (0..<72).map { values[$0 * (values.count - 1) / 71] }
+        }
+        guard let low = sampled.min(), let high = sampled.max() else { return "" }
+        let line = sampled.map { value -> Character in
+            high == low ? bars[0] : bars[Int(Double(value - low) / Double(high - low) * Double(bars.count - 1))]
+        }
+        return "\(String(line))  \(Listing.formatBytes(low)) … \(Listing.formatBytes(high))"
+    }
+}
