@@ -122,6 +122,9 @@ enum Embedding {
 
     private static let exitHandler: Void = {
         atexit { Flusher.current?.complete() }
+        // A forked child has a copy of the database connection and no flusher thread: it must
+        // not write (SQLite connections do not survive fork). Its states run on, unrecorded.
+        pthread_atfork(nil, nil) { Flusher.abandonInChild() }
     }()
 
     /// `exit()` (os.exit, or the host returning from main) writes every state's final snapshot.

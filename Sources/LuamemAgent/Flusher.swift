@@ -13,6 +13,8 @@ public final class Flusher {
 
     public let path: String
     public let intervalMs: Int64
+    /// Cap on the database's size, if any.
+    public let maxDatabaseBytes: Int64?
     private let runInfo: RunInfo
     private let lock = Lock()
     private var writer: SnapshotWriter?
@@ -21,13 +23,17 @@ public final class Flusher {
     private var thread: pthread_t?
     private var stopping = false
     private var lastError: String?
+    /// Device and inode of the file the run was recorded in: another file at the path (deleted
+    /// or replaced) gets the run recorded anew.
+    private var recordedIn: FileIdentity?
     private var completed = false
 
     /// Rows written and errors met, for tests and `luamem.stats()`.
     public private(set) var snapshotsWritten = 0
 
-    public init(path: String, run: RunInfo, interval: Double) {
+    public init(path: String, run: RunInfo, interval: Double, maxDatabaseBytes: Int64? = nil) {
         self.path = path
+        self.maxDatabaseBytes = maxDatabaseBytes
         self.runInfo = run
         self.intervalMs = max(1, Int64((interval * 1000).rounded()))
         Hooks.install()
@@ -72,6 +78,11 @@ public final class Flusher {
     @discardableResult
     public func flush(kind: SnapshotKind, only tracker: Tracker? = nil) -> String? {
         lock.withLock { flushLocked(kind: kind, only: tracker) }
+    }
+
+    /// In a forked child: forget the parent's flusher without touching its lock or connection.
+    static func abandonInChild() {
+        current = nil
     }
 
     /// Gives up a flusher that never started: it is no longer the process's.
@@ -151,6 +162,11 @@ public final class Flusher {
             for index in states.indices {
                 if let tracker, states[index].tracker.context != tracker.context { continue }
                 try write(&states[index], writer: writer, kind: kind, timeMs: now)
+                if !states[index].reportedFolding && states[index].tracker.foldedAllocations > 0 {
+                    states[index].reportedFolding = true
+                    report("state '\(states[index].name)' has more than \(states[index].tracker.maxSitesShared) "
+                        + "distinct allocation sites; new ones are counted together as [other sites]")
+                }
             }
             if lastError != nil {
                 report("snapshots are written to \(path) again")
@@ -158,6 +174,8 @@ public final class Flusher {
             }
             return nil
         } catch {
+            // Reopen next time: the connection may be what broke (I/O error, file gone).
+            writer = nil
             let message = "cannot write snapshot to \(path): \(error)"
             if message != lastError { report(message) }
             lastError = message
@@ -169,13 +187,27 @@ public final class Flusher {
         fputs("luamem: \(message)\n", stderr)
     }
 
-    /// The writer, opening the database and recording the run when not done yet.
+    /// The writer, opening the database and recording the run when not done yet, or again in a
+    /// new file when the one it was recorded in was deleted or replaced.
     private func openLocked() throws -> SnapshotWriter {
-        if let writer { return writer }
-        let opened = try SnapshotWriter(store: Store.openForWriting(path: path))
-        let runID = try opened.transaction { try opened.beginRun(runInfo) }
+        if let writer {
+            if FileIdentity(path: path) == recordedIn { return writer }
+            self.writer = nil
+        }
+        let opened = try SnapshotWriter(
+            store: Store.openForWriting(path: path, maxBytes: maxDatabaseBytes))
+        // Inode numbers are reused at once, so the run's own row tells whether this is the file
+        // the run was recorded in.
+        if let runID, try !opened.holds(runID: runID, runInfo) {
+            report("\(path) was deleted or replaced: recording this run in the new file")
+            self.runID = nil
+            for index in states.indices { states[index].forgetDatabase() }
+        }
+        if runID == nil {
+            runID = try opened.transaction { try opened.beginRun(runInfo) }
+        }
+        recordedIn = FileIdentity(path: path)
         writer = opened
-        self.runID = runID
         return opened
     }
 
@@ -213,6 +245,7 @@ public final class Flusher {
             let snapshotID = try writer.insertSnapshot(
                 runID: runID, stateID: stateID, timeMs: timeMs, kind: kind,
                 totals: Figures(totals), gcCycles: tracker.gcCycles)
+            var rows: Int64 = 0
             for slot in 0..<slotCount {
                 let counters = tracker.counters(slot)
                 let figures = Figures(counters)
@@ -226,7 +259,9 @@ public final class Flusher {
                 try writer.insertStats(
                     stateID: stateID, siteID: pending.siteIDs[Int(counters.site)],
                     type: Int64(counters.type), snapshotID: snapshotID, figures: figures)
+                rows += 1
             }
+            try writer.setSiteRows(rows, snapshotID: snapshotID)
         }
         state = pending
         tracker.snapshotsWritten += 1
@@ -244,11 +279,33 @@ struct TrackedState {
     var frameIDs: [Int64] = []
     var siteIDs: [Int64] = []
     var written: [Figures] = []
+    var reportedFolding = false
 
     init(tracker: Tracker, name: String, startedMs: Int64) {
         self.tracker = tracker
         self.name = name
         self.startedMs = startedMs
+    }
+
+    /// The database this state was written to is gone: write everything again.
+    mutating func forgetDatabase() {
+        stateID = nil
+        frameIDs = []
+        siteIDs = []
+        written = []
+    }
+}
+
+/// Which file a path names (device and inode), nil when there is none.
+struct FileIdentity: Equatable {
+    var device: UInt64
+    var inode: UInt64
+
+    init?(path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
     }
 }
 

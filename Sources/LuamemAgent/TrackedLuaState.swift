@@ -10,9 +10,10 @@ public final class TrackedLuaState {
     private var closed = false
 
     /// Creates the state; nil when Lua cannot allocate it.
-    public init?(depth: Int) {
+    public init?(depth: Int, maxSites: Int = Tracker.defaultMaxSites) {
         Hooks.install()
         let tracker = Tracker(depth: depth)
+        tracker.maxSites = maxSites
         luamem_name_own_functions(tracker.context)
         guard let L = lua_newstate(Tracker.allocator, tracker.context) else {
             tracker.destroy()

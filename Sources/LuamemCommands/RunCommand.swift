@@ -32,6 +32,12 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Lua frames recorded per allocation site (1 to \(Tracker.maxDepth)).")
     var depth: Int = 1
 
+    @Option(help: "Most distinct allocation sites kept; allocations at new sites past it are counted together as [other sites] (a message says so once).")
+    var maxSites: Int = Tracker.defaultMaxSites
+
+    @Option(help: "Largest size the database may grow to, e.g. 512MB; past it, snapshots are not written (a message says so once) and tracking goes on.")
+    var maxDbSize: String?
+
     @Argument(help: "The Lua script; \"-\" reads standard input.")
     var script: String
 
@@ -42,13 +48,19 @@ struct RunCommand: ParsableCommand {
         guard interval.isFinite, interval > 0 else {
             throw ValidationError("--interval must be a positive number of seconds, got \(interval)")
         }
+        if let maxDbSize, ByteSize.parse(maxDbSize) == nil {
+            throw ValidationError("--max-db-size must be a size such as 64MB, got '\(maxDbSize)'")
+        }
+        guard maxSites >= 16 else {
+            throw ValidationError("--max-sites must be at least 16, got \(maxSites)")
+        }
         guard (1...Tracker.maxDepth).contains(depth) else {
             throw ValidationError("--depth must be between 1 and \(Tracker.maxDepth), got \(depth)")
         }
     }
 
     func run() throws {
-        guard let state = TrackedLuaState(depth: depth) else {
+        guard let state = TrackedLuaState(depth: depth, maxSites: maxSites) else {
             throw ValidationError("cannot create a Lua state: out of memory")
         }
         do {
@@ -65,7 +77,9 @@ struct RunCommand: ParsableCommand {
             state.close()
             throw ExitCode.failure
         }
-        let flusher = Flusher(path: database.path, run: runInfo(commandLine), interval: interval)
+        let flusher = Flusher(
+            path: database.path, run: runInfo(commandLine), interval: interval,
+            maxDatabaseBytes: maxDbSize.flatMap(ByteSize.parse))
         flusher.track(state.tracker, name: name ?? scriptName)
         flusher.flush(kind: .start)
         flusher.start()

@@ -14,9 +14,15 @@ static const char migration_0002[] = {
     , 0
 };
 
+static const char migration_0003[] = {
+#embed "../../Migrations/0003_snapshot_site_rows.sql"
+    , 0
+};
+
 static const luamem_migration migrations[] = {
     {1, "0001_initial", migration_0001},
     {2, "0002_change_views", migration_0002},
+    {3, "0003_snapshot_site_rows", migration_0003},
 };
 
 const luamem_migration *luamem_migrations(int *count) {

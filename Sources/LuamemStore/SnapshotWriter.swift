@@ -65,8 +65,10 @@ public final class SnapshotWriter {
     private let selectSite: Statement
     private let insertSnapshot: Statement
     private let insertStats: Statement
+    private let countRows: Statement
 
     public init(store: Store) throws {
+        countRows = try store.database.prepare("UPDATE snapshots SET site_rows = ? WHERE id = ?")
         self.store = store
         let db = store.database
         insertFrame = try db.prepare(
@@ -102,6 +104,14 @@ public final class SnapshotWriter {
                 .text(run.options), .integer(run.startedMs),
             ])
         return store.database.lastInsertRowID
+    }
+
+    /// Whether this file holds the run row `run` was recorded as (a deleted and recreated, or
+    /// replaced, file does not).
+    public func holds(runID: Int64, _ run: RunInfo) throws -> Bool {
+        try store.database.scalar(
+            "SELECT count(*) FROM runs WHERE id = ? AND pid = ? AND started_ms = ?",
+            [.integer(runID), .integer(run.pid), .integer(run.startedMs)]) == 1
     }
 
     public func endRun(_ runID: Int64, endedMs: Int64) throws {
@@ -161,6 +171,11 @@ public final class SnapshotWriter {
             .integer(totals.gcLiveCount), .integer(gcCycles),
         ])
         return store.database.lastInsertRowID
+    }
+
+    /// Records how many site_stats rows a snapshot wrote (its completeness check).
+    public func setSiteRows(_ count: Int64, snapshotID: Int64) throws {
+        try countRows.run([.integer(count), .integer(snapshotID)])
     }
 
     public func insertStats(

@@ -36,14 +36,21 @@ public final class Store {
 
     /// Opens (creating it if needed) a database to write snapshots into, applying pending
     /// migrations. `busyTimeout` bounds how long a write waits for another writer.
-    public static func openForWriting(path: String, busyTimeout: Int32 = 200) throws -> Store {
+    /// `maxBytes` caps the file's size (PRAGMA max_page_count); writes past it fail as a full
+    /// disk would.
+    public static func openForWriting(path: String, busyTimeout: Int32 = 200, maxBytes: Int64? = nil) throws
+        -> Store
+    {
         let database = try Database(path: path, mode: .readWrite)
-        database.setBusyTimeout(milliseconds: 5000)
+        database.setBusyTimeout(milliseconds: busyTimeout)
         try checkIdentity(database, allowEmpty: true)
         _ = try database.prepare("PRAGMA journal_mode = WAL").step()
         try database.execute("PRAGMA synchronous = NORMAL")
         try migrate(database)
-        database.setBusyTimeout(milliseconds: busyTimeout)
+        if let maxBytes {
+            let pageSize = try database.scalar("PRAGMA page_size") ?? 4096
+            _ = try database.prepare("PRAGMA max_page_count = \(max(1, maxBytes / pageSize))").step()
+        }
         return Store(database: database)
     }
 

@@ -108,24 +108,39 @@ extension TrackerStorage {
         // rather than to whichever Lua line happened to be running.
         let ownFunction = name.map { strncmp($0, "luamem.", 7) == 0 } ?? false
         let frameCount = ownFunction ? 0 : count
-        for index in 0..<frameCount {
-            let frame = raw[index]
-            var function: UnsafePointer<CChar>?
-            if frame.lineDefined == 0 {
-                function = intern(string: "main chunk")
-            } else if LuaDebug.stackLevel(thread, levels[index], debug),
-                let name = LuaDebug.functionName(thread, debug)
-            {
-                function = intern(name)
+        // At the cap, only sites that exist already are found; anything new is folded into
+        // [other sites], so the tracker's memory stays bounded.
+        let create = sites.count < maxSites
+        var site = overflowSite
+        resolving: do {
+            for index in 0..<frameCount {
+                let frame = raw[index]
+                var function: UnsafePointer<CChar>?
+                if frame.lineDefined == 0 {
+                    function = intern(string: "main chunk")
+                } else if LuaDebug.stackLevel(thread, levels[index], debug),
+                    let name = LuaDebug.functionName(thread, debug)
+                {
+                    guard let interned = intern(name, create: create) else { break resolving }
+                    function = interned
+                }
+                guard let source = frame.source.map({ intern($0, create: create) }) ?? intern(string: "=?"),
+                    let frameID = internFrame(
+                        source: source, line: frame.line, lineDefined: frame.lineDefined,
+                        function: function, create: create)
+                else { break resolving }
+                frameIDs[index] = frameID
             }
-            let source = frame.source.map { intern($0) } ?? intern(string: "=?")
-            frameIDs[index] = internFrame(
-                source: source, line: frame.line, lineDefined: frame.lineDefined,
-                function: function)
+            if frameCount == 0 { frameIDs[0] = hostFrame }
+            guard let found = internSite(frameCount: max(frameCount, 1), cfunction: name, create: create)
+            else { break resolving }
+            site = found
         }
-        if frameCount == 0 { frameIDs[0] = hostFrame }
-        let site = internSite(frameCount: max(frameCount, 1), cfunction: name)
-        if cacheEnabled { addCacheEntry(hash, count, cfunction, site) }
+        if site == overflowSite { luamem_store_relaxed(foldedAllocations, luamem_load_relaxed(foldedAllocations) + 1) }
+        if cacheEnabled {
+            if cacheCount >= 4 * maxSites { clearCache() }
+            addCacheEntry(hash, count, cfunction, site)
+        }
         return site
     }
 
@@ -140,8 +155,10 @@ extension TrackerStorage {
             return strings.element(Int(index)).pointee
         }
         var name = intern(string: "?")
-        if LuaDebug.stackLevel(thread, 0, debug), let called = LuaDebug.functionName(thread, debug) {
-            name = intern(called)
+        if LuaDebug.stackLevel(thread, 0, debug), let called = LuaDebug.functionName(thread, debug),
+            let interned = intern(called, create: sites.count < maxSites)
+        {
+            name = interned
         }
         cfunctionNames.insert(key, indexOfInterned(name))
         return name
@@ -150,7 +167,7 @@ extension TrackerStorage {
     mutating func name(cfunction: lua_CFunction, _ name: UnsafePointer<CChar>) {
         let key = mixHash(0, UInt64(UInt(bitPattern: unsafeBitCast(cfunction, to: UnsafeRawPointer.self))))
         guard cfunctionNames.find(key, { _ in true }) == nil else { return }
-        cfunctionNames.insert(key, indexOfInterned(intern(name)))
+        cfunctionNames.insert(key, indexOfInterned(intern(name)!))
     }
 
     // MARK: Site cache
@@ -200,22 +217,25 @@ extension TrackerStorage {
 
     // MARK: Interning
 
-    /// The interned copy of a NUL-terminated string; the same text gives the same pointer.
-    mutating func intern(_ text: UnsafePointer<CChar>) -> UnsafePointer<CChar> {
+    /// The interned copy of a NUL-terminated string; the same text gives the same pointer. With
+    /// `create` false, nil unless it is interned already.
+    mutating func intern(_ text: UnsafePointer<CChar>, create: Bool = true) -> UnsafePointer<CChar>? {
         let hash = hashCString(text)
         if let index = stringIndex.find(hash, { strcmp(strings.element(Int($0)).pointee, text) == 0 }) {
             return strings.element(Int(index)).pointee
         }
-        guard let copy = strdup(text), let index = strings.append() else { return text }
+        guard create else { return nil }
+        guard let copy = strdup(text), let index = strings.append() else { return nil }
         strings.element(index).pointee = UnsafePointer(copy)
         strings.publish()
         stringIndex.insert(hash, UInt32(index))
         return UnsafePointer(copy)
     }
 
+    /// Interns a fixed string of luamem's own (always created: there are few).
     mutating func intern(string: StaticString) -> UnsafePointer<CChar> {
         string.utf8Start.withMemoryRebound(to: CChar.self, capacity: string.utf8CodeUnitCount + 1) {
-            intern($0)
+            intern($0)!
         }
     }
 
@@ -225,8 +245,8 @@ extension TrackerStorage {
 
     mutating func internFrame(
         source: UnsafePointer<CChar>, line: Int32, lineDefined: Int32,
-        function: UnsafePointer<CChar>?
-    ) -> UInt32 {
+        function: UnsafePointer<CChar>?, create: Bool = true
+    ) -> UInt32? {
         let hash = mixHash(
             UInt64(UInt(bitPattern: source)),
             UInt64(UInt32(bitPattern: line)) << 32 | UInt64(UInt32(bitPattern: lineDefined)))
@@ -235,7 +255,8 @@ extension TrackerStorage {
             return frame.source == source && frame.line == line && frame.lineDefined == lineDefined
         }
         if let found { return found }
-        guard let index = frames.append() else { return hostFrame }
+        guard create else { return nil }
+        guard let index = frames.append() else { return nil }
         frames.element(index).pointee = FrameRecord(
             source: source, function: function, line: line, lineDefined: lineDefined)
         frames.publish()
@@ -243,8 +264,11 @@ extension TrackerStorage {
         return UInt32(index)
     }
 
-    /// The site of frameIDs[0..<frameCount] and `cfunction` (an interned name), created on first use.
-    mutating func internSite(frameCount: Int, cfunction: UnsafePointer<CChar>?) -> UInt32 {
+    /// The site of frameIDs[0..<frameCount] and `cfunction` (an interned name), created on first
+    /// use unless `create` is false.
+    mutating func internSite(frameCount: Int, cfunction: UnsafePointer<CChar>?, create: Bool = true)
+        -> UInt32?
+    {
         var hash = mixHash(UInt64(frameCount), UInt64(UInt(bitPattern: cfunction)))
         for index in 0..<frameCount { hash = mixHash(hash, UInt64(frameIDs[index])) }
         let found = siteIndex.find(hash) {
@@ -253,11 +277,12 @@ extension TrackerStorage {
             return memcmp(site.frames, frameIDs, frameCount * MemoryLayout<UInt32>.stride) == 0
         }
         if let found { return found }
+        guard create else { return nil }
         let index = sites.count
         for _ in 0..<ObjectType.slotStride {
-            guard typeSlots.append() != nil else { return hostSite }
+            guard typeSlots.append() != nil else { return nil }
         }
-        guard sites.append() != nil else { return hostSite }
+        guard sites.append() != nil else { return nil }
         let copy = UnsafeMutablePointer<UInt32>.allocate(capacity: frameCount)
         copy.initialize(from: frameIDs, count: frameCount)
         sites.element(index).pointee = SiteRecord(

@@ -36,6 +36,24 @@ public struct Tracker {
     /// Deepest call stack a site may have (`--depth`).
     public static let maxDepth = 32
 
+    /// Distinct sites a tracker keeps by default before folding new ones into `[other sites]`.
+    public static let defaultMaxSites = 100_000
+
+    /// Lowers or raises the cap on distinct sites (on the Lua thread, before the state runs code).
+    public var maxSites: Int {
+        get { storage.pointee.maxSites }
+        nonmutating set {
+            storage.pointee.maxSites = max(16, newValue)
+            luamem_store_relaxed(shared.pointee.maxSites, Int64(max(16, newValue)))
+        }
+    }
+
+    /// The cap on distinct sites, readable from any thread.
+    public var maxSitesShared: Int64 { luamem_load_relaxed(shared.pointee.maxSites) }
+
+    /// Cache misses that found the site cap reached and were folded into `[other sites]`.
+    public var foldedAllocations: Int64 { luamem_load_relaxed(shared.pointee.folded) }
+
     /// Creates a tracker that records `depth` Lua frames per site (1...maxDepth).
     public init(depth: Int) {
         precondition((1...Self.maxDepth).contains(depth), "depth must be in 1...\(Self.maxDepth)")
@@ -170,6 +188,7 @@ public struct Tracker {
         storage.deinitialize(count: 1)
         storage.deallocate()
         shared.pointee.released.deallocate()
+        shared.pointee.maxSites.deallocate()
         shared.deallocate()
     }
 }
@@ -249,6 +268,8 @@ struct TrackerShared {
     let untracked: UnsafeMutablePointer<Int64>
     /// Non-zero once the flusher no longer reads the tracker.
     let released: UnsafeMutablePointer<Int64>
+    let folded: UnsafeMutablePointer<Int64>
+    let maxSites: UnsafeMutablePointer<Int64>
     let counters: ChunkedView<luamem_counters>
     let frames: ChunkedView<FrameRecord>
     let sites: ChunkedView<SiteRecord>
@@ -258,6 +279,9 @@ struct TrackerShared {
         gcCycles = storage.gcCycles
         snapshots = storage.snapshots
         untracked = storage.untracked
+        folded = storage.foldedAllocations
+        maxSites = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+        maxSites.initialize(to: Int64(storage.maxSites))
         released = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
         released.initialize(to: 0)
         counters = storage.counters.view
@@ -339,6 +363,11 @@ struct TrackerStorage {
 
     /// Completed GC cycles, modulo 2^32; a block's header records the epoch it was allocated in.
     @usableFromInline var epoch: UInt32 = 0
+    /// Most distinct sites kept; new ones past it are folded into `overflowSite`.
+    @usableFromInline var maxSites = Tracker.defaultMaxSites
+    @usableFromInline var overflowSite: UInt32 = 0
+    /// Allocations resolved to `overflowSite` because of the cap (shared with the flusher).
+    @usableFromInline let foldedAllocations: UnsafeMutablePointer<Int64>
     @usableFromInline var hostFrame: UInt32 = 0
     @usableFromInline var hostSite: UInt32 = 0
 
@@ -359,15 +388,19 @@ struct TrackerStorage {
         snapshots.initialize(to: 0)
         untracked = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
         untracked.initialize(to: 0)
+        foldedAllocations = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+        foldedAllocations.initialize(to: 0)
         cacheEntries = UnsafeMutablePointer<CacheEntry>.allocate(capacity: 1024)
     }
 
     mutating func createHostSite() {
-        let source = intern(string: "=[host]")
-        hostFrame = internFrame(source: source, line: 0, lineDefined: 0, function: nil)
+        hostFrame = internFrame(source: intern(string: "=[host]"), line: 0, lineDefined: 0, function: nil)!
         frameIDs[0] = hostFrame
-        hostSite = internSite(frameCount: 1, cfunction: nil)
+        hostSite = internSite(frameCount: 1, cfunction: nil)!
         _ = slot(site: hostSite, type: .other)    // slot 0 exists: the fallback when slots run out
+        frameIDs[0] = internFrame(
+            source: intern(string: "=[other sites]"), line: 0, lineDefined: 0, function: nil)!
+        overflowSite = internSite(frameCount: 1, cfunction: nil)!
     }
 
     mutating func deallocate() {
@@ -384,6 +417,7 @@ struct TrackerStorage {
         cacheEntries.deallocate(); context.deallocate(); debug.deallocate(); raw.deallocate()
         levels.deallocate(); frameIDs.deallocate(); totals.deallocate()
         gcCycles.deallocate(); snapshots.deallocate(); untracked.deallocate()
+        foldedAllocations.deallocate()
         largeBlocks.deallocate()
     }
 

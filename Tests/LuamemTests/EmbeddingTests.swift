@@ -98,14 +98,8 @@ import Testing
 
     @Test func sampleHostTracksEveryStateOnItsThreadWithoutCrossTalk() throws {
         let directory = try Harness.temporaryDirectory()
-        let host = directory.appendingPathComponent("host").path
-        let products = Harness.productsDirectory.path
-        let build = try Harness.run("/usr/bin/cc", [
-            "-Wall", "-Werror", "-I", Harness.repositoryRoot.appendingPathComponent("Sources/Luamem/include").path,
-            Harness.repositoryRoot.appendingPathComponent("examples/host/host.c").path, "-o", host,
-            "-L", products, "-lluamem-embed", "-llua5.3", "-lpthread", "-Wl,-rpath,\(products)",
-        ])
-        #expect(build.status == 0, "\(build.stderr)")
+        let host = try Harness.buildHost(
+            Harness.repositoryRoot.appendingPathComponent("examples/host/host.c").path, in: directory)
         let db = directory.appendingPathComponent("host.db")
         let output = try Harness.run(host, [db.path])
         #expect(output.status == 0, "\(output.stderr)")

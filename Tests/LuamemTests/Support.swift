@@ -94,6 +94,19 @@ enum Harness {
         return output
     }
 
+    /// Compiles a C host against luamem.h and the built libluamem-embed.so; returns its path.
+    static func buildHost(_ source: String, in directory: URL) throws -> String {
+        let host = directory.appendingPathComponent(URL(fileURLWithPath: source).deletingPathExtension().lastPathComponent).path
+        let products = productsDirectory.path
+        let build = try run("/usr/bin/cc", [
+            "-Wall", "-Werror", "-I", repositoryRoot.appendingPathComponent("Sources/Luamem/include").path,
+            source, "-o", host, "-L", products, "-lluamem-embed", "-llua5.3", "-lpthread",
+            "-Wl,-rpath,\(products)",
+        ])
+        try #require(build.status == 0, "cc \(source): \(build.stderr)")
+        return host
+    }
+
     /// Rows of a query against a database file, each as text columns.
     static func rows(_ db: URL, _ sql: String) throws -> [[String?]] {
         let database = try Database(path: db.path, mode: .readOnly)
