@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages luamem builds and tests with (Lua 5.3 and SQLite, headers and
-# command-line tools). Swift 6 must already be on PATH.
+# command-line tools, and luacheck, a real Lua code base the tests run under the tracker).
 set -euo pipefail
-packages=(liblua5.3-dev lua5.3 libsqlite3-dev sqlite3)
+packages=(liblua5.3-dev lua5.3 libsqlite3-dev sqlite3 lua-check)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -502,7 +502,8 @@ int luamem_resume_tracked(lua_State *co, lua_State *from, int nargs) {
 // ---------------------------------------------------------------------------------------------
 // Running a script the way lua.c does.
 
-static const char *progname = "lua";
+/// The program name in error messages, copied: the caller's string may not outlive the call.
+static char progname[64] = "lua";
 
 static void report_message(const char *message) {
     fprintf(stderr, "%s: %s\n", progname, message);
@@ -606,7 +607,7 @@ static int run_script(lua_State *L) {
 int luamem_load_script(lua_State *L, const char *name, int argc, char **argv, int script) {
     struct script_call call = {argc, argv, script, LUA_OK};
     int status;
-    progname = name;
+    snprintf(progname, sizeof progname, "%s", name);
     lua_pushcfunction(L, load_script);
     lua_pushlightuserdata(L, &call);
     status = lua_pcall(L, 1, 1, 0);
