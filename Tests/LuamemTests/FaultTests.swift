@@ -135,6 +135,43 @@ import Testing
             """) >= 5000)
     }
 
+    @Test func aReplacedDatabaseIsLeftAloneWhenForeignAndUsedWhenLuamems() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("replaced.db")
+        let other = directory.appendingPathComponent("other.db")
+        try Harness.track("idle.lua", db: other, arguments: ["0.05"])       // a luamem file of its own
+        let foreign = directory.appendingPathComponent("foreign.db")
+        _ = try Harness.run("/usr/bin/sqlite3", [foreign.path, "CREATE TABLE t(x);"])
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Harness.luamemPath)
+        process.arguments = ["run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), "1.4"]
+        let errors = Pipe(), output = Pipe()
+        process.standardError = errors
+        process.standardOutput = output
+        try process.run()
+        // Replaced the way SQLite requires: the file together with its -wal and -shm.
+        func replace(with file: URL) throws {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db.path + suffix) }
+            try FileManager.default.copyItem(at: file, to: db)
+        }
+        Thread.sleep(forTimeInterval: 0.4)
+        try replace(with: foreign)
+        Thread.sleep(forTimeInterval: 0.4)
+        try replace(with: other)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 7)
+        #expect(String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == Self.expectedOutput)
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let lines = luamemLines(stderr)
+        #expect(lines.filter { $0.contains("is a SQLite database but not a luamem database") }.count == 1, "\(stderr)")
+        #expect(lines.last == "luamem: snapshots are written to \(db.path) again", "\(stderr)")
+        // The run went into the luamem file that replaced the foreign one, next to its own run.
+        #expect(try Harness.integer(db, "SELECT count(*) FROM runs") == 2)
+        #expect(try Harness.integer(db, """
+            SELECT live_count FROM site_latest WHERE file LIKE '%steady.lua' AND line = 6 AND type = 'table'
+            """) >= 5000)
+    }
+
     @Test func killDuringHeavyFlushingLeavesOnlyCompleteSnapshots() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("killed.db")
