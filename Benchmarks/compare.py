@@ -38,6 +38,7 @@ def main():
     parser.add_argument("--luamem", default=os.path.join(HERE, "..", ".build", "release", "luamem"))
     parser.add_argument("--lua", default="lua5.3")
     parser.add_argument("--depth", default="1")
+    parser.add_argument("--sample", default=None, help="e.g. 512KiB: luamem run --sample")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -49,7 +50,8 @@ def main():
         baseline = statistics.median(
             measure([args.luamem, "run", "--db", db, empty])[1] for _ in range(3)) - \
             statistics.median(measure([args.lua, empty])[1] for _ in range(3))
-        print(f"luamem {os.path.relpath(args.luamem)}, depth {args.depth}, {args.runs} runs each, "
+        mode = f"sample {args.sample}" if args.sample else "every allocation"
+        print(f"luamem {os.path.relpath(args.luamem)}, depth {args.depth}, {mode}, {args.runs} runs each, "
               f"medians. The luamem executable adds {baseline / 1024:.1f} MiB RSS on an empty "
               f"script; 'tracker' is the extra RSS beyond that.")
         header = ("workload", "lua5.3 s", "luamem s", "ratio", "lua5.3 MiB", "luamem MiB",
@@ -60,8 +62,9 @@ def main():
             plain, tracked = [], []
             for _ in range(args.runs):
                 plain.append(measure([args.lua, path] + script_args))
-                tracked.append(measure([args.luamem, "run", "--db", db, "--depth", args.depth,
-                                        path] + script_args))
+                sampling = ["--sample", args.sample] if args.sample else []
+                tracked.append(measure([args.luamem, "run", "--db", db, "--depth", args.depth]
+                                       + sampling + [path] + script_args))
             plain_s = statistics.median(t for t, _ in plain)
             tracked_s = statistics.median(t for t, _ in tracked)
             plain_rss = statistics.median(r for _, r in plain)

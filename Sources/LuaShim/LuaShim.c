@@ -258,7 +258,7 @@ static double option_number(lua_State *L, const char *key, double fallback) {
 }
 
 static int module_start(lua_State *L) {
-    luamem_start_options options = {NULL, 10, NULL, NULL, 1};
+    luamem_start_options options = {NULL, 10, NULL, NULL, 1, 0};
     char error[512];
     double depth;
     if (!lua_isnoneornil(L, 1))
@@ -270,6 +270,9 @@ static int module_start(lua_State *L) {
     options.name = option_string(L, "name");
     options.interval = option_number(L, "interval", 10);
     depth = option_number(L, "depth", 1);
+    options.sample = option_number(L, "sample", 0);
+    if (!(options.sample >= 0) || options.sample > 1e15)
+        luaL_argerror(L, 1, "option 'sample' must be a number of bytes, 0 or more");
     if (!(options.interval > 0) || options.interval > 1e9)
         luaL_argerror(L, 1, "option 'interval' must be a positive number of seconds");
     if (depth != (int)depth || depth < 1 || depth > 32)

@@ -22,13 +22,14 @@ const char *luamem_last_error(void) {
 }
 
 static luamem_start_options with_defaults(const luamem_options *options) {
-    luamem_start_options result = {NULL, 10, NULL, NULL, 1};
+    luamem_start_options result = {NULL, 10, NULL, NULL, 1, 0};
     const char *environment = getenv("LUAMEM_DB");
     result.db = environment != NULL && *environment ? environment : "luamem.db";
     if (options != NULL) {
         if (options->db != NULL) result.db = options->db;
         if (options->interval > 0) result.interval = options->interval;
         if (options->depth != 0) result.depth = options->depth;
+        result.sample = options->sample;
         result.build = options->build;
         result.name = options->name;
     }
@@ -38,6 +39,10 @@ static luamem_start_options with_defaults(const luamem_options *options) {
 static int valid(const luamem_start_options *options) {
     if (options->depth < 1 || options->depth > 32) {
         snprintf(last_error, sizeof last_error, "depth must be from 1 to 32, got %d", options->depth);
+        return 0;
+    }
+    if (!(options->sample >= 0) || options->sample > 1e15) {
+        snprintf(last_error, sizeof last_error, "sample must be a number of bytes, 0 or more");
         return 0;
     }
     if (!(options->interval > 0) || options->interval > 1e9) {
@@ -98,10 +103,12 @@ int luaopen_luamem_auto(lua_State *L) {
     luamem_start_options resolved;
     char error[512];
     const char *interval = getenv("LUAMEM_INTERVAL"), *depth = getenv("LUAMEM_DEPTH");
+    const char *sample = getenv("LUAMEM_SAMPLE");
     options.build = getenv("LUAMEM_BUILD");
     options.name = getenv("LUAMEM_NAME");
     options.interval = interval != NULL ? atof(interval) : 0;
     options.depth = depth != NULL ? atoi(depth) : 0;
+    options.sample = sample != NULL ? atof(sample) : 0;
     stay_loaded();
     luamem_agent_install();
     resolved = with_defaults(&options);

@@ -27,6 +27,7 @@ enum Embedding {
         }
         let tracker = Tracker(depth: Int(options.depth))
         luamem_name_own_functions(tracker.context)
+        tracker.sampleInterval = Int(options.sample)
         tracker.destroysOnClose = true
         tracker.attach(existing: L, mainThread: luamem_main_thread(L) ?? L)
         var error = [CChar](repeating: 0, count: 512)
@@ -60,6 +61,7 @@ enum Embedding {
         }
         let tracker = Tracker(depth: Int(options.depth))
         luamem_name_own_functions(tracker.context)
+        tracker.sampleInterval = Int(options.sample)
         guard let L = lua_newstate(Tracker.allocator, tracker.context) else {
             tracker.destroy()
             return .failure(EmbeddingError(message: "cannot create a Lua state: out of memory"))
@@ -96,7 +98,8 @@ enum Embedding {
                 name: options.name.map { String(cString: $0) } ?? ProcessFacts.programName,
                 host: ProcessFacts.hostName, pid: Int64(getpid()), command: ProcessFacts.commandLine,
                 luaVersion: "Lua 5.3.\(LUA_VERSION_RELEASE)",
-                options: "{\"interval_ms\":\(Int64((interval * 1000).rounded())),\"depth\":\(options.depth)}",
+                options: "{\"interval_ms\":\(Int64((interval * 1000).rounded())),\"depth\":\(options.depth),"
+                    + "\"sample\":\(Int64(options.sample))}",
                 startedMs: Clock.epochMs())
             let flusher = Flusher(path: path, run: run, interval: interval)
             do {

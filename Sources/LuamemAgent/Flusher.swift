@@ -246,8 +246,10 @@ public final class Flusher {
                 runID: runID, stateID: stateID, timeMs: timeMs, kind: kind,
                 totals: Figures(totals), gcCycles: tracker.gcCycles)
             var rows: Int64 = 0
+            let unsampled = tracker.unsampledSite
             for slot in 0..<slotCount {
                 let counters = tracker.counters(slot)
+                if Int64(counters.site) == unsampled { continue }
                 let figures = Figures(counters)
                 if slot < pending.written.count {
                     if pending.written[slot] == figures { continue }

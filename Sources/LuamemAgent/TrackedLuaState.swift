@@ -10,10 +10,11 @@ public final class TrackedLuaState {
     private var closed = false
 
     /// Creates the state; nil when Lua cannot allocate it.
-    public init?(depth: Int, maxSites: Int = Tracker.defaultMaxSites) {
+    public init?(depth: Int, maxSites: Int = Tracker.defaultMaxSites, sampleInterval: Int = 0) {
         Hooks.install()
         let tracker = Tracker(depth: depth)
         tracker.maxSites = maxSites
+        tracker.sampleInterval = sampleInterval
         luamem_name_own_functions(tracker.context)
         guard let L = lua_newstate(Tracker.allocator, tracker.context) else {
             tracker.destroy()

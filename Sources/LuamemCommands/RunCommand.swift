@@ -32,6 +32,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Lua frames recorded per allocation site (1 to \(Tracker.maxDepth)).")
     var depth: Int = 1
 
+    @Option(help: "Sample about one allocation per this many bytes (e.g. 512KiB) instead of recording every one: per-site figures become estimates, totals stay exact, the tracker costs less.")
+    var sample: String?
+
     @Option(help: "Most distinct allocation sites kept; allocations at new sites past it are counted together as [other sites] (a message says so once).")
     var maxSites: Int = Tracker.defaultMaxSites
 
@@ -51,6 +54,9 @@ struct RunCommand: ParsableCommand {
         if let maxDbSize, ByteSize.parse(maxDbSize) == nil {
             throw ValidationError("--max-db-size must be a size such as 64MB, got '\(maxDbSize)'")
         }
+        if let sample, ByteSize.parse(sample) == nil {
+            throw ValidationError("--sample must be a size such as 512KiB, got '\(sample)'")
+        }
         guard maxSites >= 16 else {
             throw ValidationError("--max-sites must be at least 16, got \(maxSites)")
         }
@@ -60,7 +66,8 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard let state = TrackedLuaState(depth: depth, maxSites: maxSites) else {
+        let sampleBytes = sample.flatMap(ByteSize.parse) ?? 0
+        guard let state = TrackedLuaState(depth: depth, maxSites: maxSites, sampleInterval: Int(sampleBytes)) else {
             throw ValidationError("cannot create a Lua state: out of memory")
         }
         do {
@@ -96,7 +103,9 @@ struct RunCommand: ParsableCommand {
     }
 
     private func runInfo(_ commandLine: [String]) -> RunInfo {
-        let options = "{\"interval_ms\":\(Int64((interval * 1000).rounded())),\"depth\":\(depth)}"
+        let sampleBytes = sample.flatMap(ByteSize.parse) ?? 0
+        let options = "{\"interval_ms\":\(Int64((interval * 1000).rounded())),\"depth\":\(depth),"
+            + "\"sample\":\(sampleBytes)}"
         return RunInfo(
             build: build, name: name ?? scriptName, host: ProcessInfo.processInfo.hostName,
             pid: Int64(ProcessInfo.processInfo.processIdentifier),

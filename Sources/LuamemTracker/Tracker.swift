@@ -48,6 +48,22 @@ public struct Tracker {
         }
     }
 
+    /// Samples about one allocation per `bytes` allocated (0: record every allocation). Per-site
+    /// figures become estimates; totals stay exact. Set before the state runs code.
+    public var sampleInterval: Int {
+        get { storage.pointee.sampleInterval }
+        nonmutating set {
+            storage.pointee.sampleInterval = max(0, newValue)
+            storage.pointee.bytesUntilSample = newValue > 0 ? storage.pointee.nextSampleDistance() : 0
+            luamem_store_relaxed(
+                shared.pointee.unsampledSite, newValue > 0 ? Int64(storage.pointee.unsampledSite) : -1)
+        }
+    }
+
+    /// The site whose slots hold unsampled blocks, -1 without sampling; the flusher does not
+    /// write it.
+    public var unsampledSite: Int64 { luamem_load_relaxed(shared.pointee.unsampledSite) }
+
     /// The cap on distinct sites, readable from any thread.
     public var maxSitesShared: Int64 { luamem_load_relaxed(shared.pointee.maxSites) }
 
@@ -189,6 +205,7 @@ public struct Tracker {
         storage.deallocate()
         shared.pointee.released.deallocate()
         shared.pointee.maxSites.deallocate()
+        shared.pointee.unsampledSite.deallocate()
         shared.deallocate()
     }
 }
@@ -205,9 +222,18 @@ extension Tracker {
     public func frame(_ index: Int) -> FrameRecord { shared.pointee.frames.element(index).pointee }
     public func site(_ index: Int) -> SiteRecord { shared.pointee.sites.element(index).pointee }
 
-    /// A copy of one slot's counters, read with relaxed atomics.
+    /// Sampled slots count objects in 1/countScale units.
+    @usableFromInline static let countScale: Int64 = 1024
+
+    /// A copy of one slot's counters, read with relaxed atomics (counts in objects).
     public func counters(_ slot: Int) -> luamem_counters {
-        settledBeforeFirstCycle(Self.read(shared.pointee.counters.element(slot)))
+        var copy = Self.read(shared.pointee.counters.element(slot))
+        if unsampledSite >= 0 && Int64(copy.site) != unsampledSite {
+            for keyPath in [\luamem_counters.live_count, \.alloc_count, \.gc_live_count] {
+                copy[keyPath: keyPath] = (copy[keyPath: keyPath] + Self.countScale / 2) / Self.countScale
+            }
+        }
+        return settledBeforeFirstCycle(copy)
     }
 
     /// The state's totals, read with relaxed atomics.
@@ -270,6 +296,7 @@ struct TrackerShared {
     let released: UnsafeMutablePointer<Int64>
     let folded: UnsafeMutablePointer<Int64>
     let maxSites: UnsafeMutablePointer<Int64>
+    let unsampledSite: UnsafeMutablePointer<Int64>
     let counters: ChunkedView<luamem_counters>
     let frames: ChunkedView<FrameRecord>
     let sites: ChunkedView<SiteRecord>
@@ -282,6 +309,8 @@ struct TrackerShared {
         folded = storage.foldedAllocations
         maxSites = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
         maxSites.initialize(to: Int64(storage.maxSites))
+        unsampledSite = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+        unsampledSite.initialize(to: -1)
         released = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
         released.initialize(to: 0)
         counters = storage.counters.view
@@ -363,6 +392,12 @@ struct TrackerStorage {
 
     /// Completed GC cycles, modulo 2^32; a block's header records the epoch it was allocated in.
     @usableFromInline var epoch: UInt32 = 0
+    /// Mean bytes between sampled allocations; 0 records every allocation.
+    @usableFromInline var sampleInterval = 0
+    @usableFromInline var bytesUntilSample = 0
+    @usableFromInline var random: UInt64 = 0x9E37_79B9_7F4A_7C15
+    /// Where unsampled blocks are counted (exactly, so frees balance); never written out.
+    @usableFromInline var unsampledSite: UInt32 = 0
     /// Most distinct sites kept; new ones past it are folded into `overflowSite`.
     @usableFromInline var maxSites = Tracker.defaultMaxSites
     @usableFromInline var overflowSite: UInt32 = 0
@@ -401,6 +436,9 @@ struct TrackerStorage {
         frameIDs[0] = internFrame(
             source: intern(string: "=[other sites]"), line: 0, lineDefined: 0, function: nil)!
         overflowSite = internSite(frameCount: 1, cfunction: nil)!
+        frameIDs[0] = internFrame(
+            source: intern(string: "=[unsampled]"), line: 0, lineDefined: 0, function: nil)!
+        unsampledSite = internSite(frameCount: 1, cfunction: nil)!
     }
 
     mutating func deallocate() {
@@ -425,14 +463,14 @@ struct TrackerStorage {
 
     @inlinable @inline(__always)
     mutating func allocate(type: ObjectType, size: Int) -> UnsafeMutableRawPointer? {
-        let slot = self.slot(site: currentSite(), type: type)
+        let charge = self.charge(type: type, size: size)
         guard let header = obtain(size &+ Self.headerSize) else { return nil }
-        header.storeBytes(of: slot, as: UInt32.self)
+        header.storeBytes(of: charge.slot, as: UInt32.self)
         header.storeBytes(of: epoch, toByteOffset: 4, as: UInt32.self)
         let block = header + Self.headerSize
         if probing { noteProbe(block, type) }
-        luamem_counters_allocated(counters.element(Int(slot)), Int64(size))
-        luamem_counters_allocated(totals, Int64(size))
+        luamem_counters_allocated(counters.element(Int(charge.slot)), charge.bytes, charge.count)
+        luamem_counters_allocated(totals, Int64(size), 1)
         return block
     }
 
@@ -441,19 +479,20 @@ struct TrackerStorage {
         _ block: UnsafeMutableRawPointer, oldSize: Int, newSize: Int
     ) -> UnsafeMutableRawPointer? {
         let oldHeader = block - Self.headerSize
-        let oldSlot = oldHeader.load(as: UInt32.self)
+        let oldSlot = counters.element(Int(oldHeader.load(as: UInt32.self)))
         let oldYoung = oldHeader.load(fromByteOffset: 4, as: UInt32.self) == epoch ? Int32(1) : 0
-        let type = ObjectType(rawValue: counters.element(Int(oldSlot)).pointee.type) ?? .other
+        let type = ObjectType(rawValue: oldSlot.pointee.type) ?? .other
         // The site is read before the block moves: Lua may be growing the very stack inspected.
-        let slot = self.slot(site: currentSite(), type: type)
+        let charge = self.charge(type: type, size: newSize)
         guard let header = resize(oldHeader, oldSize &+ Self.headerSize, newSize &+ Self.headerSize)
         else { return nil }
-        header.storeBytes(of: slot, as: UInt32.self)
+        header.storeBytes(of: charge.slot, as: UInt32.self)
         header.storeBytes(of: epoch, toByteOffset: 4, as: UInt32.self)
-        luamem_counters_freed(counters.element(Int(oldSlot)), Int64(oldSize), oldYoung)
-        luamem_counters_allocated(counters.element(Int(slot)), Int64(newSize))
-        luamem_counters_freed(totals, Int64(oldSize), oldYoung)
-        luamem_counters_allocated(totals, Int64(newSize))
+        let old = weight(of: oldSlot, size: oldSize)
+        luamem_counters_freed(oldSlot, old.bytes, old.count, oldYoung)
+        luamem_counters_allocated(counters.element(Int(charge.slot)), charge.bytes, charge.count)
+        luamem_counters_freed(totals, Int64(oldSize), 1, oldYoung)
+        luamem_counters_allocated(totals, Int64(newSize), 1)
         return header + Self.headerSize
     }
 
@@ -462,8 +501,9 @@ struct TrackerStorage {
         let header = block - Self.headerSize
         let slot = counters.element(Int(header.load(as: UInt32.self)))
         let young = header.load(fromByteOffset: 4, as: UInt32.self) == epoch ? Int32(1) : 0
-        luamem_counters_freed(slot, Int64(size), young)
-        luamem_counters_freed(totals, Int64(size), young)
+        let charged = weight(of: slot, size: size)
+        luamem_counters_freed(slot, charged.bytes, charged.count, young)
+        luamem_counters_freed(totals, Int64(size), 1, young)
         switch slot.pointee.type {
         case ObjectType.string.rawValue where cachedSources.count > 0:
             forgetSource(block + stringBytesOffset)
@@ -473,6 +513,52 @@ struct TrackerStorage {
             break
         }
         relinquish(header, size &+ Self.headerSize)
+    }
+
+    // MARK: Sampling
+
+    /// The slot a new block of `size` bytes is charged to, and what it adds there: its own size
+    /// when every allocation is recorded; with sampling, unsampled blocks go to the unsampled
+    /// slot of their type, and a sampled one stands for all the bytes since the previous sample.
+    @inlinable @inline(__always)
+    mutating func charge(type: ObjectType, size: Int) -> (slot: UInt32, bytes: Int64, count: Int64) {
+        if sampleInterval == 0 { return (slot(site: currentSite(), type: type), Int64(size), 1) }
+        bytesUntilSample &-= size
+        if bytesUntilSample > 0 { return (slot(site: unsampledSite, type: type), Int64(size), 1) }
+        bytesUntilSample = nextSampleDistance()
+        let weight = sampleWeight(size)
+        return (slot(site: currentSite(), type: type), weight.bytes, weight.count)
+    }
+
+    /// What a block of this slot added when it was allocated (recomputed from its size).
+    @inlinable @inline(__always)
+    func weight(of slot: UnsafeMutablePointer<luamem_counters>, size: Int) -> (bytes: Int64, count: Int64) {
+        if sampleInterval == 0 { return (Int64(size), 1) }
+        if slot.pointee.site == unsampledSite { return (Int64(size), 1) }
+        return sampleWeight(size)
+    }
+
+    /// A sampled block of `size` bytes stands for size / (1 - e^(-size/T)) bytes, as in tcmalloc
+    /// and Go's heap profiler: summed over samples, this estimates each site's bytes without bias.
+    /// Its object count, 1 / (1 - e^(-size/T)), is kept in 1/`countScale` units, so that rounding
+    /// does not bias the counts of blocks near T in size.
+    @usableFromInline
+    func sampleWeight(_ size: Int) -> (bytes: Int64, count: Int64) {
+        let probability = -expm1(-Double(size) / Double(sampleInterval))
+        return (
+            Int64((Double(size) / probability).rounded()),
+            Int64((Double(Tracker.countScale) / probability).rounded())
+        )
+    }
+
+    /// The next distance in bytes between samples: exponential with mean `sampleInterval`.
+    @usableFromInline
+    mutating func nextSampleDistance() -> Int {
+        random ^= random >> 12
+        random ^= random << 25
+        random ^= random >> 27
+        let uniform = Double((random &* 0x2545_F491_4F6C_DD1D) >> 11 + 1) / Double(1 << 53)
+        return Int(-log(uniform) * Double(sampleInterval)) + 1
     }
 
     // MARK: Memory: small blocks from the pool, large ones from malloc

@@ -94,7 +94,7 @@ import Testing
         #expect(run[0][0] == "abc123")
         #expect(run[0][1] == "gate")
         #expect(run[0][2] == "Lua 5.3.6")
-        #expect(run[0][3] == "{\"interval_ms\":10000,\"depth\":2}")
+        #expect(run[0][3] == "{\"interval_ms\":10000,\"depth\":2,\"sample\":0}")
         #expect(try Harness.integer(db, "SELECT count(*) FROM states WHERE name = 'gate' AND closed_ms IS NOT NULL") == 1)
     }
 

@@ -101,3 +101,39 @@ import Testing
         #expect(host > 10_000)   // the standard libraries, opened before any Lua code runs
     }
 }
+
+/// `--sample`: per-site estimates converge on the truth; totals stay exact.
+@Suite struct SamplingTests {
+    @Test func estimatesAreCloseToTheRetainedBytes() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("m.db")
+        try Harness.track("sampled.lua", db: db, options: ["--sample", "1KiB"])
+        func figures(_ line: Int, _ type: String) throws -> (bytes: Double, count: Double) {
+            let row = try Harness.rows(db, """
+                SELECT sum(live_bytes), sum(live_count) FROM site_latest
+                WHERE file LIKE '%sampled.lua' AND line = \(line) AND type = '\(type)'
+                """)[0]
+            return (Double(row[0] ?? "0")!, Double(row[1] ?? "0")!)
+        }
+        let tables = try figures(4, "table")
+        #expect(abs(tables.bytes / 1_120_000 - 1) < 0.1, "\(tables)")
+        #expect(abs(tables.count / 20_000 - 1) < 0.1, "\(tables)")
+        let strings = try figures(5, "string")
+        #expect(abs(strings.bytes / 2_050_000 - 1) < 0.1, "\(strings)")
+        #expect(abs(strings.count / 2_000 - 1) < 0.15, "\(strings)")
+        #expect(try Harness.integer(db, "SELECT count(*) FROM site_latest WHERE file = '[unsampled]'") == 0)
+        #expect(try Harness.rows(db, "SELECT options FROM runs")[0][0] == "{\"interval_ms\":10000,\"depth\":1,\"sample\":1024}")
+    }
+
+    @Test func totalsStayExact() throws {
+        let directory = try Harness.temporaryDirectory()
+        let output = try Harness.track("exact.lua", db: directory.appendingPathComponent("m.db"), options: ["--sample", "4096"])
+        #expect(output.stdout == "exact\t298\n", "\(output.stderr)")
+    }
+
+    @Test func badSampleSizesAreRefused() throws {
+        let output = try Harness.luamem(["run", "--sample", "lots", Harness.fixture("args.lua")])
+        #expect(output.status == 64)
+        #expect(output.stderr.contains("--sample must be a size such as 512KiB"))
+    }
+}

@@ -59,6 +59,7 @@ typedef struct luamem_start_options {
     const char *build;                /// NULL when not given
     const char *name;                 /// NULL when not given
     int depth;                        /// Lua frames per site, 1 to 32
+    double sample;                    /// mean bytes between sampled allocations; 0: all
 } luamem_start_options;
 
 /// What the C side calls back into Swift for; set once by the tracker before any state exists.
@@ -168,27 +169,28 @@ static inline void luamem_counter_add(int64_t *p, int64_t delta) {
     __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + delta, __ATOMIC_RELAXED);
 }
 
-/// A block was allocated (or reallocated into) this slot.
-static inline void luamem_counters_allocated(luamem_counters *c, int64_t size) {
+/// A block was allocated (or reallocated into) this slot; `count` is 1, or a sampled block's
+/// weight in objects.
+static inline void luamem_counters_allocated(luamem_counters *c, int64_t size, int64_t count) {
     int64_t live = __atomic_load_n(&c->live_bytes, __ATOMIC_RELAXED) + size;
     __atomic_store_n(&c->live_bytes, live, __ATOMIC_RELAXED);
-    luamem_counter_add(&c->live_count, 1);
+    luamem_counter_add(&c->live_count, count);
     luamem_counter_add(&c->alloc_bytes, size);
-    luamem_counter_add(&c->alloc_count, 1);
+    luamem_counter_add(&c->alloc_count, count);
     c->young_bytes += size;
-    c->young_count += 1;
+    c->young_count += count;
     if (live > __atomic_load_n(&c->peak_bytes, __ATOMIC_RELAXED))
         __atomic_store_n(&c->peak_bytes, live, __ATOMIC_RELAXED);
 }
 
 /// A block of this slot was freed (or reallocated away); `young` when it was allocated since
 /// the last completed GC cycle.
-static inline void luamem_counters_freed(luamem_counters *c, int64_t size, int young) {
+static inline void luamem_counters_freed(luamem_counters *c, int64_t size, int64_t count, int young) {
     luamem_counter_add(&c->live_bytes, -size);
-    luamem_counter_add(&c->live_count, -1);
+    luamem_counter_add(&c->live_count, -count);
     if (young) {
         c->young_bytes -= size;
-        c->young_count -= 1;
+        c->young_count -= count;
     }
 }
 

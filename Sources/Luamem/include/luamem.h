@@ -10,6 +10,7 @@
  *     ...                                         // run Lua code as usual, on any thread
  *     lua_close(L);                               // writes the state's final snapshot
  *
+ * $LUAMEM_SAMPLE sets `sample` for `lua5.3 -l luamem.auto`.
  * The same library is the Lua module: `require "luamem"` in a stock lua5.3 (see README).
  */
 #ifndef LUAMEM_H
@@ -28,6 +29,8 @@ typedef struct luamem_options {
     const char *build;     /* build label stored with the run (e.g. a git sha), or NULL */
     const char *name;      /* the state's name (`luamem query --state NAME`), or NULL */
     int depth;             /* Lua frames per allocation site, 1 to 32; 0: 1 */
+    double sample;         /* sample about one allocation per this many bytes (per-site figures
+                              become estimates, totals stay exact); 0: record every allocation */
 } luamem_options;
 
 /* A new state tracked from its first allocation, with the standard libraries open; close it
