@@ -20,8 +20,11 @@ struct UnsafeBlockPool {
     @usableFromInline let freeLists: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     @usableFromInline var bump: UnsafeMutableRawPointer?
     @usableFromInline var bumpEnd: UnsafeMutableRawPointer?
-    /// Slabs, linked through their first word, for `deallocate()`.
+    /// Regions of slabs, linked through their first word, for `deallocate()`.
     var slabs: UnsafeMutableRawPointer?
+    var nextSlab: UnsafeMutableRawPointer?
+    var regionEnd: UnsafeMutableRawPointer?
+    static let regionSize = 16 * slabSize
     /// Slab base addresses (hashed bijectively): slabs are aligned to their size, so whether a
     /// block is the pool's is one lookup of its address rounded down.
     @usableFromInline var slabIndex = UnsafeHashIndex()
@@ -80,13 +83,20 @@ struct UnsafeBlockPool {
 
     @usableFromInline
     mutating func allocateFromNewSlab(_ rounded: Int) -> UnsafeMutableRawPointer? {
-        var memory: UnsafeMutableRawPointer?
-        guard posix_memalign(&memory, Self.slabSize, Self.slabSize) == 0, let slab = memory else {
-            return nil
+        // Slabs come 16 at a time from one aligned region: an aligned allocation of a single
+        // slab costs glibc up to another slab of padding.
+        if nextSlab == nil || nextSlab == regionEnd {
+            var memory: UnsafeMutableRawPointer?
+            guard posix_memalign(&memory, Self.slabSize, Self.regionSize) == 0, let region = memory
+            else { return nil }
+            region.storeBytes(of: slabs, as: UnsafeMutableRawPointer?.self)
+            slabs = region
+            nextSlab = region
+            regionEnd = region + Self.regionSize
         }
+        let slab = nextSlab!
+        nextSlab = slab + Self.slabSize
         slabIndex.insert(mixHash(0, UInt64(UInt(bitPattern: slab))), 0)
-        slab.storeBytes(of: slabs, as: UnsafeMutableRawPointer?.self)
-        slabs = slab
         let first = slab + 16
         bump = first + rounded
         bumpEnd = slab + Self.slabSize
