@@ -50,7 +50,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LuamemTests",
-            dependencies: ["luamem", "LuamemStore", "LuamemMigrations"],
+            dependencies: ["luamem", "LuamemStore", "LuamemMigrations", "LuamemAgent"],
             exclude: ["Fixtures"]
         ),
     ],

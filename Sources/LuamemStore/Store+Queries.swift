@@ -284,3 +284,79 @@ extension Store {
         return result
     }
 }
+
+/// What `prune` removed.
+public struct PruneResult: Sendable {
+    public var runs = 0
+    public var snapshots = 0
+    public var rows = 0
+}
+
+extension Store {
+    /// Removes what is older than `cutoffMs`: runs that ended before it entirely, and in other
+    /// runs the snapshots before it. The oldest kept snapshot of each state is first given every
+    /// row it depended on, so every kept snapshot still reads back in full. Each state is one
+    /// short transaction, so a live writer waits at most that long.
+    public func prune(olderThan cutoffMs: Int64) throws -> PruneResult {
+        var result = PruneResult()
+        let db = database
+        // A run that never recorded its end (killed) ends at its last snapshot.
+        for runID in try db.prepare("""
+            SELECT id FROM runs WHERE coalesce(ended_ms,
+                (SELECT max(time_ms) FROM snapshots WHERE run_id = runs.id), started_ms) < ? ORDER BY id
+            """)
+            .rows([.integer(cutoffMs)]).compactMap({ row -> Int64? in
+                if case .integer(let id) = row[0] { return id } else { return nil }
+            })
+        {
+            try db.transaction {
+                result.rows += Int(try db.scalar("""
+                    SELECT count(*) FROM site_stats WHERE state_id IN (SELECT id FROM states WHERE run_id = ?)
+                    """, [.integer(runID)]) ?? 0)
+                result.snapshots += Int(try db.scalar("SELECT count(*) FROM snapshots WHERE run_id = ?", [.integer(runID)]) ?? 0)
+                try db.prepare("DELETE FROM site_stats WHERE state_id IN (SELECT id FROM states WHERE run_id = ?)")
+                    .run([.integer(runID)])
+                try db.prepare("DELETE FROM snapshots WHERE run_id = ?").run([.integer(runID)])
+                try db.prepare("DELETE FROM states WHERE run_id = ?").run([.integer(runID)])
+                try db.prepare("DELETE FROM runs WHERE id = ?").run([.integer(runID)])
+                result.runs += 1
+            }
+        }
+        // States that keep a snapshot at or after the cutoff: re-base on the oldest one kept.
+        let states = try db.prepare("""
+            SELECT state_id, min(id) FROM snapshots WHERE time_ms >= ?1 AND state_id IN
+                (SELECT state_id FROM snapshots WHERE time_ms < ?1) GROUP BY state_id
+            """).rows([.integer(cutoffMs)])
+        for row in states {
+            guard case .integer(let stateID) = row[0], case .integer(let oldest) = row[1] else { continue }
+            try db.transaction {
+                try db.prepare("""
+                    INSERT INTO site_stats (state_id, site_id, type, snapshot_id, live_bytes, live_count,
+                        alloc_bytes, alloc_count, peak_bytes, gc_live_bytes, gc_live_count)
+                    SELECT ss.state_id, ss.site_id, ss.type, ?2, ss.live_bytes, ss.live_count,
+                        ss.alloc_bytes, ss.alloc_count, ss.peak_bytes, ss.gc_live_bytes, ss.gc_live_count
+                    FROM site_stats ss
+                    JOIN (SELECT site_id, type, max(snapshot_id) AS latest FROM site_stats
+                          WHERE state_id = ?1 AND snapshot_id <= ?2 GROUP BY site_id, type) l
+                      ON l.site_id = ss.site_id AND l.type = ss.type AND l.latest = ss.snapshot_id
+                    WHERE ss.state_id = ?1 AND ss.snapshot_id < ?2
+                    """).run([.integer(stateID), .integer(oldest)])
+                try db.prepare("""
+                    UPDATE snapshots SET site_rows = (SELECT count(*) FROM site_stats WHERE snapshot_id = ?1)
+                    WHERE id = ?1 AND site_rows IS NOT NULL
+                    """).run([.integer(oldest)])
+                result.rows += Int(try db.scalar(
+                    "SELECT count(*) FROM site_stats WHERE state_id = ? AND snapshot_id < ?",
+                    [.integer(stateID), .integer(oldest)]) ?? 0)
+                result.snapshots += Int(try db.scalar(
+                    "SELECT count(*) FROM snapshots WHERE state_id = ? AND id < ?",
+                    [.integer(stateID), .integer(oldest)]) ?? 0)
+                try db.prepare("DELETE FROM site_stats WHERE state_id = ? AND snapshot_id < ?")
+                    .run([.integer(stateID), .integer(oldest)])
+                try db.prepare("DELETE FROM snapshots WHERE state_id = ? AND id < ?")
+                    .run([.integer(stateID), .integer(oldest)])
+            }
+        }
+        return result
+    }
+}

@@ -54,14 +54,15 @@ public final class Store {
         return Store(database: database)
     }
 
-    /// Opens an existing database for queries. An older schema is upgraded first.
-    public static func openForReading(path: String) throws -> Store {
+    /// Opens an existing database for queries (or, `writable`, for maintenance such as prune).
+    /// An older schema is upgraded first.
+    public static func openForReading(path: String, writable: Bool = false) throws -> Store {
         guard access(path, F_OK) == 0 else {
             throw StoreError(
                 code: SQLITE_CANTOPEN,
                 message: "no database at \(path) (run a program under `luamem run` first, or pass --db)")
         }
-        var database = try Database(path: path, mode: .readOnly)
+        var database = try Database(path: path, mode: writable ? .readWrite : .readOnly)
         database.setBusyTimeout(milliseconds: 5000)
         try checkIdentity(database, allowEmpty: false)
         if try version(of: database) < latestVersion {

@@ -1,4 +1,5 @@
 import Foundation
+import LuamemAgent
 import LuamemStore
 import Testing
 
@@ -97,5 +98,44 @@ import Testing
             #expect(output.status == 0, "\(recipe)\n\(output.stderr)")
             #expect(!output.stdout.isEmpty, "no rows from:\n\(recipe)")
         }
+    }
+}
+
+/// `luamem prune`: old runs and snapshots go, every kept snapshot still reads back in full.
+@Suite struct PruneTests {
+    @Test func pruneKeepsEveryLaterSnapshotWhole() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("m.db")
+        try Harness.track("sites.lua", db: db)
+        Thread.sleep(forTimeInterval: 0.3)
+        try Harness.track("idle.lua", db: db, options: ["--interval", "0.05"], arguments: ["0.6"])
+        let store = try Store.openForReading(path: db.path)
+        let snapshots = try store.snapshots(runID: 2)
+        #expect(snapshots.count >= 8)
+        let middle = snapshots[snapshots.count / 2].ref.timeMs
+        var before: [Int64: [String: Figures]] = [:]
+        for snapshot in snapshots where snapshot.ref.timeMs >= middle {
+            before[snapshot.ref.id] = Dictionary(uniqueKeysWithValues: try store.figures(at: snapshot.ref)
+                .map { ("\($0.siteID)/\($0.type)", $0.figures) })
+        }
+        let age = Clock.epochMs() - middle
+        let output = try Harness.luamem(["prune", "--db", db.path, "--older-than", "\(age)ms"])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.hasPrefix("removed 1 run(s), "))
+        #expect(try Harness.integer(db, "SELECT count(*) FROM runs") == 1)
+        #expect(try Harness.rows(db, "PRAGMA integrity_check") == [["ok"]])
+        let kept = try Store.openForReading(path: db.path).snapshots(runID: 2)
+        #expect(!kept.isEmpty && kept.count < snapshots.count)
+        for snapshot in kept {
+            let after = Dictionary(uniqueKeysWithValues: try store.figures(at: snapshot.ref)
+                .map { ("\($0.siteID)/\($0.type)", $0.figures) })
+            #expect(after == before[snapshot.ref.id], "snapshot \(snapshot.ref.id)")
+        }
+        #expect(try Harness.integer(db, """
+            SELECT count(*) FROM snapshots s WHERE site_rows IS NOT (SELECT count(*) FROM site_stats WHERE snapshot_id = s.id)
+            """) == 0)
+        #expect(try Harness.luamem(["query", "--db", db.path]).status == 0)
+        let bad = try Harness.luamem(["prune", "--db", db.path, "--older-than", "soon"])
+        #expect(bad.status == 64 && bad.stderr.contains("--older-than must be a duration"))
     }
 }
