@@ -10,7 +10,7 @@ let leanRuntime: [SwiftSetting] = [
     .unsafeFlags([
         "-Xfrontend", "-disable-implicit-concurrency-module-import",
         "-Xfrontend", "-disable-implicit-string-processing-module-import",
-    ]),
+    ])
 ]
 
 let package = Package(
@@ -22,7 +22,7 @@ let package = Package(
         .library(name: "luamem-embed", type: .dynamic, targets: ["Luamem", "LuamemAgent"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
     ],
     targets: [
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),

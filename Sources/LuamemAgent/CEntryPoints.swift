@@ -10,7 +10,8 @@ public func luamemAgentInstall() {
 
 @_cdecl("luamem_agent_newstate")
 public func luamemAgentNewState(
-    _ options: UnsafePointer<luamem_start_options>, _ error: UnsafeMutablePointer<CChar>, _ size: Int
+    _ options: UnsafePointer<luamem_start_options>, _ error: UnsafeMutablePointer<CChar>,
+    _ size: Int
 ) -> OpaquePointer? {
     switch Embedding.newState(options.pointee) {
     case .success(let L): return L

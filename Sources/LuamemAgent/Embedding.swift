@@ -82,13 +82,18 @@ enum Embedding {
     private static let flusherLock = Lock()
 
     /// The process's flusher, created (and its database opened) by the first state.
-    private static func processFlusher(_ options: luamem_start_options) -> Result<Flusher, EmbeddingError> {
+    private static func processFlusher(_ options: luamem_start_options) -> Result<
+        Flusher, EmbeddingError
+    > {
         flusherLock.withLock {
             let path = String(cString: options.db)
             if let current = Flusher.current {
                 guard current.path == path else {
-                    return .failure(EmbeddingError(
-                        message: "luamem already writes this process's snapshots to \(current.path)"))
+                    return .failure(
+                        EmbeddingError(
+                            message:
+                                "luamem already writes this process's snapshots to \(current.path)")
+                    )
                 }
                 return .success(current)
             }
@@ -96,9 +101,11 @@ enum Embedding {
             let run = RunInfo(
                 build: options.build.map { String(cString: $0) },
                 name: options.name.map { String(cString: $0) } ?? ProcessFacts.programName,
-                host: ProcessFacts.hostName, pid: Int64(getpid()), command: ProcessFacts.commandLine,
+                host: ProcessFacts.hostName, pid: Int64(getpid()),
+                command: ProcessFacts.commandLine,
                 luaVersion: "Lua 5.3.\(LUA_VERSION_RELEASE)",
-                options: "{\"interval_ms\":\(Int64((interval * 1000).rounded())),\"depth\":\(options.depth),"
+                options:
+                    "{\"interval_ms\":\(Int64((interval * 1000).rounded())),\"depth\":\(options.depth),"
                     + "\"sample\":\(Int64(options.sample))}",
                 startedMs: Clock.epochMs())
             let flusher = Flusher(path: path, run: run, interval: interval)

@@ -42,7 +42,9 @@ public final class Flusher {
 
     /// Starts recording `tracker` as a state called `name`.
     public func track(_ tracker: Tracker, name: String) {
-        lock.withLock { states.append(TrackedState(tracker: tracker, name: name, startedMs: Clock.epochMs())) }
+        lock.withLock {
+            states.append(TrackedState(tracker: tracker, name: name, startedMs: Clock.epochMs()))
+        }
     }
 
     /// Whether `tracker` is being recorded.
@@ -97,12 +99,18 @@ public final class Flusher {
             stopping = false
             let context = Unmanaged.passRetained(self).toOpaque()
             var handle = pthread_t()
-            let created = pthread_create(&handle, nil, { context in
-                let flusher = Unmanaged<Flusher>.fromOpaque(context!).takeRetainedValue()
-                flusher.loop()
-                return nil
-            }, context)
-            if created == 0 { thread = handle } else { Unmanaged<Flusher>.fromOpaque(context).release() }
+            let created = pthread_create(
+                &handle, nil,
+                { context in
+                    let flusher = Unmanaged<Flusher>.fromOpaque(context!).takeRetainedValue()
+                    flusher.loop()
+                    return nil
+                }, context)
+            if created == 0 {
+                thread = handle
+            } else {
+                Unmanaged<Flusher>.fromOpaque(context).release()
+            }
         }
     }
 
@@ -127,7 +135,9 @@ public final class Flusher {
             _ = flushLocked(kind: .final)
             let now = Clock.epochMs()
             if let writer {
-                for state in states { if let id = state.stateID { try? writer.closeState(id, closedMs: now) } }
+                for state in states {
+                    if let id = state.stateID { try? writer.closeState(id, closedMs: now) }
+                }
                 if let runID { try? writer.endRun(runID, endedMs: now) }
             }
             for state in states { state.tracker.flusherReleased() }
@@ -164,8 +174,10 @@ public final class Flusher {
                 try write(&states[index], writer: writer, kind: kind, timeMs: now)
                 if !states[index].reportedFolding && states[index].tracker.foldedAllocations > 0 {
                     states[index].reportedFolding = true
-                    report("state '\(states[index].name)' has more than \(states[index].tracker.maxSitesShared) "
-                        + "distinct allocation sites; new ones are counted together as [other sites]")
+                    report(
+                        "state '\(states[index].name)' has more than \(states[index].tracker.maxSitesShared) "
+                            + "distinct allocation sites; new ones are counted together as [other sites]"
+                    )
                 }
             }
             if lastError != nil {
@@ -225,21 +237,26 @@ public final class Flusher {
         var pending = state
         try writer.transaction {
             if pending.stateID == nil {
-                pending.stateID = try writer.addState(runID: runID, name: state.name, startedMs: state.startedMs)
+                pending.stateID = try writer.addState(
+                    runID: runID, name: state.name, startedMs: state.startedMs)
             }
             let stateID = pending.stateID!
             for index in pending.frameIDs.count..<frameCount {
                 let frame = tracker.frame(index)
-                pending.frameIDs.append(try writer.frameID(
-                    source: String(cString: frame.source), line: Int64(frame.line),
-                    lineDefined: Int64(frame.lineDefined),
-                    function: frame.function.map { String(cString: $0) }))
+                pending.frameIDs.append(
+                    try writer.frameID(
+                        source: String(cString: frame.source), line: Int64(frame.line),
+                        lineDefined: Int64(frame.lineDefined),
+                        function: frame.function.map { String(cString: $0) }))
             }
             for index in pending.siteIDs.count..<siteCount {
                 let site = tracker.site(index)
-                let frames = (0..<Int(site.frameCount)).map { pending.frameIDs[Int(site.frames[$0])] }
-                pending.siteIDs.append(try writer.siteID(
-                    frameIDs: frames, cfunction: site.cfunction.map { String(cString: $0) }))
+                let frames = (0..<Int(site.frameCount)).map {
+                    pending.frameIDs[Int(site.frames[$0])]
+                }
+                pending.siteIDs.append(
+                    try writer.siteID(
+                        frameIDs: frames, cfunction: site.cfunction.map { String(cString: $0) }))
             }
             let totals = tracker.totals()
             let snapshotID = try writer.insertSnapshot(

@@ -31,7 +31,8 @@ enum Hooks {
             out!.pointee = result
         }
         hooks.flush = { context, error, size in
-            guard let flusher = Flusher.current, flusher.isTracking(Tracker(context: context!)) else {
+            guard let flusher = Flusher.current, flusher.isTracking(Tracker(context: context!))
+            else {
                 copy("luamem is not tracking this Lua state", into: error!, size: size)
                 return -1
             }
@@ -57,7 +58,11 @@ enum Hooks {
         }
         hooks.closing = { context in
             let tracker = Tracker(context: context!)
-            if let flusher = Flusher.current { flusher.finish(tracker) } else { tracker.flusherReleased() }
+            if let flusher = Flusher.current {
+                flusher.finish(tracker)
+            } else {
+                tracker.flusherReleased()
+            }
         }
         luamem_set_hooks(&hooks)
     }()

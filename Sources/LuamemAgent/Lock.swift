@@ -31,7 +31,8 @@ final class Lock {
 
     /// Waits (lock held) until signalled or until the monotonic clock reaches `untilMs`.
     func wait(untilMs: Int64) {
-        var deadline = timespec(tv_sec: Int(untilMs / 1000), tv_nsec: Int(untilMs % 1000) * 1_000_000)
+        var deadline = timespec(
+            tv_sec: Int(untilMs / 1000), tv_nsec: Int(untilMs % 1000) * 1_000_000)
         pthread_cond_timedwait(condition, mutex, &deadline)
     }
 

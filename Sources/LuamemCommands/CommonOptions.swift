@@ -23,8 +23,9 @@ struct OutputOptions: ParsableArguments {
     func print(_ listing: Listing, heading: String? = nil) {
         if let heading, format == .table || format == .markdown {
             // Markdown: one hard-broken line per heading line, then a blank line.
-            Swift.print(format == .markdown
-                ? heading.split(separator: "\n").joined(separator: "  \n") + "\n" : heading)
+            Swift.print(
+                format == .markdown
+                    ? heading.split(separator: "\n").joined(separator: "  \n") + "\n" : heading)
         }
         Swift.print(listing.render(format, colored: colored), terminator: "")
     }
@@ -42,8 +43,12 @@ struct SelectionOptions: ParsableArguments {
     var state: String?
 
     func validate() throws {
-        if let runID, runID <= 0 { throw ValidationError("--run must be a positive run id, got \(runID)") }
-        if runID != nil && build != nil { throw ValidationError("--run and --build cannot be used together") }
+        if let runID, runID <= 0 {
+            throw ValidationError("--run must be a positive run id, got \(runID)")
+        }
+        if runID != nil && build != nil {
+            throw ValidationError("--run and --build cannot be used together")
+        }
     }
 
     /// The selected run.
@@ -67,7 +72,9 @@ struct SelectionOptions: ParsableArguments {
     func stateFilter(_ store: Store, runID: Int64) throws -> (Int64) -> Bool {
         guard let state else { return { _ in true } }
         let ids = try store.stateIDs(runID: runID, name: state)
-        guard !ids.isEmpty else { throw CommandError("run \(runID) has no Lua state named '\(state)'") }
+        guard !ids.isEmpty else {
+            throw CommandError("run \(runID) has no Lua state named '\(state)'")
+        }
         return { ids.contains($0) }
     }
 }
@@ -94,13 +101,19 @@ struct RowOptions: ParsableArguments {
     @Option(help: "Group sites by line, function, file or type.")
     var by: Grouping = .line
 
-    @Flag(help: "Use live bytes at the snapshots, uncollected garbage included, instead of live bytes after GC.")
+    @Flag(
+        help:
+            "Use live bytes at the snapshots, uncollected garbage included, instead of live bytes after GC."
+    )
     var current = false
 }
 
 /// `--fail-above`: turns growth into exit status 1, for CI jobs.
 struct GateOptions: ParsableArguments {
-    @Option(help: "Exit with status 1 when the total or any row grows by more than this: bytes (512KiB, 2MB) or a percentage of the total at the start (5%).")
+    @Option(
+        help:
+            "Exit with status 1 when the total or any row grows by more than this: bytes (512KiB, 2MB) or a percentage of the total at the start (5%)."
+    )
     var failAbove: Threshold?
 
     /// Throws exit status 1 when the total or a row grew beyond the threshold.

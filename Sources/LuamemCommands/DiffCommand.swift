@@ -46,7 +46,8 @@ enum Moment: ExpressibleByArgument {
         case "end": self = .end
         case "peak": self = .peak
         default:
-            guard let milliseconds = TimeExpression.durationMs(argument), !argument.hasPrefix("-") else {
+            guard let milliseconds = TimeExpression.durationMs(argument), !argument.hasPrefix("-")
+            else {
                 return nil
             }
             self = .elapsed(milliseconds)
@@ -109,12 +110,14 @@ struct DiffCommand: ParsableCommand {
             var change: Int64 { (head ?? 0) - (base ?? 0) }
         }
         let keys = Set(baseSide.values.keys).union(headSide.values.keys)
-        let changes = keys.map { Row(key: $0, base: baseSide.values[$0], head: headSide.values[$0]) }
-            .filter { $0.change != 0 || ($0.base ?? 0) != 0 }
-            .sorted {
-                if abs($0.change) != abs($1.change) { return abs($0.change) > abs($1.change) }
-                return ($0.head ?? $0.base ?? 0) > ($1.head ?? $1.base ?? 0)
-            }
+        let changes = keys.map {
+            Row(key: $0, base: baseSide.values[$0], head: headSide.values[$0])
+        }
+        .filter { $0.change != 0 || ($0.base ?? 0) != 0 }
+        .sorted {
+            if abs($0.change) != abs($1.change) { return abs($0.change) > abs($1.change) }
+            return ($0.head ?? $0.base ?? 0) > ($1.head ?? $1.base ?? 0)
+        }
         var listing = Listing(columns: [
             .init(key: "base_bytes", title: "BASE", rightAligned: true),
             .init(key: "head_bytes", title: "HEAD", rightAligned: true),
@@ -122,20 +125,26 @@ struct DiffCommand: ParsableCommand {
             .init(key: "change_fraction", title: "%", rightAligned: true),
             .init(key: "status", title: "NOTE", rightAligned: false),
             .init(key: "site", title: rows.by == .type ? "TYPE" : "SITE", rightAligned: false),
-            .init(key: "function", title: rows.by == .file || rows.by == .type ? "" : "FUNCTION", rightAligned: false),
+            .init(
+                key: "function", title: rows.by == .file || rows.by == .type ? "" : "FUNCTION",
+                rightAligned: false),
             .init(key: "source", title: "", rightAligned: false),
             .init(key: "line", title: "", rightAligned: false),
         ])
         for row in changes.prefix(output.top) {
             let label = headSide.labels[row.key] ?? baseSide.labels[row.key]!
-            let status = row.base == nil ? "new" : (row.head == nil ? "gone" : (row.change == 0 ? "same" : "changed"))
-            let fraction: Double? = (row.base ?? 0) > 0 ? Double(row.change) / Double(row.base!) : nil
+            let status =
+                row.base == nil
+                ? "new" : (row.head == nil ? "gone" : (row.change == 0 ? "same" : "changed"))
+            let fraction: Double? =
+                (row.base ?? 0) > 0 ? Double(row.change) / Double(row.base!) : nil
             listing.rows.append([
                 .bytes(row.base ?? 0, signed: false), .bytes(row.head ?? 0, signed: false),
                 .bytes(row.change, signed: true), .percent(fraction),
                 .text(status == "changed" || status == "same" ? nil : status),
                 .text(label.site),
-                .text(rows.by == .file || rows.by == .type ? nil : SiteKey.functionName(label.info)),
+                .text(
+                    rows.by == .file || rows.by == .type ? nil : SiteKey.functionName(label.info)),
                 .text(rows.by == .type ? nil : label.info.file),
                 rows.by == .line ? .integer(label.info.line) : .text(nil),
             ])
@@ -143,13 +152,17 @@ struct DiffCommand: ParsableCommand {
         if output.format == .json || output.format == .csv {
             // Scripts get the status word in every row.
             for index in listing.rows.indices {
-                if case .text(nil) = listing.rows[index][4] { listing.rows[index][4] = .text("changed") }
+                if case .text(nil) = listing.rows[index][4] {
+                    listing.rows[index][4] = .text("changed")
+                }
             }
         }
         let change = headSide.total - baseSide.total
-        let fraction = baseSide.total > 0
+        let fraction =
+            baseSide.total > 0
             ? String(format: ", %+.1f%%", Double(change) / Double(baseSide.total) * 100) : ""
-        let heading = "base: \(baseSide.description)\nhead: \(headSide.description)\n"
+        let heading =
+            "base: \(baseSide.description)\nhead: \(headSide.description)\n"
             + "total \(rows.current ? "live" : "live after GC"): \(Listing.formatBytes(baseSide.total)) → "
             + "\(Listing.formatBytes(headSide.total)) (\(Listing.formatBytes(change, signed: true))\(fraction))"
         output.print(listing, heading: heading)
@@ -158,17 +171,26 @@ struct DiffCommand: ParsableCommand {
 
     // MARK: Resolving references
 
-    private func resolve(_ reference: Reference, in store: Store, typeNames: [Int64: String]) throws -> Side {
+    private func resolve(_ reference: Reference, in store: Store, typeNames: [Int64: String]) throws
+        -> Side
+    {
         switch reference {
         case .run(let id):
-            guard let run = try store.run(id: id) else { throw CommandError("no run \(id) in \(store.path)") }
+            guard let run = try store.run(id: id) else {
+                throw CommandError("no run \(id) in \(store.path)")
+            }
             return try side(of: run, in: store, typeNames: typeNames)
         case .build(let label):
             let runs = try store.runs(build: label)
-            guard !runs.isEmpty else { throw CommandError("no run of build '\(label)' in \(store.path)") }
+            guard !runs.isEmpty else {
+                throw CommandError("no run of build '\(label)' in \(store.path)")
+            }
             let sides = try runs.map { try side(of: $0, in: store, typeNames: typeNames) }
-            return median(of: sides, description: "build \(label) (median of \(runs.count) run\(runs.count == 1 ? "" : "s"): "
-                + runs.map { String($0.id) }.joined(separator: ", ") + ")")
+            return median(
+                of: sides,
+                description:
+                    "build \(label) (median of \(runs.count) run\(runs.count == 1 ? "" : "s"): "
+                    + runs.map { String($0.id) }.joined(separator: ", ") + ")")
         case .snapshot(let id):
             guard let snapshot = try store.snapshot(id: id) else {
                 throw CommandError("no snapshot \(id) in \(store.path)")
@@ -190,15 +212,20 @@ struct DiffCommand: ParsableCommand {
         }
     }
 
-    private func filtered(_ snapshots: [SnapshotRef], store: Store, runID: Int64) throws -> [SnapshotRef] {
+    private func filtered(_ snapshots: [SnapshotRef], store: Store, runID: Int64) throws
+        -> [SnapshotRef]
+    {
         guard let state else { return snapshots }
         let ids = try store.stateIDs(runID: runID, name: state)
-        guard !ids.isEmpty else { throw CommandError("run \(runID) has no Lua state named '\(state)'") }
+        guard !ids.isEmpty else {
+            throw CommandError("run \(runID) has no Lua state named '\(state)'")
+        }
         return snapshots.filter { ids.contains($0.stateID) }
     }
 
     /// A run at the chosen moment, its states added together.
-    private func side(of run: RunRecord, in store: Store, typeNames: [Int64: String]) throws -> Side {
+    private func side(of run: RunRecord, in store: Store, typeNames: [Int64: String]) throws -> Side
+    {
         let all = try store.snapshots(runID: run.id)
         let chosen: [SnapshotRef]
         let moment: String
@@ -215,7 +242,9 @@ struct DiffCommand: ParsableCommand {
             var best: (total: Int64, time: Int64)?
             for snapshot in all {
                 latest[snapshot.ref.stateID] = snapshot
-                let total = latest.values.map { rows.current ? $0.totals.liveBytes : $0.totals.gcLiveBytes }.reduce(0, +)
+                let total = latest.values.map {
+                    rows.current ? $0.totals.liveBytes : $0.totals.gcLiveBytes
+                }.reduce(0, +)
                 if best == nil || total > best!.total { best = (total, snapshot.ref.timeMs) }
             }
             chosen = try store.headSnapshots(runID: run.id, untilMs: best?.time ?? run.startedMs)
@@ -228,7 +257,9 @@ struct DiffCommand: ParsableCommand {
         return result
     }
 
-    private func add(_ snapshot: SnapshotRef, to side: inout Side, in store: Store, typeNames: [Int64: String]) throws {
+    private func add(
+        _ snapshot: SnapshotRef, to side: inout Side, in store: Store, typeNames: [Int64: String]
+    ) throws {
         let figures = try store.figures(at: snapshot)
         let infos = try store.siteInfo(ids: Set(figures.map(\.siteID)))
         for entry in figures {
@@ -238,7 +269,9 @@ struct DiffCommand: ParsableCommand {
             let value = rows.current ? entry.figures.liveBytes : entry.figures.gcLiveBytes
             side.values[key, default: 0] += value
             side.total += value
-            if side.labels[key] == nil { side.labels[key] = (SiteKey.label(info, type: type, by: rows.by), info) }
+            if side.labels[key] == nil {
+                side.labels[key] = (SiteKey.label(info, type: type, by: rows.by), info)
+            }
         }
     }
 

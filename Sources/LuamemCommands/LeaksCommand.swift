@@ -35,7 +35,8 @@ struct LeaksCommand: ParsableCommand {
         let selected = try selection.stateFilter(store, runID: run.id)
         let fromMs = window.sinceMs(nowMs: Clock.epochMs())
         let series = try Series(
-            store: store, run: run, fromMs: fromMs, by: rows.by, current: rows.current, selected: selected)
+            store: store, run: run, fromMs: fromMs, by: rows.by, current: rows.current,
+            selected: selected)
         guard series.times.count >= 3 else {
             throw CommandError(
                 "\(describe(run)) has \(series.times.count) snapshot(s) in the window; leaks needs at least 3 "
@@ -54,7 +55,9 @@ struct LeaksCommand: ParsableCommand {
             .init(key: "growth_bytes", title: "GROWTH", rightAligned: true),
             .init(key: "live_bytes", title: "LIVE", rightAligned: true),
             .init(key: "site", title: rows.by == .type ? "TYPE" : "SITE", rightAligned: false),
-            .init(key: "function", title: rows.by == .file || rows.by == .type ? "" : "FUNCTION", rightAligned: false),
+            .init(
+                key: "function", title: rows.by == .file || rows.by == .type ? "" : "FUNCTION",
+                rightAligned: false),
             .init(key: "suspect", title: all ? "SUSPECT" : "", rightAligned: false),
             .init(key: "source", title: "", rightAligned: false),
             .init(key: "line", title: "", rightAligned: false),
@@ -63,18 +66,23 @@ struct LeaksCommand: ParsableCommand {
             let label = series.labels[key]!
             listing.rows.append([
                 .bytes(Int64((trend.slope * 60).rounded()), signed: true),
-                .text(String(format: "%.2f", trend.fit)), .text(String(format: "%.0f%%", trend.late * 100)),
-                .bytes(trend.growth, signed: true), .bytes(series.lastLive[key] ?? 0, signed: false),
+                .text(String(format: "%.2f", trend.fit)),
+                .text(String(format: "%.0f%%", trend.late * 100)),
+                .bytes(trend.growth, signed: true),
+                .bytes(series.lastLive[key] ?? 0, signed: false),
                 .text(label.site),
-                .text(rows.by == .file || rows.by == .type ? nil : SiteKey.functionName(label.info)),
+                .text(
+                    rows.by == .file || rows.by == .type ? nil : SiteKey.functionName(label.info)),
                 .text(trend.isSuspect ? "yes" : "no"),
                 .text(rows.by == .type ? nil : label.info.file),
                 rows.by == .line ? .integer(label.info.line) : .text(nil),
             ])
         }
         let span = (series.times.last ?? 0) - (series.times.first ?? 0)
-        let heading = "\(describe(run)): \(series.times.count) snapshots over \(Listing.formatDuration(span)), "
-            + (ranked.isEmpty ? "no steadily growing site" : "\(ranked.count) \(all ? "rows" : "suspect(s)")")
+        let heading =
+            "\(describe(run)): \(series.times.count) snapshots over \(Listing.formatDuration(span)), "
+            + (ranked.isEmpty
+                ? "no steadily growing site" : "\(ranked.count) \(all ? "rows" : "suspect(s)")")
         output.print(listing, heading: heading)
     }
 }
@@ -84,7 +92,8 @@ struct HistoryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "history",
         abstract: "Show one site (file.lua:LINE) or one file over time, with a chart.",
-        discussion: "A file matches by its name or the end of its path (server.lua matches examples/server.lua)."
+        discussion:
+            "A file matches by its name or the end of its path (server.lua matches examples/server.lua)."
     )
 
     @OptionGroup var database: DatabaseOptions
@@ -98,7 +107,8 @@ struct HistoryCommand: ParsableCommand {
 
     /// The file and, when given, the line of SITE.
     private var target: (file: String, line: Int64?) {
-        if let colon = site.lastIndex(of: ":"), let line = Int64(site[site.index(after: colon)...]) {
+        if let colon = site.lastIndex(of: ":"), let line = Int64(site[site.index(after: colon)...])
+        {
             return (String(site[..<colon]), line)
         }
         return (site, nil)
@@ -110,7 +120,8 @@ struct HistoryCommand: ParsableCommand {
         let selected = try selection.stateFilter(store, runID: run.id)
         let (file, line) = target
         let matches: (SiteInfo) -> Bool = { info in
-            (info.file == file || info.file.hasSuffix("/" + file)) && (line == nil || info.line == line)
+            (info.file == file || info.file.hasSuffix("/" + file))
+                && (line == nil || info.line == line)
         }
         let fromMs = window.sinceMs(nowMs: Clock.epochMs())
         let afterGC = try Series(
@@ -123,7 +134,8 @@ struct HistoryCommand: ParsableCommand {
             throw CommandError("no allocation at \(site) in \(describe(run))")
         }
         let sum: (Series) -> [Int64] = { series in
-            series.times.indices.map { index in series.values.values.map { $0[index] }.reduce(0, +) }
+            series.times.indices.map { index in series.values.values.map { $0[index] }.reduce(0, +)
+            }
         }
         let gcValues = sum(afterGC), liveValues = sum(live)
         var listing = Listing(columns: [
@@ -142,7 +154,9 @@ struct HistoryCommand: ParsableCommand {
                 .integer(afterGC.times[index]),
             ])
         }
-        output.print(listing, heading: "\(site) in \(describe(run)), live bytes after GC and at each snapshot")
+        output.print(
+            listing,
+            heading: "\(site) in \(describe(run)), live bytes after GC and at each snapshot")
         if output.format == .table {
             print("\n" + Self.chart(gcValues))
         }
@@ -157,7 +171,9 @@ struct HistoryCommand: ParsableCommand {
         }
         guard let low = sampled.min(), let high = sampled.max() else { return "" }
         let line = sampled.map { value -> Character in
-            high == low ? bars[0] : bars[Int(Double(value - low) / Double(high - low) * Double(bars.count - 1))]
+            high == low
+                ? bars[0]
+                : bars[Int(Double(value - low) / Double(high - low) * Double(bars.count - 1))]
         }
         return "\(String(line))  \(Listing.formatBytes(low)) … \(Listing.formatBytes(high))"
     }

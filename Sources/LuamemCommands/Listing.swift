@@ -46,11 +46,16 @@ struct Listing {
     private func markdown() -> String {
         let indices = shown
         var lines = ["| " + indices.map { columns[$0].title }.joined(separator: " | ") + " |"]
-        lines.append("| " + indices.map { columns[$0].rightAligned ? "---:" : "---" }.joined(separator: " | ") + " |")
+        lines.append(
+            "| "
+                + indices.map { columns[$0].rightAligned ? "---:" : "---" }.joined(separator: " | ")
+                + " |")
         for row in rows {
-            lines.append("| " + indices.map {
-                Self.human(row[$0]).replacingOccurrences(of: "|", with: "\\|")
-            }.joined(separator: " | ") + " |")
+            lines.append(
+                "| "
+                    + indices.map {
+                        Self.human(row[$0]).replacingOccurrences(of: "|", with: "\\|")
+                    }.joined(separator: " | ") + " |")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -73,19 +78,23 @@ struct Listing {
                 if colored, case .bytes(let value, true)? = values?[index], value != 0 {
                     text = (value > 0 ? "\u{1B}[31m" : "\u{1B}[32m") + cell + "\u{1B}[0m"
                 }
-                parts.append(columns[index].rightAligned ? padding + text : (last ? text : text + padding))
+                parts.append(
+                    columns[index].rightAligned ? padding + text : (last ? text : text + padding))
             }
             return parts.joined(separator: "  ")
         }
         var lines = [line(columns.map(\.title), nil)]
         lines += zip(texts, rows).map { line($0, $1) }
-        return lines.map { $0.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) }
-            .joined(separator: "\n") + "\n"
+        return lines.map {
+            $0.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+        }
+        .joined(separator: "\n") + "\n"
     }
 
     private func json() -> String {
         let objects = rows.map { row in
-            "  {" + zip(columns, row).map { "\(Self.jsonString($0.key)): \(Self.jsonValue($1))" }
+            "  {"
+                + zip(columns, row).map { "\(Self.jsonString($0.key)): \(Self.jsonValue($1))" }
                 .joined(separator: ", ") + "}"
         }
         return objects.isEmpty ? "[]\n" : "[\n" + objects.joined(separator: ",\n") + "\n]\n"
@@ -94,13 +103,15 @@ struct Listing {
     private func csv() -> String {
         var lines = [columns.map(\.key).joined(separator: ",")]
         for row in rows {
-            lines.append(row.map { cell in
-                switch cell {
-                case .integer(let value), .bytes(let value, _), .duration(let value): String(value)
-                case .text(let text): Self.csvField(text ?? "")
-                case .percent(let value): value.map { String(format: "%.4f", $0) } ?? ""
-                }
-            }.joined(separator: ","))
+            lines.append(
+                row.map { cell in
+                    switch cell {
+                    case .integer(let value), .bytes(let value, _), .duration(let value):
+                        String(value)
+                    case .text(let text): Self.csvField(text ?? "")
+                    case .percent(let value): value.map { String(format: "%.4f", $0) } ?? ""
+                    }
+                }.joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -127,7 +138,8 @@ struct Listing {
             unit += 1
         }
         if unit == 0 { return "\(sign)\(value.magnitude) B" }
-        return sign + String(format: scaled < 10 ? "%.2f" : (scaled < 100 ? "%.1f" : "%.0f"), scaled)
+        return sign
+            + String(format: scaled < 10 ? "%.2f" : (scaled < 100 ? "%.1f" : "%.0f"), scaled)
             + " " + units[unit]
     }
 

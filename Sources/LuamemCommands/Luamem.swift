@@ -49,7 +49,8 @@ public struct Luamem: ParsableCommand {
         while index < arguments.count {
             let argument = arguments[index]
             if timeOptions.contains(argument), index + 1 < arguments.count,
-                arguments[index + 1].hasPrefix("-"), TimeExpression.durationMs(arguments[index + 1]) != nil
+                arguments[index + 1].hasPrefix("-"),
+                TimeExpression.durationMs(arguments[index + 1]) != nil
             {
                 result.append("\(argument)=\(arguments[index + 1])")
                 index += 2

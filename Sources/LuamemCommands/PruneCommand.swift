@@ -24,8 +24,10 @@ struct PruneCommand: ParsableCommand {
     var olderThan: String
 
     func validate() throws {
-        guard !olderThan.hasPrefix("-"), let age = TimeExpression.durationMs(olderThan), age > 0 else {
-            throw ValidationError("--older-than must be a duration such as 30d or 12h, got '\(olderThan)'")
+        guard !olderThan.hasPrefix("-"), let age = TimeExpression.durationMs(olderThan), age > 0
+        else {
+            throw ValidationError(
+                "--older-than must be a duration such as 30d or 12h, got '\(olderThan)'")
         }
     }
 
@@ -38,7 +40,8 @@ struct PruneCommand: ParsableCommand {
         }
         let cutoff = Clock.epochMs() - TimeExpression.durationMs(olderThan)!
         let result = try store.prune(olderThan: cutoff)
-        print("removed \(result.runs) run(s), \(result.snapshots) snapshot(s), \(result.rows) site row(s) "
-            + "older than \(formatTime(cutoff)) UTC")
+        print(
+            "removed \(result.runs) run(s), \(result.snapshots) snapshot(s), \(result.rows) site row(s) "
+                + "older than \(formatTime(cutoff)) UTC")
     }
 }

@@ -71,9 +71,12 @@ struct QueryCommand: ParsableCommand {
         if let sinceMs, let untilMs, sinceMs > untilMs {
             throw CommandError("--since is later than --until")
         }
-        let heads = try store.headSnapshots(runID: run.id, untilMs: untilMs).filter { selected($0.stateID) }
+        let heads = try store.headSnapshots(runID: run.id, untilMs: untilMs).filter {
+            selected($0.stateID)
+        }
         guard !heads.isEmpty else {
-            throw CommandError("run \(run.id) has no snapshot\(untilMs == nil ? "" : " before --until")")
+            throw CommandError(
+                "run \(run.id) has no snapshot\(untilMs == nil ? "" : " before --until")")
         }
         let bases = try store.baseSnapshots(runID: run.id, sinceMs: sinceMs)
         let typeNames = try store.objectTypeNames()
@@ -94,13 +97,18 @@ struct QueryCommand: ParsableCommand {
                 let type = typeNames[entry.type] ?? "?"
                 let base = baseFigures["\(entry.siteID)/\(entry.type)"] ?? Figures()
                 let key = SiteKey(info, type: type, by: rows.by)
-                var group = groups[key] ?? Group(
-                    site: SiteKey.label(info, type: type, by: rows.by), info: info, type: type)
-                if rows.by != .type && !info.cfunction.isEmpty && !group.cfunctions.contains(info.cfunction) {
+                var group =
+                    groups[key]
+                    ?? Group(
+                        site: SiteKey.label(info, type: type, by: rows.by), info: info, type: type)
+                if rows.by != .type && !info.cfunction.isEmpty
+                    && !group.cfunctions.contains(info.cfunction)
+                {
                     group.cfunctions.append(info.cfunction)
                 }
                 let baseLive = rows.current ? base.liveBytes : base.gcLiveBytes
-                group.growth += (rows.current ? entry.figures.liveBytes : entry.figures.gcLiveBytes) - baseLive
+                group.growth +=
+                    (rows.current ? entry.figures.liveBytes : entry.figures.gcLiveBytes) - baseLive
                 group.liveBytes += entry.figures.liveBytes
                 group.liveCount += entry.figures.liveCount
                 group.gcLiveBytes += entry.figures.gcLiveBytes
@@ -122,8 +130,11 @@ struct QueryCommand: ParsableCommand {
             .init(key: "live_count", title: "COUNT", rightAligned: true),
             .init(key: "alloc_bytes", title: "ALLOC", rightAligned: true),
             .init(key: "site", title: rows.by == .type ? "TYPE" : "SITE", rightAligned: false),
-            .init(key: "function", title: rows.by == .file || rows.by == .type ? "" : "FUNCTION", rightAligned: false),
-            .init(key: "c_function", title: rows.by == .type ? "" : "C FUNCTION", rightAligned: false),
+            .init(
+                key: "function", title: rows.by == .file || rows.by == .type ? "" : "FUNCTION",
+                rightAligned: false),
+            .init(
+                key: "c_function", title: rows.by == .type ? "" : "C FUNCTION", rightAligned: false),
             .init(key: "source", title: "", rightAligned: false),
             .init(key: "line", title: "", rightAligned: false),
             .init(key: "type", title: "", rightAligned: false),
@@ -132,11 +143,12 @@ struct QueryCommand: ParsableCommand {
         ])
         for group in ranked.prefix(output.top) {
             let info = group.info
-            let line: Int64? = switch rows.by {
-            case .line: info.line
-            case .function: info.lineDefined
-            case .file, .type: nil
-            }
+            let line: Int64? =
+                switch rows.by {
+                case .line: info.line
+                case .function: info.lineDefined
+                case .file, .type: nil
+                }
             listing.rows.append([
                 .bytes(group.growth, signed: true), .bytes(group.liveBytes, signed: false),
                 .integer(group.liveCount), .bytes(group.allocBytes, signed: false),
@@ -150,7 +162,8 @@ struct QueryCommand: ParsableCommand {
         }
         let first = bases.filter { selected($0.stateID) }.map(\.timeMs).min() ?? heads[0].timeMs
         let last = heads.map(\.timeMs).max() ?? heads[0].timeMs
-        let heading = "\(describe(run)): \(formatTime(first)) → \(formatTime(last)) UTC, growth of "
+        let heading =
+            "\(describe(run)): \(formatTime(first)) → \(formatTime(last)) UTC, growth of "
             + (rows.current ? "live bytes (uncollected garbage included)" : "live bytes after GC")
         return Result(
             heading: heading, listing: listing,
@@ -200,10 +213,11 @@ struct Threshold: ExpressibleByArgument {
 
     /// Whether the total or any row grew beyond the limit.
     func exceeded(total: Int64, base: Int64, rows: [Int64]) -> Bool {
-        let allowed: Double = switch limit {
-        case .bytes(let bytes): Double(bytes)
-        case .percent(let percent): Double(max(base, 0)) * percent / 100
-        }
+        let allowed: Double =
+            switch limit {
+            case .bytes(let bytes): Double(bytes)
+            case .percent(let percent): Double(max(base, 0)) * percent / 100
+            }
         return Double(total) > allowed || rows.contains { Double($0) > allowed }
     }
 }

@@ -32,13 +32,22 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Lua frames recorded per allocation site (1 to \(Tracker.maxDepth)).")
     var depth: Int = 1
 
-    @Option(help: "Sample about one allocation per this many bytes (e.g. 512KiB) instead of recording every one: per-site figures become estimates, totals stay exact, the tracker costs less.")
+    @Option(
+        help:
+            "Sample about one allocation per this many bytes (e.g. 512KiB) instead of recording every one: per-site figures become estimates, totals stay exact, the tracker costs less."
+    )
     var sample: String?
 
-    @Option(help: "Most distinct allocation sites kept; allocations at new sites past it are counted together as [other sites] (a message says so once).")
+    @Option(
+        help:
+            "Most distinct allocation sites kept; allocations at new sites past it are counted together as [other sites] (a message says so once)."
+    )
     var maxSites: Int = Tracker.defaultMaxSites
 
-    @Option(help: "Largest size the database may grow to, e.g. 512MB; past it, snapshots are not written (a message says so once) and tracking goes on.")
+    @Option(
+        help:
+            "Largest size the database may grow to, e.g. 512MB; past it, snapshots are not written (a message says so once) and tracking goes on."
+    )
     var maxDbSize: String?
 
     @Argument(help: "The Lua script; \"-\" reads standard input.")
@@ -49,7 +58,8 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         guard interval.isFinite, interval > 0 else {
-            throw ValidationError("--interval must be a positive number of seconds, got \(interval)")
+            throw ValidationError(
+                "--interval must be a positive number of seconds, got \(interval)")
         }
         if let maxDbSize, ByteSize.parse(maxDbSize) == nil {
             throw ValidationError("--max-db-size must be a size such as 64MB, got '\(maxDbSize)'")
@@ -67,7 +77,10 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         let sampleBytes = sample.flatMap(ByteSize.parse) ?? 0
-        guard let state = TrackedLuaState(depth: depth, maxSites: maxSites, sampleInterval: Int(sampleBytes)) else {
+        guard
+            let state = TrackedLuaState(
+                depth: depth, maxSites: maxSites, sampleInterval: Int(sampleBytes))
+        else {
             throw ValidationError("cannot create a Lua state: out of memory")
         }
         do {
@@ -79,7 +92,9 @@ struct RunCommand: ParsableCommand {
         let commandLine = CommandLine.arguments
         let scriptIndex = commandLine.count - arguments.count - 1
         // A script that cannot be read or compiled fails like lua5.3 and leaves no run behind.
-        guard let loaded = state.loadScript(progname: "luamem", arguments: commandLine, script: scriptIndex)
+        guard
+            let loaded = state.loadScript(
+                progname: "luamem", arguments: commandLine, script: scriptIndex)
         else {
             state.close()
             throw ExitCode.failure
@@ -104,7 +119,8 @@ struct RunCommand: ParsableCommand {
 
     private func runInfo(_ commandLine: [String]) -> RunInfo {
         let sampleBytes = sample.flatMap(ByteSize.parse) ?? 0
-        let options = "{\"interval_ms\":\(Int64((interval * 1000).rounded())),\"depth\":\(depth),"
+        let options =
+            "{\"interval_ms\":\(Int64((interval * 1000).rounded())),\"depth\":\(depth),"
             + "\"sample\":\(sampleBytes)}"
         return RunInfo(
             build: build, name: name ?? scriptName, host: ProcessInfo.processInfo.hostName,

@@ -49,9 +49,11 @@ struct RunsCommand: ParsableCommand {
                 .integer(run.id), .text(run.build), .text(run.name), .text(run.host),
                 .text(formatTime(run.startedMs)), .duration(end - run.startedMs),
                 .integer(summary.states), .integer(summary.snapshots),
-                .bytes(summary.peakLiveBytes, signed: false), .bytes(summary.finalLiveBytes, signed: false),
+                .bytes(summary.peakLiveBytes, signed: false),
+                .bytes(summary.finalLiveBytes, signed: false),
                 .bytes(summary.finalGCLiveBytes, signed: false), .integer(run.pid),
-                .integer(run.startedMs), run.endedMs.map(Cell.integer) ?? .text(nil), .text(run.command),
+                .integer(run.startedMs), run.endedMs.map(Cell.integer) ?? .text(nil),
+                .text(run.command),
             ])
         }
         output.print(listing)
@@ -90,9 +92,11 @@ struct SnapshotsCommand: ParsableCommand {
         ])
         for snapshot in snapshots.suffix(output.top) {
             listing.rows.append([
-                .integer(snapshot.ref.id), .text(snapshot.state), .text(formatTime(snapshot.ref.timeMs)),
+                .integer(snapshot.ref.id), .text(snapshot.state),
+                .text(formatTime(snapshot.ref.timeMs)),
                 .text(snapshot.kind), .bytes(snapshot.totals.liveBytes, signed: false),
-                .bytes(snapshot.totals.gcLiveBytes, signed: false), .integer(snapshot.totals.liveCount),
+                .bytes(snapshot.totals.gcLiveBytes, signed: false),
+                .integer(snapshot.totals.liveCount),
                 .bytes(snapshot.totals.allocBytes, signed: false), .integer(snapshot.gcCycles),
                 .integer(snapshot.ref.timeMs), .integer(run.id),
             ])

@@ -20,7 +20,8 @@ struct Series {
         let snapshots = try store.snapshots(runID: run.id).filter { selected($0.ref.stateID) }
         let typeNames = try store.objectTypeNames()
         let firstTime = fromMs.map { from in
-            snapshots.last { $0.ref.timeMs <= from }?.ref.timeMs ?? snapshots.first?.ref.timeMs ?? from
+            snapshots.last { $0.ref.timeMs <= from }?.ref.timeMs ?? snapshots.first?.ref.timeMs
+                ?? from
         }
         let kept = snapshots.filter { firstTime == nil || $0.ref.timeMs >= firstTime! }
         times = Array(Set(kept.map(\.ref.timeMs))).sorted()
@@ -54,15 +55,20 @@ struct Series {
                     guard let info = infos[figures.siteID], include(info) else { continue }
                     let type = typeNames[figures.type] ?? "?"
                     let key = SiteKey(info, type: type, by: grouping)
-                    values[key, default: 0] += current ? figures.figures.liveBytes : figures.figures.gcLiveBytes
+                    values[key, default: 0] +=
+                        current ? figures.figures.liveBytes : figures.figures.gcLiveBytes
                     live[key, default: 0] += figures.figures.liveBytes
-                    if labels[key] == nil { labels[key] = (SiteKey.label(info, type: type, by: grouping), info) }
+                    if labels[key] == nil {
+                        labels[key] = (SiteKey.label(info, type: type, by: grouping), info)
+                    }
                 }
                 for (key, value) in values { mine[key, default: [:]][times[index]] = value }
                 if index == times.count - 1 { mineLast = live }
             }
             for (key, byTime) in mine {
-                for (time, value) in byTime { perTime[key, default: [:]][time, default: 0] += value }
+                for (time, value) in byTime {
+                    perTime[key, default: [:]][time, default: 0] += value
+                }
             }
             for (key, value) in mineLast { lastLive[key, default: 0] += value }
         }

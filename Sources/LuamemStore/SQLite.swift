@@ -26,10 +26,11 @@ public final class Database {
     /// Opens `path`; read-write mode creates the file when missing.
     public init(path: String, mode: Mode) throws {
         var db: OpaquePointer?
-        let flags: Int32 = switch mode {
-        case .readOnly: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
-        case .readWrite: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
-        }
+        let flags: Int32 =
+            switch mode {
+            case .readOnly: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
+            case .readWrite: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+            }
         let code = sqlite3_open_v2(path, &db, flags, nil)
         guard code == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
@@ -127,11 +128,13 @@ public final class Statement {
         sqlite3_clear_bindings(handle)
         for (offset, value) in values.enumerated() {
             let index = Int32(offset + 1)
-            let code: Int32 = switch value {
-            case .integer(let number): sqlite3_bind_int64(handle, index, number)
-            case .text(let text): sqlite3_bind_text(handle, index, text, -1, luamem_sqlite_transient())
-            case .null: sqlite3_bind_null(handle, index)
-            }
+            let code: Int32 =
+                switch value {
+                case .integer(let number): sqlite3_bind_int64(handle, index, number)
+                case .text(let text):
+                    sqlite3_bind_text(handle, index, text, -1, luamem_sqlite_transient())
+                case .null: sqlite3_bind_null(handle, index)
+                }
             guard code == SQLITE_OK else { throw database.error(code, sql: sql) }
         }
     }
@@ -168,7 +171,9 @@ public final class Statement {
 
     public func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
 
-    public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+    public func isNull(_ column: Int32) -> Bool {
+        sqlite3_column_type(handle, column) == SQLITE_NULL
+    }
 
     public func text(_ column: Int32) -> String? {
         guard let bytes = sqlite3_column_text(handle, column) else { return nil }

@@ -72,18 +72,22 @@ public final class SnapshotWriter {
         self.store = store
         let db = store.database
         insertFrame = try db.prepare(
-            "INSERT OR IGNORE INTO frames (source, file, line, line_defined, function) VALUES (?, ?, ?, ?, ?)")
+            "INSERT OR IGNORE INTO frames (source, file, line, line_defined, function) VALUES (?, ?, ?, ?, ?)"
+        )
         selectFrame = try db.prepare(
-            "SELECT id FROM frames WHERE source = ? AND line = ? AND line_defined = ? AND function IS ?")
+            "SELECT id FROM frames WHERE source = ? AND line = ? AND line_defined = ? AND function IS ?"
+        )
         insertSite = try db.prepare(
             "INSERT OR IGNORE INTO sites (frame_id, stack, c_function) VALUES (?, ?, ?)")
         selectSite = try db.prepare("SELECT id FROM sites WHERE stack = ? AND c_function = ?")
-        insertSnapshot = try db.prepare("""
+        insertSnapshot = try db.prepare(
+            """
             INSERT INTO snapshots (run_id, state_id, time_ms, kind, live_bytes, live_count,
                 alloc_bytes, alloc_count, peak_bytes, gc_live_bytes, gc_live_count, gc_cycles)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        insertStats = try db.prepare("""
+        insertStats = try db.prepare(
+            """
             INSERT INTO site_stats (state_id, site_id, type, snapshot_id, live_bytes, live_count,
                 alloc_bytes, alloc_count, peak_bytes, gc_live_bytes, gc_live_count)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -95,14 +99,16 @@ public final class SnapshotWriter {
     }
 
     public func beginRun(_ run: RunInfo) throws -> Int64 {
-        try store.database.prepare("""
+        try store.database.prepare(
+            """
             INSERT INTO runs (build, name, host, pid, command, lua_version, options, started_ms)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """).run([
-                run.build.map(Value.text) ?? .null, run.name.map(Value.text) ?? .null,
-                .text(run.host), .integer(run.pid), .text(run.command), .text(run.luaVersion),
-                .text(run.options), .integer(run.startedMs),
-            ])
+            """
+        ).run([
+            run.build.map(Value.text) ?? .null, run.name.map(Value.text) ?? .null,
+            .text(run.host), .integer(run.pid), .text(run.command), .text(run.luaVersion),
+            .text(run.options), .integer(run.startedMs),
+        ])
         return store.database.lastInsertRowID
     }
 
@@ -194,7 +200,9 @@ public final class SnapshotWriter {
         if let first = source.first, first == "@" || first == "=" {
             return String(source.dropFirst())
         }
-        let line = source.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let line =
+            source.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first
+            ?? ""
         let truncated = line.count > 40 || line.count < source.count
         return "[string \"\(line.prefix(40))\(truncated ? "..." : "")\"]"
     }

@@ -49,7 +49,8 @@ extension Store {
     }
 
     public func run(id: Int64) throws -> RunRecord? {
-        let statement = try database.prepare("""
+        let statement = try database.prepare(
+            """
             SELECT id, build, name, host, pid, command, started_ms, ended_ms FROM runs WHERE id = ?
             """)
         try statement.bind([.integer(id)])
@@ -63,7 +64,8 @@ extension Store {
 
     /// Per state of the run: the latest snapshot at or before `untilMs`.
     public func headSnapshots(runID: Int64, untilMs: Int64?) throws -> [SnapshotRef] {
-        try snapshots("""
+        try snapshots(
+            """
             SELECT id, state_id, time_ms FROM snapshots s
             WHERE run_id = ?1 AND id = (SELECT max(id) FROM snapshots x
                 WHERE x.state_id = s.state_id AND x.time_ms <= coalesce(?2, x.time_ms))
@@ -74,7 +76,8 @@ extension Store {
     /// Per state of the run: the latest snapshot at or before `sinceMs`, or the state's first
     /// snapshot when the window starts before it (or when `sinceMs` is nil).
     public func baseSnapshots(runID: Int64, sinceMs: Int64?) throws -> [SnapshotRef] {
-        try snapshots("""
+        try snapshots(
+            """
             SELECT id, state_id, time_ms FROM snapshots s
             WHERE run_id = ?1 AND id = coalesce(
                 (SELECT max(id) FROM snapshots x WHERE x.state_id = s.state_id AND x.time_ms <= ?2),
@@ -88,8 +91,10 @@ extension Store {
         try statement.bind(bindings)
         var result: [SnapshotRef] = []
         while try statement.step() {
-            result.append(SnapshotRef(
-                id: statement.int64(0), stateID: statement.int64(1), timeMs: statement.int64(2)))
+            result.append(
+                SnapshotRef(
+                    id: statement.int64(0), stateID: statement.int64(1), timeMs: statement.int64(2))
+            )
         }
         return result
     }
@@ -104,12 +109,14 @@ extension Store {
     }
 
     public func snapshotCount(runID: Int64) throws -> Int64 {
-        try database.scalar("SELECT count(*) FROM snapshots WHERE run_id = ?", [.integer(runID)]) ?? 0
+        try database.scalar("SELECT count(*) FROM snapshots WHERE run_id = ?", [.integer(runID)])
+            ?? 0
     }
 
     /// The full state of a snapshot: per (site, type), the latest row at or before it.
     public func figures(at snapshot: SnapshotRef) throws -> [SiteFigures] {
-        let statement = try database.prepare("""
+        let statement = try database.prepare(
+            """
             SELECT site_id, type, max(snapshot_id), live_bytes, live_count, alloc_bytes,
                    alloc_count, peak_bytes, gc_live_bytes, gc_live_count
             FROM site_stats WHERE state_id = ? AND snapshot_id <= ?
@@ -118,20 +125,22 @@ extension Store {
         try statement.bind([.integer(snapshot.stateID), .integer(snapshot.id)])
         var result: [SiteFigures] = []
         while try statement.step() {
-            result.append(SiteFigures(
-                stateID: snapshot.stateID, siteID: statement.int64(0), type: statement.int64(1),
-                figures: Figures(
-                    liveBytes: statement.int64(3), liveCount: statement.int64(4),
-                    allocBytes: statement.int64(5), allocCount: statement.int64(6),
-                    peakBytes: statement.int64(7), gcLiveBytes: statement.int64(8),
-                    gcLiveCount: statement.int64(9))))
+            result.append(
+                SiteFigures(
+                    stateID: snapshot.stateID, siteID: statement.int64(0), type: statement.int64(1),
+                    figures: Figures(
+                        liveBytes: statement.int64(3), liveCount: statement.int64(4),
+                        allocBytes: statement.int64(5), allocCount: statement.int64(6),
+                        peakBytes: statement.int64(7), gcLiveBytes: statement.int64(8),
+                        gcLiveCount: statement.int64(9))))
         }
         return result
     }
 
     /// Names of the given sites.
     public func siteInfo(ids: Set<Int64>) throws -> [Int64: SiteInfo] {
-        let statement = try database.prepare("""
+        let statement = try database.prepare(
+            """
             SELECT s.id, f.file, f.line, f.line_defined, f.function, s.c_function, s.stack
             FROM sites s JOIN frames f ON f.id = s.frame_id
             """)
@@ -204,7 +213,8 @@ extension Store {
     /// The run that was going on at `timeMs`: the latest started at or before it.
     public func run(atMs timeMs: Int64) throws -> RunRecord? {
         let statement = try database.prepare(
-            "SELECT \(Self.runColumns) FROM runs WHERE started_ms <= ? ORDER BY started_ms DESC, id DESC LIMIT 1")
+            "SELECT \(Self.runColumns) FROM runs WHERE started_ms <= ? ORDER BY started_ms DESC, id DESC LIMIT 1"
+        )
         try statement.bind([.integer(timeMs)])
         return try statement.step() ? runRecord(statement) : nil
     }
@@ -217,7 +227,8 @@ extension Store {
             var latest: [Int64: SnapshotSummary] = [:]
             for snapshot in snapshots {
                 latest[snapshot.ref.stateID] = snapshot
-                byTime[snapshot.ref.timeMs, default: 0] = latest.values.map(\.totals.liveBytes).reduce(0, +)
+                byTime[snapshot.ref.timeMs, default: 0] = latest.values.map(\.totals.liveBytes)
+                    .reduce(0, +)
             }
             return RunSummary(
                 run: run, states: Int64(Set(snapshots.map(\.ref.stateID)).count),
@@ -230,7 +241,8 @@ extension Store {
 
     /// A run's snapshots in order.
     public func snapshots(runID: Int64) throws -> [SnapshotSummary] {
-        let statement = try database.prepare("""
+        let statement = try database.prepare(
+            """
             SELECT sn.id, sn.state_id, sn.time_ms, sn.run_id, st.name, sn.kind, sn.live_bytes,
                    sn.live_count, sn.alloc_bytes, sn.alloc_count, sn.peak_bytes, sn.gc_live_bytes,
                    sn.gc_live_count, sn.gc_cycles
@@ -240,32 +252,41 @@ extension Store {
         try statement.bind([.integer(runID)])
         var result: [SnapshotSummary] = []
         while try statement.step() {
-            result.append(SnapshotSummary(
-                ref: SnapshotRef(id: statement.int64(0), stateID: statement.int64(1), timeMs: statement.int64(2)),
-                runID: statement.int64(3), state: statement.text(4) ?? "", kind: statement.text(5) ?? "",
-                totals: Figures(
-                    liveBytes: statement.int64(6), liveCount: statement.int64(7),
-                    allocBytes: statement.int64(8), allocCount: statement.int64(9),
-                    peakBytes: statement.int64(10), gcLiveBytes: statement.int64(11),
-                    gcLiveCount: statement.int64(12)),
-                gcCycles: statement.int64(13)))
+            result.append(
+                SnapshotSummary(
+                    ref: SnapshotRef(
+                        id: statement.int64(0), stateID: statement.int64(1),
+                        timeMs: statement.int64(2)),
+                    runID: statement.int64(3), state: statement.text(4) ?? "",
+                    kind: statement.text(5) ?? "",
+                    totals: Figures(
+                        liveBytes: statement.int64(6), liveCount: statement.int64(7),
+                        allocBytes: statement.int64(8), allocCount: statement.int64(9),
+                        peakBytes: statement.int64(10), gcLiveBytes: statement.int64(11),
+                        gcLiveCount: statement.int64(12)),
+                    gcCycles: statement.int64(13)))
         }
         return result
     }
 
     /// One snapshot by id.
     public func snapshot(id: Int64) throws -> SnapshotRef? {
-        let statement = try database.prepare("SELECT id, state_id, time_ms FROM snapshots WHERE id = ?")
+        let statement = try database.prepare(
+            "SELECT id, state_id, time_ms FROM snapshots WHERE id = ?")
         try statement.bind([.integer(id)])
         return try statement.step()
-            ? SnapshotRef(id: statement.int64(0), stateID: statement.int64(1), timeMs: statement.int64(2))
+            ? SnapshotRef(
+                id: statement.int64(0), stateID: statement.int64(1), timeMs: statement.int64(2))
             : nil
     }
 
     /// Every recorded row of a state up to `lastSnapshot`, in snapshot order: replaying them gives
     /// the state at each snapshot.
-    public func changes(stateID: Int64, upTo lastSnapshot: Int64) throws -> [(snapshotID: Int64, figures: SiteFigures)] {
-        let statement = try database.prepare("""
+    public func changes(stateID: Int64, upTo lastSnapshot: Int64) throws -> [(
+        snapshotID: Int64, figures: SiteFigures
+    )] {
+        let statement = try database.prepare(
+            """
             SELECT snapshot_id, site_id, type, live_bytes, live_count, alloc_bytes, alloc_count,
                    peak_bytes, gc_live_bytes, gc_live_count
             FROM site_stats WHERE state_id = ? AND snapshot_id <= ? ORDER BY snapshot_id
@@ -273,13 +294,17 @@ extension Store {
         try statement.bind([.integer(stateID), .integer(lastSnapshot)])
         var result: [(Int64, SiteFigures)] = []
         while try statement.step() {
-            result.append((statement.int64(0), SiteFigures(
-                stateID: stateID, siteID: statement.int64(1), type: statement.int64(2),
-                figures: Figures(
-                    liveBytes: statement.int64(3), liveCount: statement.int64(4),
-                    allocBytes: statement.int64(5), allocCount: statement.int64(6),
-                    peakBytes: statement.int64(7), gcLiveBytes: statement.int64(8),
-                    gcLiveCount: statement.int64(9)))))
+            result.append(
+                (
+                    statement.int64(0),
+                    SiteFigures(
+                        stateID: stateID, siteID: statement.int64(1), type: statement.int64(2),
+                        figures: Figures(
+                            liveBytes: statement.int64(3), liveCount: statement.int64(4),
+                            allocBytes: statement.int64(5), allocCount: statement.int64(6),
+                            peakBytes: statement.int64(7), gcLiveBytes: statement.int64(8),
+                            gcLiveCount: statement.int64(9)))
+                ))
         }
         return result
     }
@@ -301,21 +326,28 @@ extension Store {
         var result = PruneResult()
         let db = database
         // A run that never recorded its end (killed) ends at its last snapshot.
-        for runID in try db.prepare("""
+        for runID in try db.prepare(
+            """
             SELECT id FROM runs WHERE coalesce(ended_ms,
                 (SELECT max(time_ms) FROM snapshots WHERE run_id = runs.id), started_ms) < ? ORDER BY id
-            """)
-            .rows([.integer(cutoffMs)]).compactMap({ row -> Int64? in
-                if case .integer(let id) = row[0] { return id } else { return nil }
-            })
-        {
+            """
+        )
+        .rows([.integer(cutoffMs)]).compactMap({ row -> Int64? in
+            if case .integer(let id) = row[0] { return id } else { return nil }
+        }) {
             try db.transaction {
-                result.rows += Int(try db.scalar("""
-                    SELECT count(*) FROM site_stats WHERE state_id IN (SELECT id FROM states WHERE run_id = ?)
-                    """, [.integer(runID)]) ?? 0)
-                result.snapshots += Int(try db.scalar("SELECT count(*) FROM snapshots WHERE run_id = ?", [.integer(runID)]) ?? 0)
-                try db.prepare("DELETE FROM site_stats WHERE state_id IN (SELECT id FROM states WHERE run_id = ?)")
-                    .run([.integer(runID)])
+                result.rows += Int(
+                    try db.scalar(
+                        """
+                        SELECT count(*) FROM site_stats WHERE state_id IN (SELECT id FROM states WHERE run_id = ?)
+                        """, [.integer(runID)]) ?? 0)
+                result.snapshots += Int(
+                    try db.scalar(
+                        "SELECT count(*) FROM snapshots WHERE run_id = ?", [.integer(runID)]) ?? 0)
+                try db.prepare(
+                    "DELETE FROM site_stats WHERE state_id IN (SELECT id FROM states WHERE run_id = ?)"
+                )
+                .run([.integer(runID)])
                 try db.prepare("DELETE FROM snapshots WHERE run_id = ?").run([.integer(runID)])
                 try db.prepare("DELETE FROM states WHERE run_id = ?").run([.integer(runID)])
                 try db.prepare("DELETE FROM runs WHERE id = ?").run([.integer(runID)])
@@ -323,14 +355,19 @@ extension Store {
             }
         }
         // States that keep a snapshot at or after the cutoff: re-base on the oldest one kept.
-        let states = try db.prepare("""
+        let states = try db.prepare(
+            """
             SELECT state_id, min(id) FROM snapshots WHERE time_ms >= ?1 AND state_id IN
                 (SELECT state_id FROM snapshots WHERE time_ms < ?1) GROUP BY state_id
-            """).rows([.integer(cutoffMs)])
+            """
+        ).rows([.integer(cutoffMs)])
         for row in states {
-            guard case .integer(let stateID) = row[0], case .integer(let oldest) = row[1] else { continue }
+            guard case .integer(let stateID) = row[0], case .integer(let oldest) = row[1] else {
+                continue
+            }
             try db.transaction {
-                try db.prepare("""
+                try db.prepare(
+                    """
                     INSERT INTO site_stats (state_id, site_id, type, snapshot_id, live_bytes, live_count,
                         alloc_bytes, alloc_count, peak_bytes, gc_live_bytes, gc_live_count)
                     SELECT ss.state_id, ss.site_id, ss.type, ?2, ss.live_bytes, ss.live_count,
@@ -340,17 +377,22 @@ extension Store {
                           WHERE state_id = ?1 AND snapshot_id <= ?2 GROUP BY site_id, type) l
                       ON l.site_id = ss.site_id AND l.type = ss.type AND l.latest = ss.snapshot_id
                     WHERE ss.state_id = ?1 AND ss.snapshot_id < ?2
-                    """).run([.integer(stateID), .integer(oldest)])
-                try db.prepare("""
+                    """
+                ).run([.integer(stateID), .integer(oldest)])
+                try db.prepare(
+                    """
                     UPDATE snapshots SET site_rows = (SELECT count(*) FROM site_stats WHERE snapshot_id = ?1)
                     WHERE id = ?1 AND site_rows IS NOT NULL
-                    """).run([.integer(oldest)])
-                result.rows += Int(try db.scalar(
-                    "SELECT count(*) FROM site_stats WHERE state_id = ? AND snapshot_id < ?",
-                    [.integer(stateID), .integer(oldest)]) ?? 0)
-                result.snapshots += Int(try db.scalar(
-                    "SELECT count(*) FROM snapshots WHERE state_id = ? AND id < ?",
-                    [.integer(stateID), .integer(oldest)]) ?? 0)
+                    """
+                ).run([.integer(oldest)])
+                result.rows += Int(
+                    try db.scalar(
+                        "SELECT count(*) FROM site_stats WHERE state_id = ? AND snapshot_id < ?",
+                        [.integer(stateID), .integer(oldest)]) ?? 0)
+                result.snapshots += Int(
+                    try db.scalar(
+                        "SELECT count(*) FROM snapshots WHERE state_id = ? AND id < ?",
+                        [.integer(stateID), .integer(oldest)]) ?? 0)
                 try db.prepare("DELETE FROM site_stats WHERE state_id = ? AND snapshot_id < ?")
                     .run([.integer(stateID), .integer(oldest)])
                 try db.prepare("DELETE FROM snapshots WHERE state_id = ? AND id < ?")

@@ -38,7 +38,9 @@ public final class Store {
     /// migrations. `busyTimeout` bounds how long a write waits for another writer.
     /// `maxBytes` caps the file's size (PRAGMA max_page_count); writes past it fail as a full
     /// disk would.
-    public static func openForWriting(path: String, busyTimeout: Int32 = 200, maxBytes: Int64? = nil) throws
+    public static func openForWriting(
+        path: String, busyTimeout: Int32 = 200, maxBytes: Int64? = nil
+    ) throws
         -> Store
     {
         let database = try Database(path: path, mode: .readWrite)
@@ -49,7 +51,8 @@ public final class Store {
         try migrate(database)
         if let maxBytes {
             let pageSize = try database.scalar("PRAGMA page_size") ?? 4096
-            _ = try database.prepare("PRAGMA max_page_count = \(max(1, maxBytes / pageSize))").step()
+            _ = try database.prepare("PRAGMA max_page_count = \(max(1, maxBytes / pageSize))")
+                .step()
         }
         return Store(database: database)
     }
@@ -60,7 +63,8 @@ public final class Store {
         guard access(path, F_OK) == 0 else {
             throw StoreError(
                 code: SQLITE_CANTOPEN,
-                message: "no database at \(path) (run a program under `luamem run` first, or pass --db)")
+                message:
+                    "no database at \(path) (run a program under `luamem run` first, or pass --db)")
         }
         var database = try Database(path: path, mode: writable ? .readWrite : .readOnly)
         database.setBusyTimeout(milliseconds: 5000)
@@ -90,7 +94,8 @@ public final class Store {
         }
         if application == 0 && tables == 0 {
             if allowEmpty { return }
-            throw StoreError(code: SQLITE_NOTADB, message: "\(path) is empty, not a luamem database")
+            throw StoreError(
+                code: SQLITE_NOTADB, message: "\(path) is empty, not a luamem database")
         }
         guard application == applicationID else {
             throw StoreError(

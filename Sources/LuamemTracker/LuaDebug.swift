@@ -21,7 +21,7 @@ enum LuaDebug {
     /// Whether the frame `debug` describes runs a C function ("what" is "C").
     @inlinable @inline(__always)
     static func isCFunction(_ debug: UnsafeMutablePointer<lua_Debug>) -> Bool {
-        debug.pointee.what.pointee == 67    // "C"
+        debug.pointee.what.pointee == 67  // "C"
     }
 
     /// lua_getinfo "n": the name the calling instruction used for the function, if any.

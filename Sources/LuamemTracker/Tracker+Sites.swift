@@ -20,7 +20,8 @@ extension TrackerStorage {
         var cfunction: UnsafeRawPointer?
         var count = 1
         if LuaDebug.isCFunction(debug) {
-            cfunction = cfunctionLayoutVerified
+            cfunction =
+                cfunctionLayoutVerified
                 ? unsafeBitCast(luamem_running_cfunction(debug), to: UnsafeRawPointer?.self)
                 : Self.unknownCFunction
             count = outermostLuaFrame(thread, &level) ? 1 : 0
@@ -124,7 +125,9 @@ extension TrackerStorage {
                     guard let interned = intern(name, create: create) else { break resolving }
                     function = interned
                 }
-                guard let source = frame.source.map({ intern($0, create: create) }) ?? intern(string: "=?"),
+                guard
+                    let source = frame.source.map({ intern($0, create: create) })
+                        ?? intern(string: "=?"),
                     let frameID = internFrame(
                         source: source, line: frame.line, lineDefined: frame.lineDefined,
                         function: function, create: create)
@@ -132,11 +135,15 @@ extension TrackerStorage {
                 frameIDs[index] = frameID
             }
             if frameCount == 0 { frameIDs[0] = hostFrame }
-            guard let found = internSite(frameCount: max(frameCount, 1), cfunction: name, create: create)
+            guard
+                let found = internSite(
+                    frameCount: max(frameCount, 1), cfunction: name, create: create)
             else { break resolving }
             site = found
         }
-        if site == overflowSite { luamem_store_relaxed(foldedAllocations, luamem_load_relaxed(foldedAllocations) + 1) }
+        if site == overflowSite {
+            luamem_store_relaxed(foldedAllocations, luamem_load_relaxed(foldedAllocations) + 1)
+        }
         if cacheEnabled {
             if cacheCount >= 4 * maxSites { clearCache() }
             addCacheEntry(hash, count, cfunction, site)
@@ -165,7 +172,8 @@ extension TrackerStorage {
     }
 
     mutating func name(cfunction: lua_CFunction, _ name: UnsafePointer<CChar>) {
-        let key = mixHash(0, UInt64(UInt(bitPattern: unsafeBitCast(cfunction, to: UnsafeRawPointer.self))))
+        let key = mixHash(
+            0, UInt64(UInt(bitPattern: unsafeBitCast(cfunction, to: UnsafeRawPointer.self))))
         guard cfunctionNames.find(key, { _ in true }) == nil else { return }
         cfunctionNames.insert(key, indexOfInterned(intern(name)!))
     }
@@ -219,9 +227,12 @@ extension TrackerStorage {
 
     /// The interned copy of a NUL-terminated string; the same text gives the same pointer. With
     /// `create` false, nil unless it is interned already.
-    mutating func intern(_ text: UnsafePointer<CChar>, create: Bool = true) -> UnsafePointer<CChar>? {
+    mutating func intern(_ text: UnsafePointer<CChar>, create: Bool = true) -> UnsafePointer<CChar>?
+    {
         let hash = hashCString(text)
-        if let index = stringIndex.find(hash, { strcmp(strings.element(Int($0)).pointee, text) == 0 }) {
+        if let index = stringIndex.find(
+            hash, { strcmp(strings.element(Int($0)).pointee, text) == 0 })
+        {
             return strings.element(Int(index)).pointee
         }
         guard create else { return nil }
@@ -240,7 +251,8 @@ extension TrackerStorage {
     }
 
     func indexOfInterned(_ interned: UnsafePointer<CChar>) -> UInt32 {
-        stringIndex.find(hashCString(interned), { strings.element(Int($0)).pointee == interned }) ?? 0
+        stringIndex.find(hashCString(interned), { strings.element(Int($0)).pointee == interned })
+            ?? 0
     }
 
     mutating func internFrame(
@@ -273,7 +285,9 @@ extension TrackerStorage {
         for index in 0..<frameCount { hash = mixHash(hash, UInt64(frameIDs[index])) }
         let found = siteIndex.find(hash) {
             let site = sites.element(Int($0)).pointee
-            guard Int(site.frameCount) == frameCount, site.cfunction == cfunction else { return false }
+            guard Int(site.frameCount) == frameCount, site.cfunction == cfunction else {
+                return false
+            }
             return memcmp(site.frames, frameIDs, frameCount * MemoryLayout<UInt32>.stride) == 0
         }
         if let found { return found }

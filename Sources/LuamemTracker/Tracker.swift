@@ -23,8 +23,9 @@ public struct SiteRecord {
 /// site. A handle to storage allocated with malloc; `destroy()` releases it.
 ///
 /// Each block carries an 8-byte header with its counter slot and the GC epoch it was allocated
-/// in, so a free finds its site without a lookup. The Lua thread is the only writer; the flusher reads published records and counters
-/// with relaxed atomics, never stopping the Lua thread.
+/// in, so a free finds its site without a lookup. The Lua thread is the only writer; the
+/// flusher reads published records and counters with relaxed atomics, never stopping the Lua
+/// thread.
 public struct Tracker {
     /// Touched by the Lua thread only: Swift treats `storage.pointee.method()` as an access to
     /// the whole storage, so other threads read through `shared` and `context` instead.
@@ -54,9 +55,11 @@ public struct Tracker {
         get { storage.pointee.sampleInterval }
         nonmutating set {
             storage.pointee.sampleInterval = max(0, newValue)
-            storage.pointee.bytesUntilSample = newValue > 0 ? storage.pointee.nextSampleDistance() : 0
+            storage.pointee.bytesUntilSample =
+                newValue > 0 ? storage.pointee.nextSampleDistance() : 0
             luamem_store_relaxed(
-                shared.pointee.unsampledSite, newValue > 0 ? Int64(storage.pointee.unsampledSite) : -1)
+                shared.pointee.unsampledSite,
+                newValue > 0 ? Int64(storage.pointee.unsampledSite) : -1)
         }
     }
 
@@ -230,7 +233,8 @@ extension Tracker {
         var copy = Self.read(shared.pointee.counters.element(slot))
         if unsampledSite >= 0 && Int64(copy.site) != unsampledSite {
             for keyPath in [\luamem_counters.live_count, \.alloc_count, \.gc_live_count] {
-                copy[keyPath: keyPath] = (copy[keyPath: keyPath] + Self.countScale / 2) / Self.countScale
+                copy[keyPath: keyPath] =
+                    (copy[keyPath: keyPath] + Self.countScale / 2) / Self.countScale
             }
         }
         return settledBeforeFirstCycle(copy)
@@ -323,7 +327,7 @@ struct TrackerShared {
 @usableFromInline
 struct CacheEntry {
     @usableFromInline var first: RawFrame
-    @usableFromInline var more: UnsafeMutablePointer<RawFrame>?    // frames 1..<count
+    @usableFromInline var more: UnsafeMutablePointer<RawFrame>?  // frames 1..<count
     @usableFromInline var count: Int32
     @usableFromInline var site: UInt32
     @usableFromInline var cfunction: UnsafeRawPointer?
@@ -429,10 +433,11 @@ struct TrackerStorage {
     }
 
     mutating func createHostSite() {
-        hostFrame = internFrame(source: intern(string: "=[host]"), line: 0, lineDefined: 0, function: nil)!
+        hostFrame = internFrame(
+            source: intern(string: "=[host]"), line: 0, lineDefined: 0, function: nil)!
         frameIDs[0] = hostFrame
         hostSite = internSite(frameCount: 1, cfunction: nil)!
-        _ = slot(site: hostSite, type: .other)    // slot 0 exists: the fallback when slots run out
+        _ = slot(site: hostSite, type: .other)  // slot 0 exists: the fallback when slots run out
         frameIDs[0] = internFrame(
             source: intern(string: "=[other sites]"), line: 0, lineDefined: 0, function: nil)!
         overflowSite = internSite(frameCount: 1, cfunction: nil)!
@@ -521,7 +526,8 @@ struct TrackerStorage {
     /// when every allocation is recorded; with sampling, unsampled blocks go to the unsampled
     /// slot of their type, and a sampled one stands for all the bytes since the previous sample.
     @inlinable @inline(__always)
-    mutating func charge(type: ObjectType, size: Int) -> (slot: UInt32, bytes: Int64, count: Int64) {
+    mutating func charge(type: ObjectType, size: Int) -> (slot: UInt32, bytes: Int64, count: Int64)
+    {
         if sampleInterval == 0 { return (slot(site: currentSite(), type: type), Int64(size), 1) }
         bytesUntilSample &-= size
         if bytesUntilSample > 0 { return (slot(site: unsampledSite, type: type), Int64(size), 1) }
@@ -532,7 +538,9 @@ struct TrackerStorage {
 
     /// What a block of this slot added when it was allocated (recomputed from its size).
     @inlinable @inline(__always)
-    func weight(of slot: UnsafeMutablePointer<luamem_counters>, size: Int) -> (bytes: Int64, count: Int64) {
+    func weight(of slot: UnsafeMutablePointer<luamem_counters>, size: Int) -> (
+        bytes: Int64, count: Int64
+    ) {
         if sampleInterval == 0 { return (Int64(size), 1) }
         if slot.pointee.site == unsampledSite { return (Int64(size), 1) }
         return sampleWeight(size)

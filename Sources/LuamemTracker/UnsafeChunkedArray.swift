@@ -21,7 +21,8 @@ struct UnsafeChunkedArray<Element> {
 
     init() {
         let directory = calloc(Self.maxChunks, MemoryLayout<UnsafeMutablePointer<Element>?>.stride)!
-        chunks = directory.bindMemory(to: UnsafeMutablePointer<Element>?.self, capacity: Self.maxChunks)
+        chunks = directory.bindMemory(
+            to: UnsafeMutablePointer<Element>?.self, capacity: Self.maxChunks)
         published = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
         published.initialize(to: 0)
         count = 0
@@ -48,7 +49,9 @@ struct UnsafeChunkedArray<Element> {
         let chunkIndex = count >> Self.chunkShift
         guard chunkIndex < Self.maxChunks else { return nil }
         if chunks[chunkIndex] == nil {
-            guard let chunk = calloc(Self.chunkSize, MemoryLayout<Element>.stride) else { return nil }
+            guard let chunk = calloc(Self.chunkSize, MemoryLayout<Element>.stride) else {
+                return nil
+            }
             chunks[chunkIndex] = chunk.bindMemory(to: Element.self, capacity: Self.chunkSize)
         }
         count += 1

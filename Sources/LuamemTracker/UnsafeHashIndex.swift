@@ -9,7 +9,7 @@ import Glibc
 struct UnsafeHashIndex {
     @usableFromInline struct Entry {
         @usableFromInline var hash: UInt64
-        @usableFromInline var value: UInt32     // value + 1; 0 marks an empty entry
+        @usableFromInline var value: UInt32  // value + 1; 0 marks an empty entry
     }
 
     @usableFromInline var entries: UnsafeMutablePointer<Entry>
@@ -58,7 +58,9 @@ struct UnsafeHashIndex {
     @usableFromInline
     mutating func remove(_ hash: UInt64) {
         var index = Int(truncatingIfNeeded: hash) & mask
-        while entries[index].value != 0 && entries[index].hash != hash { index = (index + 1) & mask }
+        while entries[index].value != 0 && entries[index].hash != hash {
+            index = (index + 1) & mask
+        }
         guard entries[index].value != 0 else { return }
         var hole = index
         var next = (index + 1) & mask

@@ -12,10 +12,12 @@ import Testing
     private func runSteady(
         db: String, seconds: String = "0.6", options: [String] = [], unprivileged: Bool = false
     ) throws -> ProcessOutput {
-        var command = [Harness.luamemPath, "run", "--db", db, "--interval", "0.05"] + options
+        var command =
+            [Harness.luamemPath, "run", "--db", db, "--interval", "0.05"] + options
             + [Harness.fixture("steady.lua"), seconds]
         if unprivileged && getuid() == 0 {
-            command = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + command
+            command =
+                ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + command
         }
         let output = try Harness.run(command[0], Array(command.dropFirst()))
         #expect(output.stdout == Self.expectedOutput)
@@ -40,15 +42,21 @@ import Testing
         #expect(missing.stderr.contains("unable to open database file"))
 
         let readOnlyDirectory = directory.appendingPathComponent("ro")
-        try FileManager.default.createDirectory(at: readOnlyDirectory, withIntermediateDirectories: false)
-        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: readOnlyDirectory.path)
-        let inReadOnly = try runSteady(db: readOnlyDirectory.appendingPathComponent("m.db").path, unprivileged: true)
+        try FileManager.default.createDirectory(
+            at: readOnlyDirectory, withIntermediateDirectories: false)
+        try FileManager.default.setAttributes(
+            [.posixPermissions: 0o555], ofItemAtPath: readOnlyDirectory.path)
+        let inReadOnly = try runSteady(
+            db: readOnlyDirectory.appendingPathComponent("m.db").path, unprivileged: true)
         #expect(luamemLines(inReadOnly.stderr).count == 1, "\(inReadOnly.stderr)")
 
         let readOnlyFile = directory.appendingPathComponent("readonly.db")
         try runSteady(db: readOnlyFile.path, seconds: "0.1")
-        try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: readOnlyFile.path)
-        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: readOnlyFile.path + suffix) }
+        try FileManager.default.setAttributes(
+            [.posixPermissions: 0o444], ofItemAtPath: readOnlyFile.path)
+        for suffix in ["-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: readOnlyFile.path + suffix)
+        }
         let onReadOnly = try runSteady(db: readOnlyFile.path, unprivileged: true)
         #expect(luamemLines(onReadOnly.stderr).count == 1, "\(onReadOnly.stderr)")
     }
@@ -56,9 +64,13 @@ import Testing
     @Test func foreignAndNewerFilesAreLeftAloneWithOneMessage() throws {
         let directory = try Harness.temporaryDirectory()
         let foreign = directory.appendingPathComponent("foreign.db")
-        _ = try Harness.run("/usr/bin/sqlite3", [foreign.path, "CREATE TABLE t(x); INSERT INTO t VALUES (1);"])
+        _ = try Harness.run(
+            "/usr/bin/sqlite3", [foreign.path, "CREATE TABLE t(x); INSERT INTO t VALUES (1);"])
         let onForeign = try runSteady(db: foreign.path)
-        #expect(luamemLines(onForeign.stderr) == ["luamem: cannot write snapshot to \(foreign.path): \(foreign.path) is a SQLite database but not a luamem database"])
+        #expect(
+            luamemLines(onForeign.stderr) == [
+                "luamem: cannot write snapshot to \(foreign.path): \(foreign.path) is a SQLite database but not a luamem database"
+            ])
         #expect(try Harness.integer(foreign, "SELECT count(*) FROM sqlite_master") == 1)
 
         let newer = directory.appendingPathComponent("newer.db")
@@ -74,11 +86,15 @@ import Testing
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("full.db")
         let output = try Harness.luamem([
-            "run", "--db", db.path, "--interval", "0.02", "--max-db-size", "1", Harness.fixture("generated.lua"), "3000",
+            "run", "--db", db.path, "--interval", "0.02", "--max-db-size", "1",
+            Harness.fixture("generated.lua"), "3000",
         ])
         #expect(output.status == 0)
         #expect(output.stdout == "3000\n")
-        #expect(luamemLines(output.stderr) == ["luamem: cannot write snapshot to \(db.path): database or disk is full"])
+        #expect(
+            luamemLines(output.stderr) == [
+                "luamem: cannot write snapshot to \(db.path): database or disk is full"
+            ])
         #expect(try Harness.rows(db, "PRAGMA integrity_check") == [["ok"]])
         #expect(try Harness.integer(db, "SELECT count(*) FROM snapshots") >= 1)
     }
@@ -89,27 +105,36 @@ import Testing
         try runSteady(db: db.path, seconds: "0.1")
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        holder.arguments = ["-c", """
+        holder.arguments = [
+            "-c",
+            """
             import sqlite3, sys, time
             c = sqlite3.connect(sys.argv[1], isolation_level=None)
             c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(0.8); c.execute('ROLLBACK')
-            """, db.path]
+            """, db.path,
+        ]
         let ready = Pipe()
         holder.standardOutput = ready
         try holder.run()
-        _ = ready.fileHandleForReading.availableData        // "locked"
+        _ = ready.fileHandleForReading.availableData  // "locked"
         let output = try runSteady(db: db.path, seconds: "1.6")
         holder.waitUntilExit()
         let lines = luamemLines(output.stderr)
-        #expect(lines == [
-            "luamem: cannot write snapshot to \(db.path): database is locked",
-            "luamem: snapshots are written to \(db.path) again",
-        ])
+        #expect(
+            lines == [
+                "luamem: cannot write snapshot to \(db.path): database is locked",
+                "luamem: snapshots are written to \(db.path) again",
+            ])
         // Counters kept accumulating while the file was locked: the final snapshot has them all.
-        #expect(try Harness.integer(db, """
-            SELECT live_count FROM site_latest WHERE run_id = 2 AND file LIKE '%steady.lua' AND line = 6 AND type = 'table'
-            """) >= 5000)
-        #expect(try Harness.integer(db, "SELECT count(*) FROM snapshots WHERE run_id = 2 AND kind = 'final'") == 1)
+        #expect(
+            try Harness.integer(
+                db,
+                """
+                SELECT live_count FROM site_latest WHERE run_id = 2 AND file LIKE '%steady.lua' AND line = 6 AND type = 'table'
+                """) >= 5000)
+        #expect(
+            try Harness.integer(
+                db, "SELECT count(*) FROM snapshots WHERE run_id = 2 AND kind = 'final'") == 1)
     }
 
     @Test func aDeletedDatabaseIsRecreatedWithTheWholeState() throws {
@@ -117,41 +142,58 @@ import Testing
         let db = directory.appendingPathComponent("deleted.db")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Harness.luamemPath)
-        process.arguments = ["run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), "1.2"]
+        process.arguments = [
+            "run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), "1.2",
+        ]
         let errors = Pipe(), output = Pipe()
         process.standardError = errors
         process.standardOutput = output
         try process.run()
         Thread.sleep(forTimeInterval: 0.5)
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db.path + suffix) }
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: db.path + suffix)
+        }
         process.waitUntilExit()
         #expect(process.terminationStatus == 7)
-        #expect(String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == Self.expectedOutput)
-        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(luamemLines(stderr) == ["luamem: \(db.path) was deleted or replaced: recording this run in the new file"])
+        #expect(
+            String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                == Self.expectedOutput)
+        let stderr = String(
+            decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(
+            luamemLines(stderr) == [
+                "luamem: \(db.path) was deleted or replaced: recording this run in the new file"
+            ])
         #expect(try Harness.integer(db, "SELECT count(*) FROM runs") == 1)
-        #expect(try Harness.integer(db, """
-            SELECT live_count FROM site_latest WHERE file LIKE '%steady.lua' AND line = 6 AND type = 'table'
-            """) >= 5000)
+        #expect(
+            try Harness.integer(
+                db,
+                """
+                SELECT live_count FROM site_latest WHERE file LIKE '%steady.lua' AND line = 6 AND type = 'table'
+                """) >= 5000)
     }
 
     @Test func aReplacedDatabaseIsLeftAloneWhenForeignAndUsedWhenLuamems() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("replaced.db")
         let other = directory.appendingPathComponent("other.db")
-        try Harness.track("idle.lua", db: other, arguments: ["0.05"])       // a luamem file of its own
+        try Harness.track("idle.lua", db: other, arguments: ["0.05"])  // a luamem file of its own
         let foreign = directory.appendingPathComponent("foreign.db")
         _ = try Harness.run("/usr/bin/sqlite3", [foreign.path, "CREATE TABLE t(x);"])
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Harness.luamemPath)
-        process.arguments = ["run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), "1.4"]
+        process.arguments = [
+            "run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), "1.4",
+        ]
         let errors = Pipe(), output = Pipe()
         process.standardError = errors
         process.standardOutput = output
         try process.run()
         // Replaced the way SQLite requires: the file together with its -wal and -shm.
         func replace(with file: URL) throws {
-            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db.path + suffix) }
+            for suffix in ["", "-wal", "-shm"] {
+                try? FileManager.default.removeItem(atPath: db.path + suffix)
+            }
             try FileManager.default.copyItem(at: file, to: db)
         }
         Thread.sleep(forTimeInterval: 0.4)
@@ -160,16 +202,24 @@ import Testing
         try replace(with: other)
         process.waitUntilExit()
         #expect(process.terminationStatus == 7)
-        #expect(String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == Self.expectedOutput)
-        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(
+            String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                == Self.expectedOutput)
+        let stderr = String(
+            decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let lines = luamemLines(stderr)
-        #expect(lines.filter { $0.contains("is a SQLite database but not a luamem database") }.count == 1, "\(stderr)")
+        #expect(
+            lines.filter { $0.contains("is a SQLite database but not a luamem database") }.count
+                == 1, "\(stderr)")
         #expect(lines.last == "luamem: snapshots are written to \(db.path) again", "\(stderr)")
         // The run went into the luamem file that replaced the foreign one, next to its own run.
         #expect(try Harness.integer(db, "SELECT count(*) FROM runs") == 2)
-        #expect(try Harness.integer(db, """
-            SELECT live_count FROM site_latest WHERE file LIKE '%steady.lua' AND line = 6 AND type = 'table'
-            """) >= 5000)
+        #expect(
+            try Harness.integer(
+                db,
+                """
+                SELECT live_count FROM site_latest WHERE file LIKE '%steady.lua' AND line = 6 AND type = 'table'
+                """) >= 5000)
     }
 
     @Test func killDuringHeavyFlushingLeavesOnlyCompleteSnapshots() throws {
@@ -179,7 +229,8 @@ import Testing
         process.executableURL = URL(fileURLWithPath: Harness.luamemPath)
         process.arguments = [
             "run", "--db", db.path, "--interval", "0.01",
-            Harness.repositoryRoot.appendingPathComponent("Benchmarks/workloads/game_tick.lua").path, "1000000",
+            Harness.repositoryRoot.appendingPathComponent("Benchmarks/workloads/game_tick.lua")
+                .path, "1000000",
         ]
         process.standardOutput = FileHandle.nullDevice
         try process.run()
@@ -188,10 +239,13 @@ import Testing
         process.waitUntilExit()
         #expect(try Harness.rows(db, "PRAGMA integrity_check") == [["ok"]])
         #expect(try Harness.integer(db, "SELECT count(*) FROM snapshots") >= 10)
-        #expect(try Harness.integer(db, """
-            SELECT count(*) FROM snapshots s
-            WHERE site_rows IS NOT (SELECT count(*) FROM site_stats WHERE snapshot_id = s.id)
-            """) == 0)
+        #expect(
+            try Harness.integer(
+                db,
+                """
+                SELECT count(*) FROM snapshots s
+                WHERE site_rows IS NOT (SELECT count(*) FROM site_stats WHERE snapshot_id = s.id)
+                """) == 0)
         #expect(try Harness.integer(db, "SELECT count(*) FROM runs WHERE ended_ms IS NULL") == 1)
         let query = try Harness.luamem(["query", "--db", db.path])
         #expect(query.status == 0)
@@ -203,7 +257,9 @@ import Testing
         try runSteady(db: db.path, seconds: "0.1")
         let writer = Process()
         writer.executableURL = URL(fileURLWithPath: Harness.luamemPath)
-        writer.arguments = ["run", "--db", db.path, "--interval", "0.1", Harness.fixture("steady.lua"), "2"]
+        writer.arguments = [
+            "run", "--db", db.path, "--interval", "0.1", Harness.fixture("steady.lua"), "2",
+        ]
         let errors = Pipe()
         writer.standardError = errors
         writer.standardOutput = FileHandle.nullDevice
@@ -212,27 +268,38 @@ import Testing
         while writer.isRunning {
             let query = try Harness.luamem(["query", "--db", db.path, "--format", "json"])
             #expect(query.status == 0, "\(query.stderr)")
-            let sql = try Harness.run("/usr/bin/sqlite3", [db.path, "SELECT count(*) FROM site_latest"])
+            let sql = try Harness.run(
+                "/usr/bin/sqlite3", [db.path, "SELECT count(*) FROM site_latest"])
             #expect(sql.status == 0 && sql.stderr.isEmpty, "\(sql.stderr)")
             reads += 1
         }
         writer.waitUntilExit()
         #expect(writer.terminationStatus == 7)
-        #expect(String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).isEmpty)
+        #expect(
+            String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                .isEmpty)
         #expect(reads >= 5)
     }
 
     @Test func trackerMemoryIsBoundedAndWhatIsFoldedIsReported() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("sites.db")
-        let output = try Harness.luamem(["run", "--db", db.path, "--max-sites", "500", Harness.fixture("generated.lua"), "3000"])
+        let output = try Harness.luamem([
+            "run", "--db", db.path, "--max-sites", "500", Harness.fixture("generated.lua"), "3000",
+        ])
         #expect(output.status == 0)
         #expect(output.stdout == "3000\n")
         #expect(luamemLines(output.stderr).count == 1)
         #expect(output.stderr.contains("more than 500 distinct allocation sites"))
         #expect(try Harness.integer(db, "SELECT count(*) FROM sites") == 500)
-        let folded = try Harness.integer(db, "SELECT sum(live_count) FROM site_latest WHERE file = '[other sites]' AND type = 'table'")
-        let kept = try Harness.integer(db, "SELECT sum(live_count) FROM site_latest WHERE file LIKE 'generated%' AND type = 'table'")
+        let folded = try Harness.integer(
+            db,
+            "SELECT sum(live_count) FROM site_latest WHERE file = '[other sites]' AND type = 'table'"
+        )
+        let kept = try Harness.integer(
+            db,
+            "SELECT sum(live_count) FROM site_latest WHERE file LIKE 'generated%' AND type = 'table'"
+        )
         #expect(folded + kept == 3000)
         #expect(folded > 2000)
     }
@@ -247,6 +314,8 @@ import Testing
         #expect(try Harness.rows(db, "PRAGMA integrity_check") == [["ok"]])
         #expect(try Harness.integer(db, "SELECT count(*) FROM runs") == 1)
         #expect(try Harness.integer(db, "SELECT count(*) FROM snapshots WHERE kind = 'final'") == 1)
-        #expect(try Harness.integer(db, "SELECT max(live_count) FROM site_latest WHERE type = 'table'") == 40000)
+        #expect(
+            try Harness.integer(db, "SELECT max(live_count) FROM site_latest WHERE type = 'table'")
+                == 40000)
     }
 }

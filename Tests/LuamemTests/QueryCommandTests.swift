@@ -13,16 +13,20 @@ import Testing
 
     @Test func jsonRanksTheRetainingLineFirstWithIntegerFigures() throws {
         let db = try database()
-        let output = try Harness.luamem(["query", "--db", db.path, "--format", "json", "--top", "100"])
+        let output = try Harness.luamem([
+            "query", "--db", db.path, "--format", "json", "--top", "100",
+        ])
         #expect(output.status == 0, "\(output.stderr)")
         let rows = try Harness.jsonRows(output.stdout)
         let first = try #require(rows.first)
         #expect((first["source"] as? String)?.hasSuffix("sites.lua") == true)
         #expect(first["line"] as? Int == 5)
         #expect(first["function"] as? String == "keep_tables")
-        #expect(first["live_count"] as? Int == 302)                 // 300 tables + array part
+        #expect(first["live_count"] as? Int == 302)  // 300 tables + array part
         #expect((first["growth_bytes"] as? Int ?? 0) >= 300 * 56)
-        for key in ["source", "line", "function", "live_bytes", "live_count", "growth_bytes", "alloc_bytes"] {
+        for key in [
+            "source", "line", "function", "live_bytes", "live_count", "growth_bytes", "alloc_bytes",
+        ] {
             #expect(first[key] != nil, "missing \(key)")
         }
         #expect(first["live_bytes"] is Int)
@@ -41,8 +45,9 @@ import Testing
         #expect(output.status == 0)
         let lines = output.stdout.split(separator: "\n").map(String.init)
         #expect(lines[0].hasPrefix("run 1 (sites.lua): "))
-        #expect(lines[1].split(separator: " ", omittingEmptySubsequences: true)
-            == ["GROWTH", "LIVE", "COUNT", "ALLOC", "SITE", "FUNCTION", "C", "FUNCTION"])
+        #expect(
+            lines[1].split(separator: " ", omittingEmptySubsequences: true)
+                == ["GROWTH", "LIVE", "COUNT", "ALLOC", "SITE", "FUNCTION", "C", "FUNCTION"])
         #expect(lines.count == 2 + 5)
         #expect(lines[2].contains("sites.lua:5") && lines[2].contains("keep_tables"))
         #expect(lines[2].contains("+"))
@@ -53,17 +58,24 @@ import Testing
         let db = try database()
         let byType = try Harness.jsonRows(
             Harness.luamem(["query", "--db", db.path, "--by", "type", "--format", "json"]).stdout)
-        #expect(Set(byType.compactMap { $0["type"] as? String }).isSuperset(of: ["table", "string", "other"]))
+        #expect(
+            Set(byType.compactMap { $0["type"] as? String }).isSuperset(of: [
+                "table", "string", "other",
+            ]))
         let byFile = try Harness.jsonRows(
             Harness.luamem(["query", "--db", db.path, "--by", "file", "--format", "json"]).stdout)
         #expect(byFile.contains { ($0["source"] as? String)?.hasSuffix("sites.lua") == true })
         #expect(byFile.contains { $0["source"] as? String == "[host]" })
         let byFunction = try Harness.jsonRows(
-            Harness.luamem(["query", "--db", db.path, "--by", "function", "--format", "json"]).stdout)
+            Harness.luamem(["query", "--db", db.path, "--by", "function", "--format", "json"])
+                .stdout)
         let keep = try #require(byFunction.first { $0["function"] as? String == "keep_tables" })
         #expect(keep["line"] as? Int == 3)
         let csv = try Harness.luamem(["query", "--db", db.path, "--format", "csv", "--top", "1"])
-        #expect(csv.stdout.hasPrefix("growth_bytes,live_bytes,live_count,alloc_bytes,site,function,c_function,source,line"))
+        #expect(
+            csv.stdout.hasPrefix(
+                "growth_bytes,live_bytes,live_count,alloc_bytes,site,function,c_function,source,line"
+            ))
         #expect(csv.stdout.split(separator: "\n").count == 2)
     }
 
@@ -73,10 +85,11 @@ import Testing
         try Harness.track("idle.lua", db: db, options: ["--interval", "0.05"], arguments: ["0.3"])
         // A window that starts after the allocations: nothing grew in it.
         let recent = try Harness.jsonRows(
-            Harness.luamem(["query", "--db", db.path, "--since", "100ms", "--format", "json"]).stdout)
+            Harness.luamem(["query", "--db", db.path, "--since", "100ms", "--format", "json"])
+                .stdout)
         let held = try #require(recent.first { $0["line"] as? Int == 4 })
         #expect(held["growth_bytes"] as? Int == 0)
-        #expect(held["live_count"] as? Int == 201)              // 100 tables and their array parts
+        #expect(held["live_count"] as? Int == 201)  // 100 tables and their array parts
         let whole = try Harness.jsonRows(
             Harness.luamem(["query", "--db", db.path, "--since", "1h", "--format", "json"]).stdout)
         #expect(whole.first { $0["line"] as? Int == 4 }?["growth_bytes"] as? Int ?? 0 > 0)
@@ -97,10 +110,14 @@ import Testing
             #expect(output.status != 0, "\(arguments)")
             #expect(output.stderr.contains(message), "\(arguments): \(output.stderr)")
         }
-        let missing = try Harness.luamem(["query", "--db", directory.appendingPathComponent("none.db").path])
+        let missing = try Harness.luamem([
+            "query", "--db", directory.appendingPathComponent("none.db").path,
+        ])
         #expect(missing.status != 0)
         #expect(missing.stderr.contains("no database at"))
-        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("none.db").path))
+        #expect(
+            !FileManager.default.fileExists(
+                atPath: directory.appendingPathComponent("none.db").path))
         let foreign = directory.appendingPathComponent("foreign.db")
         _ = try Harness.run("/usr/bin/sqlite3", [foreign.path, "CREATE TABLE t(x);"])
         let notOurs = try Harness.luamem(["query", "--db", foreign.path])

@@ -16,13 +16,18 @@ import Testing
         let firstRow = try #require(lines.first { $0.hasPrefix("| ") && $0.contains("app.lua") })
         #expect(firstRow.contains("| new | app.lua:9 | remember_session |"))
         // log_message moved from line 10 to 14 and kept its size: matched, not new or gone.
-        let json = try Harness.jsonRows(Harness.luamem([
-            "diff", "--db", db.path, "--base", "build:v1", "--head", "build:v2", "--format", "json", "--top", "100",
-        ]).stdout)
+        let json = try Harness.jsonRows(
+            Harness.luamem([
+                "diff", "--db", db.path, "--base", "build:v1", "--head", "build:v2", "--format",
+                "json", "--top", "100",
+            ]).stdout)
         let logLine = try #require(json.first { $0["function"] as? String == "log_message" })
         #expect(logLine["status"] as? String == "changed" || logLine["change_bytes"] as? Int == 0)
         #expect(logLine["line"] as? Int == 14)
-        #expect(!json.contains { $0["function"] as? String == "log_message" && $0["status"] as? String == "gone" })
+        #expect(
+            !json.contains {
+                $0["function"] as? String == "log_message" && $0["status"] as? String == "gone"
+            })
         let session = try #require(json.first { $0["line"] as? Int == 8 })
         #expect(session["status"] as? String == "changed")
         #expect((session["change_fraction"] as? Double ?? 0) > 0.3)
@@ -33,25 +38,35 @@ import Testing
         let db = directory.appendingPathComponent("m.db")
         try Harness.track("idle.lua", db: db, arguments: ["0.1"])
         try Harness.track("sites.lua", db: db)
-        let runs = try Harness.luamem(["diff", "--db", db.path, "--base", "run:1", "--head", "run:2", "--format", "json"])
+        let runs = try Harness.luamem([
+            "diff", "--db", db.path, "--base", "run:1", "--head", "run:2", "--format", "json",
+        ])
         #expect(runs.status == 0)
         let rows = try Harness.jsonRows(runs.stdout)
-        #expect(rows.first { ($0["source"] as? String)?.hasSuffix("sites.lua") == true && $0["line"] as? Int == 5 }?["status"]
-            as? String == "new")
+        #expect(
+            rows.first {
+                ($0["source"] as? String)?.hasSuffix("sites.lua") == true && $0["line"] as? Int == 5
+            }?["status"]
+                as? String == "new")
         #expect(rows.contains { $0["status"] as? String == "gone" })
         // Same run at start and at end, by snapshot id.
         let snapshots = try Harness.luamem([
-            "diff", "--db", db.path, "--base", "snapshot:1", "--head", "snapshot:2", "--fail-above", "1MB",
+            "diff", "--db", db.path, "--base", "snapshot:1", "--head", "snapshot:2", "--fail-above",
+            "1MB",
         ])
         #expect(snapshots.status == 0, "\(snapshots.stderr)")
         let failing = try Harness.luamem([
             "diff", "--db", db.path, "--base", "run:1", "--head", "run:2", "--fail-above", "1KiB",
         ])
         #expect(failing.status == 1)
-        let byTime = try Harness.luamem(["diff", "--db", db.path, "--base", "run:2", "--head", "-0s", "--by", "file"])
+        let byTime = try Harness.luamem([
+            "diff", "--db", db.path, "--base", "run:2", "--head", "-0s", "--by", "file",
+        ])
         #expect(byTime.status == 0, "\(byTime.stderr)")
         #expect(byTime.stdout.contains("head: run 2 (sites.lua) at "))
-        let peak = try Harness.luamem(["diff", "--db", db.path, "--base", "run:2", "--head", "run:2", "--at", "peak"])
+        let peak = try Harness.luamem([
+            "diff", "--db", db.path, "--base", "run:2", "--head", "run:2", "--at", "peak",
+        ])
         #expect(peak.stdout.contains("at peak"))
         for (arguments, message) in [
             (["--base", "run:9", "--head", "run:1"], "no run 9"),
@@ -70,12 +85,16 @@ import Testing
     @Test func leaksRanksASteadyLeakAboveAWarmUpCacheAndALoadFollowingSite() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("m.db")
-        try Harness.track("patterns.lua", db: db, options: ["--interval", "0.05"], arguments: ["2"])
-        let suspects = try Harness.jsonRows(Harness.luamem(["leaks", "--db", db.path, "--format", "json"]).stdout)
+        try Harness.track(
+            "patterns.lua", db: db, options: ["--interval", "0.05"], arguments: ["2"])
+        let suspects = try Harness.jsonRows(
+            Harness.luamem(["leaks", "--db", db.path, "--format", "json"]).stdout)
         #expect(suspects.first?["line"] as? Int == 10, "\(suspects)")
         #expect(!suspects.contains { $0["line"] as? Int == 11 })
         #expect(!suspects.contains { $0["line"] as? Int == 13 })
-        let all = try Harness.jsonRows(Harness.luamem(["leaks", "--db", db.path, "--all", "--format", "json", "--top", "100"]).stdout)
+        let all = try Harness.jsonRows(
+            Harness.luamem(["leaks", "--db", db.path, "--all", "--format", "json", "--top", "100"])
+                .stdout)
         let leak = try #require(all.firstIndex { $0["line"] as? Int == 10 })
         let cache = try #require(all.firstIndex { $0["line"] as? Int == 11 })
         let load = try #require(all.firstIndex { $0["line"] as? Int == 13 })
@@ -94,11 +113,19 @@ import Testing
         #expect(table.status == 0, "\(table.stderr)")
         #expect(table.stdout.contains("TIME (UTC)"))
         #expect(table.stdout.contains("▁") || table.stdout.contains("█"))
-        let rows = try Harness.jsonRows(Harness.luamem(["history", "--db", db.path, "idle.lua:4", "--format", "json", "--top", "1000"]).stdout)
+        let rows = try Harness.jsonRows(
+            Harness.luamem([
+                "history", "--db", db.path, "idle.lua:4", "--format", "json", "--top", "1000",
+            ]).stdout)
         let snapshots = try Harness.integer(db, "SELECT count(DISTINCT time_ms) FROM snapshots")
         #expect(rows.count == Int(snapshots))
-        #expect(rows.last?["live_bytes"] as? Int == Int(try Harness.integer(db,
-            "SELECT sum(live_bytes) FROM site_latest WHERE file LIKE '%idle.lua' AND line = 4")))
+        #expect(
+            rows.last?["live_bytes"] as? Int
+                == Int(
+                    try Harness.integer(
+                        db,
+                        "SELECT sum(live_bytes) FROM site_latest WHERE file LIKE '%idle.lua' AND line = 4"
+                    )))
         let file = try Harness.luamem(["history", "--db", db.path, "idle.lua"])
         #expect(file.status == 0)
         let missing = try Harness.luamem(["history", "--db", db.path, "idle.lua:99"])
@@ -108,25 +135,35 @@ import Testing
     @Test func runsAndSnapshotsListWhatTheFileHolds() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("m.db")
-        try Harness.track("idle.lua", db: db, options: ["--build", "b1", "--interval", "0.05"], arguments: ["0.2"])
+        try Harness.track(
+            "idle.lua", db: db, options: ["--build", "b1", "--interval", "0.05"], arguments: ["0.2"]
+        )
         try Harness.track("sites.lua", db: db, options: ["--build", "b2"])
-        let runs = try Harness.jsonRows(Harness.luamem(["runs", "--db", db.path, "--format", "json"]).stdout)
+        let runs = try Harness.jsonRows(
+            Harness.luamem(["runs", "--db", db.path, "--format", "json"]).stdout)
         #expect(runs.map { $0["id"] as? Int } == [2, 1])
         #expect(runs[1]["build"] as? String == "b1")
         #expect((runs[1]["snapshots"] as? Int ?? 0) >= 3)
-        #expect((runs[0]["peak_live_bytes"] as? Int ?? 0) >= (runs[0]["final_live_bytes"] as? Int ?? 0))
-        let only = try Harness.jsonRows(Harness.luamem(["runs", "--db", db.path, "--build", "b2", "--format", "json"]).stdout)
+        #expect(
+            (runs[0]["peak_live_bytes"] as? Int ?? 0) >= (runs[0]["final_live_bytes"] as? Int ?? 0))
+        let only = try Harness.jsonRows(
+            Harness.luamem(["runs", "--db", db.path, "--build", "b2", "--format", "json"]).stdout)
         #expect(only.count == 1)
-        let snapshots = try Harness.jsonRows(Harness.luamem([
-            "snapshots", "--db", db.path, "--build", "b1", "--format", "json", "--top", "100",
-        ]).stdout)
+        let snapshots = try Harness.jsonRows(
+            Harness.luamem([
+                "snapshots", "--db", db.path, "--build", "b1", "--format", "json", "--top", "100",
+            ]).stdout)
         #expect(snapshots.first?["kind"] as? String == "start")
         #expect(snapshots.last?["kind"] as? String == "final")
-        let csv = try Harness.luamem(["snapshots", "--db", db.path, "--run", "2", "--format", "csv"])
+        let csv = try Harness.luamem([
+            "snapshots", "--db", db.path, "--run", "2", "--format", "csv",
+        ])
         #expect(csv.stdout.hasPrefix("id,state,time,kind,live_bytes,gc_live_bytes"))
         let markdown = try Harness.luamem(["runs", "--db", db.path, "--format", "markdown"])
         #expect(markdown.stdout.hasPrefix("| RUN | BUILD | NAME |"))
-        let conflict = try Harness.luamem(["snapshots", "--db", db.path, "--run", "1", "--build", "b1"])
+        let conflict = try Harness.luamem([
+            "snapshots", "--db", db.path, "--run", "1", "--build", "b1",
+        ])
         #expect(conflict.status != 0 && conflict.stderr.contains("cannot be used together"))
     }
 
@@ -135,11 +172,14 @@ import Testing
         let db = directory.appendingPathComponent("m.db")
         try Harness.track("sites.lua", db: db)
         let command = "\(Harness.luamemPath) query --db \(db.path) --top 3"
-        let terminal = try Harness.run("/usr/bin/script", ["-qec", command, "/dev/null"], environment: ["NO_COLOR": ""])
+        let terminal = try Harness.run(
+            "/usr/bin/script", ["-qec", command, "/dev/null"], environment: ["NO_COLOR": ""])
         #expect(terminal.stdout.contains("\u{1B}[31m"))
-        let noColor = try Harness.run("/usr/bin/script", ["-qec", command, "/dev/null"], environment: ["NO_COLOR": "1"])
+        let noColor = try Harness.run(
+            "/usr/bin/script", ["-qec", command, "/dev/null"], environment: ["NO_COLOR": "1"])
         #expect(!noColor.stdout.contains("\u{1B}["))
-        let piped = try Harness.luamem(["query", "--db", db.path, "--top", "3"], environment: ["NO_COLOR": ""])
+        let piped = try Harness.luamem(
+            ["query", "--db", db.path, "--top", "3"], environment: ["NO_COLOR": ""])
         #expect(!piped.stdout.contains("\u{1B}["))
     }
 
@@ -147,10 +187,14 @@ import Testing
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("old.db")
         let first = try String(
-            contentsOf: Harness.repositoryRoot.appendingPathComponent("Migrations/0001_initial.sql"), encoding: .utf8)
-        let created = try Harness.run("/usr/bin/sqlite3", [
-            db.path, "PRAGMA application_id = \(0x4C4D_454D); \(first) PRAGMA user_version = 1;",
-        ])
+            contentsOf: Harness.repositoryRoot.appendingPathComponent(
+                "Migrations/0001_initial.sql"), encoding: .utf8)
+        let created = try Harness.run(
+            "/usr/bin/sqlite3",
+            [
+                db.path,
+                "PRAGMA application_id = \(0x4C4D_454D); \(first) PRAGMA user_version = 1;",
+            ])
         #expect(created.status == 0, "\(created.stderr)")
         let runs = try Harness.luamem(["runs", "--db", db.path])
         #expect(runs.status == 0, "\(runs.stderr)")
@@ -163,7 +207,10 @@ import Testing
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("m.db")
         try Harness.track("sites.lua", db: db)
-        for good in ["30s", "15m", "1h", "2d", "1h30m", "-1h", "2026-11-24T10:00:00Z", "2026-11-24 10:00", "2026-11-24"] {
+        for good in [
+            "30s", "15m", "1h", "2d", "1h30m", "-1h", "2026-11-24T10:00:00Z", "2026-11-24 10:00",
+            "2026-11-24",
+        ] {
             let output = try Harness.luamem(["query", "--db", db.path, "--since", good])
             #expect(output.status == 0, "\(good): \(output.stderr)")
         }

@@ -21,13 +21,20 @@ import Testing
         let db = directory.appendingPathComponent("fuzz.db")
         try Harness.track("sites.lua", db: db, options: ["--build", "v"])
         try Harness.track("idle.lua", db: db, options: ["--interval", "0.05"], arguments: ["0.2"])
-        let commands = ["query", "diff", "leaks", "history", "runs", "snapshots", "run", "bogus", "--help"]
+        let commands = [
+            "query", "diff", "leaks", "history", "runs", "snapshots", "run", "bogus", "--help",
+        ]
         let words = [
-            "--db", db.path, db.path, "--top", "-1", "0", "5", "abc", "--since", "1h", "-2h", "yesterday",
-            "--until", "--run", "1", "99", "--build", "v", "x", "--format", "json", "csv", "markdown",
-            "xml", "--by", "type", "file", "function", "colour", "--base", "run:1", "build:v", "run:x",
-            "--head", "snapshot:1", "snapshot:-3", "--fail-above", "5%", "lots", "1KiB", "--at", "peak",
-            "30s", "--state", "main", "sites.lua", "--current", "--all", "--depth", "33", "--interval",
+            "--db", db.path, db.path, "--top", "-1", "0", "5", "abc", "--since", "1h", "-2h",
+            "yesterday",
+            "--until", "--run", "1", "99", "--build", "v", "x", "--format", "json", "csv",
+            "markdown",
+            "xml", "--by", "type", "file", "function", "colour", "--base", "run:1", "build:v",
+            "run:x",
+            "--head", "snapshot:1", "snapshot:-3", "--fail-above", "5%", "lots", "1KiB", "--at",
+            "peak",
+            "30s", "--state", "main", "sites.lua", "--current", "--all", "--depth", "33",
+            "--interval",
             "é", "", "sites.lua:5", "--max-sites", "--max-db-size", "-", "--", "=", "%", "1e400",
             "/nonexistent/x.db", directory.path, "--version",
         ]
@@ -36,11 +43,18 @@ import Testing
             var arguments = [random.pick(commands)]
             for _ in 0..<random.next(6) { arguments.append(random.pick(words)) }
             if arguments[0] == "run" {
-                arguments += ["--db", directory.appendingPathComponent("run.db").path, Harness.fixture("args.lua")]
+                arguments += [
+                    "--db", directory.appendingPathComponent("run.db").path,
+                    Harness.fixture("args.lua"),
+                ]
             }
             let output = try Harness.luamem(arguments, in: directory)
-            #expect([0, 1, 2, 64].contains(output.status), "\(arguments): status \(output.status)\n\(output.stderr)")
-            for crash in ["Fatal error", "Program crashed", "Backtrace", "Stack dump", "Segmentation"] {
+            #expect(
+                [0, 1, 2, 64].contains(output.status),
+                "\(arguments): status \(output.status)\n\(output.stderr)")
+            for crash in [
+                "Fatal error", "Program crashed", "Backtrace", "Stack dump", "Segmentation",
+            ] {
                 #expect(!output.stderr.contains(crash), "\(arguments): \(output.stderr)")
             }
         }
@@ -50,10 +64,12 @@ import Testing
         let library = EmbeddingTests.library
         let directory = try Harness.temporaryDirectory()
         try FileManager.default.createSymbolicLink(
-            atPath: directory.appendingPathComponent("luamem.so").path, withDestinationPath: library)
+            atPath: directory.appendingPathComponent("luamem.so").path, withDestinationPath: library
+        )
         for seed in 1...3 {
             let output = try Harness.run(
-                "/usr/bin/lua5.3", [Harness.fixture("module_fuzz.lua"), directory.path, String(seed)],
+                "/usr/bin/lua5.3",
+                [Harness.fixture("module_fuzz.lua"), directory.path, String(seed)],
                 environment: ["LUA_CPATH": directory.path + "/?.so"])
             #expect(output.status == 0, "seed \(seed): \(output.stderr)")
             #expect(output.stdout == "fuzz ok\ttrue\ttrue\ttrue\n", "seed \(seed)")
@@ -62,16 +78,24 @@ import Testing
 
     @Test func luacheckGivesTheSameReportUnderTheTracker() throws {
         let luacheck = "/usr/bin/luacheck"
-        try #require(FileManager.default.fileExists(atPath: luacheck), "install lua-check (scripts/install-deps.sh)")
+        try #require(
+            FileManager.default.fileExists(atPath: luacheck),
+            "install lua-check (scripts/install-deps.sh)")
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("luacheck.db")
         let environment = ["LUA_PATH": "/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua;;"]
-        let arguments = [luacheck, "--no-color", "--codes", "--no-cache", "/usr/share/lua/5.1/luacheck"]
+        let arguments = [
+            luacheck, "--no-color", "--codes", "--no-cache", "/usr/share/lua/5.1/luacheck",
+        ]
         let plain = try Harness.run("/usr/bin/lua5.3", arguments, environment: environment)
-        let tracked = try Harness.luamem(["run", "--db", db.path] + arguments, environment: environment)
+        let tracked = try Harness.luamem(
+            ["run", "--db", db.path] + arguments, environment: environment)
         #expect(plain.stdout.contains("in 54 files") || plain.stdout.contains(" files"))
         #expect(tracked.stdout == plain.stdout)
         #expect(tracked.status == plain.status)
-        #expect(try Harness.integer(db, "SELECT count(DISTINCT file) FROM site_latest WHERE file LIKE '%luacheck/%'") >= 20)
+        #expect(
+            try Harness.integer(
+                db, "SELECT count(DISTINCT file) FROM site_latest WHERE file LIKE '%luacheck/%'")
+                >= 20)
     }
 }

@@ -35,7 +35,8 @@ import Testing
         let db = directory.appendingPathComponent("m.db")
         let missing = try Harness.luamem(["run", "--db", db.path, "no-such-script.lua"])
         #expect(missing.status == 1)
-        #expect(missing.stderr == "luamem: cannot open no-such-script.lua: No such file or directory\n")
+        #expect(
+            missing.stderr == "luamem: cannot open no-such-script.lua: No such file or directory\n")
 
         let broken = directory.appendingPathComponent("broken.lua")
         try "local x = = 1\n".write(to: broken, atomically: true, encoding: .utf8)
@@ -53,49 +54,66 @@ import Testing
         #expect(output.status == 3)
         let kinds = try Harness.rows(db, "SELECT kind FROM snapshots ORDER BY id").map { $0[0] }
         #expect(kinds == ["start", "final"])
-        let kept = try Harness.integer(db, """
+        let kept = try Harness.integer(
+            db,
+            """
             SELECT live_count FROM site_latest WHERE file LIKE '%exits.lua' AND line = 2 AND type = 'table'
             """)
         #expect(kept == 25)
-        #expect(try Harness.integer(db, "SELECT count(*) FROM runs WHERE ended_ms IS NOT NULL") == 1)
+        #expect(
+            try Harness.integer(db, "SELECT count(*) FROM runs WHERE ended_ms IS NOT NULL") == 1)
     }
 
     @Test func readsTheScriptFromStandardInput() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("m.db")
         let output = try Harness.luamem(
-            ["run", "--db", db.path, "-", "x"], stdin: "stdin_kept = { 1, 2 }\nprint('from stdin', ...)\n")
+            ["run", "--db", db.path, "-", "x"],
+            stdin: "stdin_kept = { 1, 2 }\nprint('from stdin', ...)\n")
         #expect(output.status == 0)
         #expect(output.stdout == "from stdin\tx\n")
-        #expect(try Harness.integer(db, "SELECT count(*) FROM frames WHERE file = 'stdin' AND line = 1") == 1)
+        #expect(
+            try Harness.integer(db, "SELECT count(*) FROM frames WHERE file = 'stdin' AND line = 1")
+                == 1)
     }
 
     @Test func writesSnapshotsAtStartEveryIntervalAndAtTheEnd() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("m.db")
         try Harness.track("idle.lua", db: db, options: ["--interval", "0.1"], arguments: ["0.6"])
-        let kinds = try Harness.rows(db, "SELECT kind FROM snapshots ORDER BY id").map { $0[0] ?? "" }
+        let kinds = try Harness.rows(db, "SELECT kind FROM snapshots ORDER BY id").map {
+            $0[0] ?? ""
+        }
         #expect(kinds.first == "start")
         #expect(kinds.last == "final")
         #expect(kinds.filter { $0 == "interval" }.count >= 3)
-        let times = try Harness.rows(db, "SELECT time_ms FROM snapshots ORDER BY id").map { Int64($0[0]!)! }
+        let times = try Harness.rows(db, "SELECT time_ms FROM snapshots ORDER BY id").map {
+            Int64($0[0]!)!
+        }
         #expect(times == times.sorted())
     }
 
     @Test func usesLuamemDBFromTheEnvironmentAndRecordsTheRun() throws {
         let directory = try Harness.temporaryDirectory()
         let output = try Harness.luamem(
-            ["run", "--build", "abc123", "--name", "gate", "--depth", "2", Harness.fixture("depth.lua")],
+            [
+                "run", "--build", "abc123", "--name", "gate", "--depth", "2",
+                Harness.fixture("depth.lua"),
+            ],
             in: directory, environment: ["LUAMEM_DB": "from-env.db"])
         #expect(output.status == 0, "\(output.stderr)")
         let db = directory.appendingPathComponent("from-env.db")
-        let run = try Harness.rows(db, "SELECT build, name, lua_version, options, pid, host FROM runs")
+        let run = try Harness.rows(
+            db, "SELECT build, name, lua_version, options, pid, host FROM runs")
         #expect(run.count == 1)
         #expect(run[0][0] == "abc123")
         #expect(run[0][1] == "gate")
         #expect(run[0][2] == "Lua 5.3.6")
         #expect(run[0][3] == "{\"interval_ms\":10000,\"depth\":2,\"sample\":0}")
-        #expect(try Harness.integer(db, "SELECT count(*) FROM states WHERE name = 'gate' AND closed_ms IS NOT NULL") == 1)
+        #expect(
+            try Harness.integer(
+                db, "SELECT count(*) FROM states WHERE name = 'gate' AND closed_ms IS NOT NULL")
+                == 1)
     }
 
     @Test func rejectsBadOptionsWithOneLine() throws {

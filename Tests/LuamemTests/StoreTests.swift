@@ -13,7 +13,8 @@ import Testing
         #expect(files.map { String($0.dropLast(4)) } == Store.migrations.map(\.name))
         #expect(Store.migrations.map(\.version) == Array(1...files.count))
         for (file, migration) in zip(files, Store.migrations) {
-            let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+            let text = try String(
+                contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
             #expect(text == migration.sql)
         }
     }
@@ -47,7 +48,8 @@ import Testing
         #expect(throws: StoreError.self) { try Store.openForWriting(path: foreign) }
 
         let text = directory.appendingPathComponent("text.db")
-        try String(repeating: "not sqlite ", count: 100).write(to: text, atomically: true, encoding: .utf8)
+        try String(repeating: "not sqlite ", count: 100).write(
+            to: text, atomically: true, encoding: .utf8)
         do {
             _ = try Store.openForReading(path: text.path)
             Issue.record("opened a text file")
@@ -60,12 +62,16 @@ import Testing
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("m.db")
         try Harness.track("idle.lua", db: db, options: ["--interval", "0.05"], arguments: ["0.5"])
-        let snapshots = try Harness.rows(db, "SELECT id FROM snapshots WHERE kind = 'interval' ORDER BY id")
-            .map { Int64($0[0]!)! }
+        let snapshots = try Harness.rows(
+            db, "SELECT id FROM snapshots WHERE kind = 'interval' ORDER BY id"
+        )
+        .map { Int64($0[0]!)! }
         #expect(snapshots.count >= 4)
         // The spinning loop allocates nothing: its interval snapshots add no per-site rows.
         let quiet = snapshots.dropFirst()
-        let rows = try Harness.integer(db, """
+        let rows = try Harness.integer(
+            db,
+            """
             SELECT count(*) FROM site_stats WHERE snapshot_id IN (\(quiet.map(String.init).joined(separator: ",")))
             """)
         #expect(rows == 0)
@@ -75,7 +81,8 @@ import Testing
         var previous: [String: Figures]?
         for id in quiet {
             let figures = try store.figures(at: SnapshotRef(id: id, stateID: stateID, timeMs: 0))
-            let byKey = Dictionary(uniqueKeysWithValues: figures.map { ("\($0.siteID)/\($0.type)", $0.figures) })
+            let byKey = Dictionary(
+                uniqueKeysWithValues: figures.map { ("\($0.siteID)/\($0.type)", $0.figures) })
             #expect(byKey.count > 10)
             if let previous { #expect(byKey == previous) }
             previous = byKey
@@ -115,8 +122,9 @@ import Testing
         let middle = snapshots[snapshots.count / 2].ref.timeMs
         var before: [Int64: [String: Figures]] = [:]
         for snapshot in snapshots where snapshot.ref.timeMs >= middle {
-            before[snapshot.ref.id] = Dictionary(uniqueKeysWithValues: try store.figures(at: snapshot.ref)
-                .map { ("\($0.siteID)/\($0.type)", $0.figures) })
+            before[snapshot.ref.id] = Dictionary(
+                uniqueKeysWithValues: try store.figures(at: snapshot.ref)
+                    .map { ("\($0.siteID)/\($0.type)", $0.figures) })
         }
         let age = Clock.epochMs() - middle
         let output = try Harness.luamem(["prune", "--db", db.path, "--older-than", "\(age)ms"])
@@ -127,13 +135,17 @@ import Testing
         let kept = try Store.openForReading(path: db.path).snapshots(runID: 2)
         #expect(!kept.isEmpty && kept.count < snapshots.count)
         for snapshot in kept {
-            let after = Dictionary(uniqueKeysWithValues: try store.figures(at: snapshot.ref)
-                .map { ("\($0.siteID)/\($0.type)", $0.figures) })
+            let after = Dictionary(
+                uniqueKeysWithValues: try store.figures(at: snapshot.ref)
+                    .map { ("\($0.siteID)/\($0.type)", $0.figures) })
             #expect(after == before[snapshot.ref.id], "snapshot \(snapshot.ref.id)")
         }
-        #expect(try Harness.integer(db, """
-            SELECT count(*) FROM snapshots s WHERE site_rows IS NOT (SELECT count(*) FROM site_stats WHERE snapshot_id = s.id)
-            """) == 0)
+        #expect(
+            try Harness.integer(
+                db,
+                """
+                SELECT count(*) FROM snapshots s WHERE site_rows IS NOT (SELECT count(*) FROM site_stats WHERE snapshot_id = s.id)
+                """) == 0)
         #expect(try Harness.luamem(["query", "--db", db.path]).status == 0)
         let bad = try Harness.luamem(["prune", "--db", db.path, "--older-than", "soon"])
         #expect(bad.status == 64 && bad.stderr.contains("--older-than must be a duration"))

@@ -89,20 +89,26 @@ enum Harness {
     static func track(
         _ fixtureName: String, db: URL, options: [String] = [], arguments: [String] = []
     ) throws -> ProcessOutput {
-        let output = try luamem(["run", "--db", db.path] + options + [fixture(fixtureName)] + arguments)
+        let output = try luamem(
+            ["run", "--db", db.path] + options + [fixture(fixtureName)] + arguments)
         #expect(output.status == 0, "luamem run \(fixtureName) failed: \(output.stderr)")
         return output
     }
 
     /// Compiles a C host against luamem.h and the built libluamem-embed.so; returns its path.
     static func buildHost(_ source: String, in directory: URL) throws -> String {
-        let host = directory.appendingPathComponent(URL(fileURLWithPath: source).deletingPathExtension().lastPathComponent).path
+        let host = directory.appendingPathComponent(
+            URL(fileURLWithPath: source).deletingPathExtension().lastPathComponent
+        ).path
         let products = productsDirectory.path
-        let build = try run("/usr/bin/cc", [
-            "-Wall", "-Werror", "-I", repositoryRoot.appendingPathComponent("Sources/Luamem/include").path,
-            source, "-o", host, "-L", products, "-lluamem-embed", "-llua5.3", "-lpthread",
-            "-Wl,-rpath,\(products)",
-        ])
+        let build = try run(
+            "/usr/bin/cc",
+            [
+                "-Wall", "-Werror", "-I",
+                repositoryRoot.appendingPathComponent("Sources/Luamem/include").path,
+                source, "-o", host, "-L", products, "-lluamem-embed", "-llua5.3", "-lpthread",
+                "-Wl,-rpath,\(products)",
+            ])
         try #require(build.status == 0, "cc \(source): \(build.stderr)")
         return host
     }

@@ -9,7 +9,9 @@ import Testing
         let db = directory.appendingPathComponent("m.db")
         try Harness.track("sites.lua", db: db)
         var result: [String: (Int64, Int64, Int64)] = [:]
-        for row in try Harness.rows(db, """
+        for row in try Harness.rows(
+            db,
+            """
             SELECT line, type, c_function, live_bytes, live_count, alloc_count, function
             FROM site_latest WHERE file LIKE '%sites.lua'
             """)
@@ -24,7 +26,7 @@ import Testing
         let sites = try sites()
         let retained = try #require(sites["5 table "])
         #expect(retained.count == 300)
-        #expect(retained.live == 300 * 56)    // sizeof(Table) on 64-bit Lua 5.3
+        #expect(retained.live == 300 * 56)  // sizeof(Table) on 64-bit Lua 5.3
     }
 
     @Test func collectedStringsAreFreedBackToTheirSite() throws {
@@ -42,17 +44,17 @@ import Testing
         let sites = try sites()
         let rep = try #require(sites["17 string string.rep"])
         #expect(rep.count == 1)
-        #expect(rep.live == 3000 + 25)        // bytes plus the string header and terminator
+        #expect(rep.live == 3000 + 25)  // bytes plus the string header and terminator
         let concat = try #require(sites["18 string table.concat"])
         #expect(concat.live == 6001 + 25)
     }
 
     @Test func coroutineAllocationsGoToTheCoroutinesLines() throws {
         let sites = try sites()
-        #expect(sites["22 table "]?.count == 50)          // coroutine.resume
-        #expect(sites["30 table "]?.count == 40)          // coroutine.wrap
-        #expect(sites["26 table "] == nil)                // not the resume call
-        #expect(sites["33 table "] == nil)                // not the wrapped call
+        #expect(sites["22 table "]?.count == 50)  // coroutine.resume
+        #expect(sites["30 table "]?.count == 40)  // coroutine.wrap
+        #expect(sites["26 table "] == nil)  // not the resume call
+        #expect(sites["33 table "] == nil)  // not the wrapped call
         // The coroutine's first call frame exists before it has a Lua frame: the resume line.
         #expect(sites["26 other coroutine.resume"]?.count == 1)
         #expect(sites["20 thread coroutine.create"]?.count == 1)
@@ -68,13 +70,15 @@ import Testing
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("m.db")
         try Harness.track("reload.lua", db: db)
-        let rows = try Harness.rows(db, """
+        let rows = try Harness.rows(
+            db,
+            """
             SELECT file, sum(live_count) FROM site_latest
             WHERE file LIKE 'gen%' AND line = 1 AND type = 'table' GROUP BY file
             """)
         #expect(rows.count == 150)
         for row in rows {
-            #expect(row[1] == "8", "\(row[0] ?? "?") holds \(row[1] ?? "?") tables")   // t + 7 kept
+            #expect(row[1] == "8", "\(row[0] ?? "?") holds \(row[1] ?? "?") tables")  // t + 7 kept
         }
     }
 
@@ -82,14 +86,17 @@ import Testing
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("m.db")
         try Harness.track("depth.lua", db: db, options: ["--depth", "3"])
-        let stacks = try Harness.rows(db, """
+        let stacks = try Harness.rows(
+            db,
+            """
             SELECT group_concat(f.line || ' ' || coalesce(f.function, '?'), ' < ')
             FROM site_stats ss JOIN sites s ON s.id = ss.site_id
             JOIN json_each('[' || s.stack || ']') j
             JOIN frames f ON f.id = j.value
             WHERE ss.type = 2 AND f.file LIKE '%depth.lua'
             GROUP BY s.id ORDER BY s.id
-            """).map { $0[0] ?? "" }
+            """
+        ).map { $0[0] ?? "" }
         #expect(stacks.contains("1 leaf < 2 middle < 3 top"))
     }
 
@@ -97,8 +104,9 @@ import Testing
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("m.db")
         try Harness.track("depth.lua", db: db)
-        let host = try Harness.integer(db, "SELECT sum(live_bytes) FROM site_latest WHERE file = '[host]'")
-        #expect(host > 10_000)   // the standard libraries, opened before any Lua code runs
+        let host = try Harness.integer(
+            db, "SELECT sum(live_bytes) FROM site_latest WHERE file = '[host]'")
+        #expect(host > 10_000)  // the standard libraries, opened before any Lua code runs
     }
 }
 
@@ -109,7 +117,9 @@ import Testing
         let db = directory.appendingPathComponent("m.db")
         try Harness.track("sampled.lua", db: db, options: ["--sample", "1KiB"])
         func figures(_ line: Int, _ type: String) throws -> (bytes: Double, count: Double) {
-            let row = try Harness.rows(db, """
+            let row = try Harness.rows(
+                db,
+                """
                 SELECT sum(live_bytes), sum(live_count) FROM site_latest
                 WHERE file LIKE '%sampled.lua' AND line = \(line) AND type = '\(type)'
                 """)[0]
@@ -121,13 +131,19 @@ import Testing
         let strings = try figures(5, "string")
         #expect(abs(strings.bytes / 2_050_000 - 1) < 0.1, "\(strings)")
         #expect(abs(strings.count / 2_000 - 1) < 0.15, "\(strings)")
-        #expect(try Harness.integer(db, "SELECT count(*) FROM site_latest WHERE file = '[unsampled]'") == 0)
-        #expect(try Harness.rows(db, "SELECT options FROM runs")[0][0] == "{\"interval_ms\":10000,\"depth\":1,\"sample\":1024}")
+        #expect(
+            try Harness.integer(db, "SELECT count(*) FROM site_latest WHERE file = '[unsampled]'")
+                == 0)
+        #expect(
+            try Harness.rows(db, "SELECT options FROM runs")[0][0]
+                == "{\"interval_ms\":10000,\"depth\":1,\"sample\":1024}")
     }
 
     @Test func totalsStayExact() throws {
         let directory = try Harness.temporaryDirectory()
-        let output = try Harness.track("exact.lua", db: directory.appendingPathComponent("m.db"), options: ["--sample", "4096"])
+        let output = try Harness.track(
+            "exact.lua", db: directory.appendingPathComponent("m.db"),
+            options: ["--sample", "4096"])
         #expect(output.stdout == "exact\t298\n", "\(output.stderr)")
     }
 
