@@ -16,7 +16,8 @@ public struct Luamem: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             RunCommand.self, QueryCommand.self, DiffCommand.self, LeaksCommand.self,
-            HistoryCommand.self, RunsCommand.self, SnapshotsCommand.self, PruneCommand.self,
+            HistoryCommand.self, RunsCommand.self, SnapshotsCommand.self, ExportCommand.self,
+            PruneCommand.self,
         ]
     )
 

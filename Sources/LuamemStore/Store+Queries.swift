@@ -402,3 +402,25 @@ extension Store {
         return result
     }
 }
+
+/// A frame as printed in stacks.
+public struct FrameInfo: Sendable {
+    public var file: String
+    public var line: Int64
+    public var function: String?
+}
+
+extension Store {
+    /// Every frame by id.
+    public func frames() throws -> [Int64: FrameInfo] {
+        let statement = try database.prepare("SELECT id, file, line, function FROM frames")
+        try statement.bind([])
+        var result: [Int64: FrameInfo] = [:]
+        while try statement.step() {
+            result[statement.int64(0)] = FrameInfo(
+                file: statement.text(1) ?? "?", line: statement.int64(2),
+                function: statement.text(3))
+        }
+        return result
+    }
+}

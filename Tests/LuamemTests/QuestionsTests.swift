@@ -221,3 +221,34 @@ import Testing
         }
     }
 }
+
+/// `luamem export`: folded stacks for flame graphs, and the per-site table.
+@Suite struct ExportTests {
+    @Test func foldedStacksSumToTheLiveTotal() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("m.db")
+        try Harness.track("depth.lua", db: db, options: ["--depth", "3"])
+        let output = try Harness.luamem(["export", "--db", db.path])
+        #expect(output.status == 0, "\(output.stderr)")
+        let lines = output.stdout.split(separator: "\n")
+        var total: Int64 = 0
+        for line in lines {
+            let parts = line.split(separator: " ")
+            #expect(parts.count == 2, "\(line)")
+            total += Int64(parts[1]) ?? -1_000_000
+        }
+        #expect(
+            total
+                == (try Harness.integer(db, "SELECT live_bytes FROM snapshots WHERE kind = 'final'"))
+        )
+        let file = Harness.fixture("depth.lua")
+        #expect(lines.contains { $0.hasPrefix("\(file):3;\(file):2;\(file):1 ") })
+        let alloc = try Harness.luamem(["export", "--db", db.path, "--weight", "alloc"])
+        #expect(alloc.stdout.split(separator: "\n").count >= lines.count)
+        let json = try Harness.jsonRows(
+            Harness.luamem(["export", "--db", db.path, "--format", "json"]).stdout)
+        #expect(json.contains { $0["line"] as? Int == 1 && $0["type"] as? String == "table" })
+        let csv = try Harness.luamem(["export", "--db", db.path, "--format", "csv"])
+        #expect(csv.stdout.hasPrefix("stack,source,line,function,c_function,type,live_bytes"))
+    }
+}
