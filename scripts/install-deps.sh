@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages luamem builds and tests with (Lua 5.3 and SQLite, headers and
-# command-line tools, and luacheck, a real Lua code base the tests run under the tracker).
+# command-line tools; luacheck, a real Lua code base the tests run under the tracker; chromium,
+# the headless browser the HTML report is tested in).
 set -euo pipefail
-packages=(liblua5.3-dev lua5.3 libsqlite3-dev sqlite3 lua-check)
+packages=(liblua5.3-dev lua5.3 libsqlite3-dev sqlite3 lua-check chromium)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

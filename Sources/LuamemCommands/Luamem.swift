@@ -17,6 +17,7 @@ public struct Luamem: ParsableCommand {
         subcommands: [
             RunCommand.self, QueryCommand.self, DiffCommand.self, LeaksCommand.self,
             HistoryCommand.self, RunsCommand.self, SnapshotsCommand.self, ExportCommand.self,
+            ReportCommand.self,
             PruneCommand.self,
         ]
     )

@@ -424,3 +424,13 @@ extension Store {
         return result
     }
 }
+
+extension Store {
+    /// A run's Lua version and tracker options (JSON).
+    public func runFacts(id: Int64) throws -> (luaVersion: String, options: String) {
+        let statement = try database.prepare("SELECT lua_version, options FROM runs WHERE id = ?")
+        try statement.bind([.integer(id)])
+        guard try statement.step() else { return ("?", "{}") }
+        return (statement.text(0) ?? "?", statement.text(1) ?? "{}")
+    }
+}

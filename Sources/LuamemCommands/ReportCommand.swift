@@ -1,0 +1,425 @@
+import ArgumentParser
+import Foundation
+import LuamemAgent
+import LuamemStore
+
+/// `luamem report`: one self-contained HTML page about a run.
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract:
+            "Write a self-contained HTML report of a run: memory over time, top sites, treemap.",
+        discussion: """
+            The page works offline: its styles, charts (SVG) and script are inline, nothing is \
+            fetched. It shows the run's facts, total live memory over time (at each snapshot and \
+            after GC), the sites that grew most with a sparkline each, the leak suspects, and a \
+            treemap of live memory by file, function and line, coloured by growth. Hover over \
+            anything for exact figures. Long series are down-sampled and the treemap keeps the \
+            largest lines (the rest is one "other" cell), so the page stays small.
+            """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var selection: SelectionOptions
+    @OptionGroup var window: WindowOptions
+
+    @Option(name: .shortAndLong, help: "The HTML file to write.")
+    var output = "luamem-report.html"
+
+    @Option(help: "Rows in the tables, and lines in the treemap before the rest is 'other'.")
+    var top = 20
+
+    func validate() throws {
+        guard top > 0 else { throw ValidationError("--top must be at least 1, got \(top)") }
+    }
+
+    func run() throws {
+        let store = try openStore(database)
+        let run = try selection.run(in: store)
+        let selected = try selection.stateFilter(store, runID: run.id)
+        progress("reading \(describe(run))")
+        let fromMs = window.sinceMs(nowMs: Clock.epochMs())
+        let snapshots = try store.snapshots(runID: run.id).filter {
+            selected($0.ref.stateID) && (fromMs == nil || $0.ref.timeMs >= fromMs!)
+        }
+        guard !snapshots.isEmpty else {
+            throw CommandError("\(describe(run)) has no snapshot to report")
+        }
+        let afterGC = try Series(
+            store: store, run: run, fromMs: fromMs, by: .line, current: false, selected: selected)
+        progress("building charts")
+        let page = ReportPage(
+            run: run, facts: try store.runFacts(id: run.id), snapshots: snapshots, series: afterGC,
+            top: top)
+        do {
+            try page.html().write(toFile: output, atomically: true, encoding: .utf8)
+        } catch {
+            throw CommandError("cannot write \(output): \(error.localizedDescription)")
+        }
+        print("wrote \(output)")
+    }
+
+    private func progress(_ message: String) {
+        if isatty(STDERR_FILENO) == 1 { FileHandle.standardError.write(Data("\(message)…\n".utf8)) }
+    }
+}
+
+/// The HTML of a report.
+struct ReportPage {
+    var run: RunRecord
+    var facts: (luaVersion: String, options: String)
+    var snapshots: [SnapshotSummary]
+    var series: Series
+    var top: Int
+
+    /// Row figures: growth over the window, live bytes (after GC) at the end, and its series.
+    struct Row {
+        var key: SiteKey
+        var site: String
+        var info: SiteInfo
+        var values: [Int64]
+        var growth: Int64 { (values.last ?? 0) - (values.first ?? 0) }
+        var live: Int64 { values.last ?? 0 }
+    }
+
+    var rows: [Row] {
+        series.values.map { key, values in
+            let label = series.labels[key]!
+            return Row(key: key, site: label.site, info: label.info, values: values)
+        }
+    }
+
+    func html() -> String {
+        let rows = self.rows
+        let growing = rows.filter { $0.growth > 0 }.sorted { $0.growth > $1.growth }.prefix(top)
+        let suspects = rows.compactMap { row -> (Row, Trend)? in
+            Trend(times: series.times, values: row.values).flatMap {
+                $0.isSuspect ? (row, $0) : nil
+            }
+        }.sorted { $0.1.score > $1.1.score }.prefix(top)
+        let first = snapshots.first!.ref.timeMs, last = snapshots.last!.ref.timeMs
+        return """
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8">
+            <title>luamem report: \(escape(describe(run)))</title>
+            <style>\(Self.style)</style></head>
+            <body data-ready="0">
+            <h1>luamem report: \(escape(describe(run)))</h1>
+            <section id="facts"><table class="facts">
+            \(fact("Build", run.build ?? "—"))\(fact("Name", run.name ?? "—"))\(fact("Host", "\(run.host) (pid \(run.pid))"))
+            \(fact("Command", run.command))\(fact("Lua", facts.luaVersion))\(fact("Options", facts.options))
+            \(fact("Window", "\(formatTime(first)) → \(formatTime(last)) UTC (\(Listing.formatDuration(last - first)), \(snapshots.count) snapshots)"))
+            </table></section>
+            <section id="timeline"><h2>Live memory over time</h2>\(timeline())
+            <p class="legend"><span class="live">■</span> live bytes at each snapshot
+            <span class="gc">■</span> live bytes after GC</p></section>
+            <section id="growth"><h2>Sites that grew most</h2>\(growthTable(Array(growing)))</section>
+            <section id="leaks"><h2>Leak suspects</h2>\(leakTable(Array(suspects)))</section>
+            <section id="treemap"><h2>Live memory by file, function and line</h2>
+            <p class="legend">Area: live bytes after GC at the end. Colour: <span class="up">grew</span>,
+            <span class="flat">flat</span>, <span class="down">shrank</span> over the window.</p>
+            \(treemap(rows))</section>
+            <footer>Written by luamem \(Luamem.configuration.version) at \(formatTime(Clock.epochMs())) UTC.</footer>
+            <script>\(Self.script)</script>
+            </body></html>
+            """
+    }
+
+    private func fact(_ name: String, _ value: String) -> String {
+        "<tr><th>\(escape(name))</th><td>\(escape(value))</td></tr>"
+    }
+
+    // MARK: Charts
+
+    /// Total live and post-GC bytes over time, summed over states at each snapshot time.
+    private func timeline() -> String {
+        var latest: [Int64: SnapshotSummary] = [:]
+        var points: [(time: Int64, live: Int64, gc: Int64)] = []
+        for snapshot in snapshots {
+            latest[snapshot.ref.stateID] = snapshot
+            let point = (
+                snapshot.ref.timeMs, latest.values.map(\.totals.liveBytes).reduce(0, +),
+                latest.values.map(\.totals.gcLiveBytes).reduce(0, +)
+            )
+            if points.last?.time == point.0 {
+                points[points.count - 1] = point
+            } else {
+                points.append(point)
+            }
+        }
+        points = Self.downsample(points, to: 600)
+        let width = 900.0, height = 240.0, left = 70.0, bottom = 24.0
+        let t0 = Double(points.first!.time),
+            t1 = Double(max(points.last!.time, points.first!.time + 1))
+        let top = Double(max(points.map { max($0.live, $0.gc) }.max() ?? 1, 1))
+        func x(_ t: Int64) -> Double { left + (Double(t) - t0) / (t1 - t0) * (width - left - 10) }
+        func y(_ v: Int64) -> Double { height - bottom - Double(v) / top * (height - bottom - 10) }
+        func line(_ value: (Int64, Int64, Int64) -> Int64) -> String {
+            points.map {
+                String(format: "%.1f,%.1f", x($0.time), y(value($0.time, $0.live, $0.gc)))
+            }
+            .joined(separator: " ")
+        }
+        var marks = ""
+        for point in points where points.count <= 120 || point.time == points.last!.time {
+            marks += """
+                <circle class="point" cx="\(String(format: "%.1f", x(point.time)))" cy="\(String(format: "%.1f", y(point.live)))" r="3">\
+                <title>\(formatTime(point.time)) UTC: \(Listing.formatBytes(point.live)) live (\(point.live) bytes), \
+                \(Listing.formatBytes(point.gc)) after GC (\(point.gc) bytes)</title></circle>
+                """
+        }
+        return """
+            <svg class="chart" viewBox="0 0 \(Int(width)) \(Int(height))" role="img" aria-label="live memory over time">
+            <line class="axis" x1="\(left)" y1="\(height - bottom)" x2="\(width - 10)" y2="\(height - bottom)"/>
+            <line class="axis" x1="\(left)" y1="10" x2="\(left)" y2="\(height - bottom)"/>
+            <text class="tick" x="\(left - 6)" y="16" text-anchor="end">\(Listing.formatBytes(Int64(top)))</text>
+            <text class="tick" x="\(left - 6)" y="\(height - bottom)" text-anchor="end">0</text>
+            <text class="tick" x="\(left)" y="\(height - 6)">\(formatTime(points.first!.time))</text>
+            <text class="tick" x="\(width - 10)" y="\(height - 6)" text-anchor="end">\(formatTime(points.last!.time))</text>
+            <polyline class="live" points="\(line { _, live, _ in live })"/>
+            <polyline class="gc" points="\(line { _, _, gc in gc })"/>
+            \(marks)</svg>
+            """
+    }
+
+    /// A small line of a row's values.
+    private func sparkline(_ values: [Int64]) -> String {
+        let sampled = Self.downsample(values.enumerated().map { (Int64($0), $1) }, to: 60).map(\.1)
+        let low = sampled.min() ?? 0, high = max(sampled.max() ?? 1, low + 1)
+        let step = 120.0 / Double(max(sampled.count - 1, 1))
+        let points = sampled.enumerated().map {
+            String(
+                format: "%.1f,%.1f", Double($0) * step,
+                22 - Double($1 - low) / Double(high - low) * 20)
+        }.joined(separator: " ")
+        return "<svg class=\"spark\" viewBox=\"0 0 120 24\"><polyline points=\"\(points)\"/></svg>"
+    }
+
+    private func siteLink(_ row: Row) -> String {
+        guard row.info.file != "[host]",
+            row.info.file.hasPrefix("/") || !row.info.file.hasPrefix("[")
+        else {
+            return escape(row.site)
+        }
+        let path =
+            row.info.file.hasPrefix("/")
+            ? row.info.file : FileManager.default.currentDirectoryPath + "/" + row.info.file
+        return "<a href=\"file://\(escape(path))#L\(row.info.line)\">\(escape(row.site))</a>"
+    }
+
+    private func growthTable(_ rows: [Row]) -> String {
+        guard !rows.isEmpty else { return "<p>No site grew after GC in this window.</p>" }
+        let body = rows.map { row in
+            """
+            <tr class="site" data-site="\(escape(row.site))" data-growth="\(row.growth)" data-live="\(row.live)">\
+            <td class="num" title="\(row.growth) bytes">\(Listing.formatBytes(row.growth, signed: true))</td>\
+            <td class="num" title="\(row.live) bytes">\(Listing.formatBytes(row.live))</td>\
+            <td>\(sparkline(row.values))</td><td>\(siteLink(row))</td>\
+            <td>\(escape(SiteKey.functionName(row.info) ?? ""))</td></tr>
+            """
+        }.joined(separator: "\n")
+        return """
+            <table class="sites"><thead><tr><th>Growth</th><th>Live after GC</th><th>Over time</th>\
+            <th>Site</th><th>Function</th></tr></thead><tbody>
+            \(body)
+            </tbody></table>
+            """
+    }
+
+    private func leakTable(_ suspects: [(Row, Trend)]) -> String {
+        guard !suspects.isEmpty else {
+            return
+                "<p>No site grows steadily in this window (see <code>luamem leaks --all</code>).</p>"
+        }
+        let body = suspects.map { row, trend in
+            """
+            <tr class="suspect" data-site="\(escape(row.site))">\
+            <td class="num">\(Listing.formatBytes(Int64((trend.slope * 60).rounded()), signed: true))/min</td>\
+            <td class="num">\(String(format: "%.2f", trend.fit))</td>\
+            <td class="num">\(String(format: "%.0f%%", trend.late * 100))</td>\
+            <td>\(sparkline(row.values))</td><td>\(siteLink(row))</td>\
+            <td>\(escape(SiteKey.functionName(row.info) ?? ""))</td></tr>
+            """
+        }.joined(separator: "\n")
+        return """
+            <table class="sites"><thead><tr><th>Rate</th><th>Fit</th><th>Late</th><th>Over time</th>\
+            <th>Site</th><th>Function</th></tr></thead><tbody>
+            \(body)
+            </tbody></table>
+            """
+    }
+
+    // MARK: Treemap
+
+    /// A node of the treemap: a file, a function in it, or a line in that.
+    final class Node {
+        var name: String
+        var value: Int64 = 0
+        var growth: Int64 = 0
+        var children: [String: Node] = [:]
+        var detail = ""
+        init(_ name: String) { self.name = name }
+    }
+
+    private func treemap(_ rows: [Row]) -> String {
+        let positive = rows.filter { $0.live > 0 }.sorted { $0.live > $1.live }
+        let root = Node("all")
+        for (index, row) in positive.enumerated() {
+            let isOther = index >= top * 5
+            let fileName = isOther ? "other" : row.info.file
+            let functionName = isOther ? "other" : (SiteKey.functionName(row.info) ?? "?")
+            let file = root.children[fileName] ?? Node(fileName)
+            root.children[fileName] = file
+            let function = file.children[functionName] ?? Node(functionName)
+            file.children[functionName] = function
+            let lineName = isOther ? "other lines" : row.site
+            let line = function.children[lineName] ?? Node(lineName)
+            function.children[lineName] = line
+            line.detail =
+                isOther ? "the smaller lines together" : (SiteKey.functionName(row.info) ?? "")
+            for node in [root, file, function, line] {
+                node.value += row.live
+                node.growth += row.growth
+            }
+        }
+        guard root.value > 0 else { return "<p>No live memory at the end of the window.</p>" }
+        var cells = ""
+        let width = 900.0, height = 420.0
+        for (file, fileRect) in Self.squarify(
+            root.children.values.sorted { $0.value > $1.value }, in: (0, 0, width, height))
+        {
+            cells +=
+                "<g class=\"file\"><rect class=\"file\" x=\"\(f(fileRect.0))\" y=\"\(f(fileRect.1))\" width=\"\(f(fileRect.2))\" height=\"\(f(fileRect.3))\"><title>\(escape(file.name)): \(Listing.formatBytes(file.value)) (\(file.value) bytes)</title></rect>"
+            let inner = (
+                fileRect.0 + 2, fileRect.1 + 14, max(fileRect.2 - 4, 0), max(fileRect.3 - 16, 0)
+            )
+            for (function, functionRect) in Self.squarify(
+                file.children.values.sorted { $0.value > $1.value }, in: inner)
+            {
+                for (line, rect) in Self.squarify(
+                    function.children.values.sorted { $0.value > $1.value }, in: functionRect)
+                {
+                    let share = Double(line.growth) / Double(max(line.value, 1))
+                    let colour = share > 0.05 ? "up" : (share < -0.05 ? "down" : "flat")
+                    cells += """
+                        <rect class="cell \(colour)" data-bytes="\(line.value)" x="\(f(rect.0))" y="\(f(rect.1))" \
+                        width="\(f(rect.2))" height="\(f(rect.3))"><title>\(escape(line.name)) \(escape(line.detail)): \
+                        \(Listing.formatBytes(line.value)) live after GC (\(line.value) bytes), \
+                        \(Listing.formatBytes(line.growth, signed: true)) over the window</title></rect>
+                        """
+                    if rect.2 > 70 && rect.3 > 14 {
+                        cells +=
+                            "<text class=\"label\" x=\"\(f(rect.0 + 3))\" y=\"\(f(rect.1 + 12))\">\(escape(String(line.name.split(separator: "/").last ?? "")))</text>"
+                    }
+                }
+            }
+            cells +=
+                "<text class=\"file-label\" x=\"\(f(fileRect.0 + 3))\" y=\"\(f(fileRect.1 + 11))\">\(escape(String(file.name.split(separator: "/").last ?? "")))</text></g>"
+        }
+        return "<svg class=\"treemap\" viewBox=\"0 0 \(Int(width)) \(Int(height))\">\(cells)</svg>"
+    }
+
+    private func f(_ value: Double) -> String { String(format: "%.1f", value) }
+
+    /// Squarified treemap layout (Bruls, Huizing, van Wijk) of nodes sorted by value, largest
+    /// first, into a rectangle (x, y, width, height).
+    static func squarify(_ nodes: [Node], in rect: (Double, Double, Double, Double))
+        -> [(Node, (Double, Double, Double, Double))]
+    {
+        var result: [(Node, (Double, Double, Double, Double))] = []
+        var remaining = nodes.filter { $0.value > 0 }
+        var (x, y, width, height) = rect
+        let total = Double(remaining.map(\.value).reduce(0, +))
+        guard total > 0, width > 0, height > 0 else { return [] }
+        var areaScale = width * height / total
+        while !remaining.isEmpty {
+            let side = min(width, height)
+            var row: [Node] = []
+            var worst = Double.infinity
+            for node in remaining {
+                let candidate = row + [node]
+                let sum = candidate.map { Double($0.value) * areaScale }.reduce(0, +)
+                let maxArea = candidate.map { Double($0.value) * areaScale }.max()!
+                let minArea = candidate.map { Double($0.value) * areaScale }.min()!
+                let ratio = max(
+                    side * side * maxArea / (sum * sum), sum * sum / (side * side * minArea))
+                if ratio > worst { break }
+                worst = ratio
+                row = candidate
+            }
+            remaining.removeFirst(row.count)
+            let rowArea = row.map { Double($0.value) * areaScale }.reduce(0, +)
+            let thickness = rowArea / side
+            var offset = 0.0
+            for node in row {
+                let length = Double(node.value) * areaScale / thickness
+                if width >= height {
+                    result.append((node, (x, y + offset, thickness, length)))
+                } else {
+                    result.append((node, (x + offset, y, length, thickness)))
+                }
+                offset += length
+            }
+            if width >= height {
+                x += thickness; width -= thickness
+            } else {
+                y += thickness; height -= thickness
+            }
+            let left = Double(remaining.map(\.value).reduce(0, +))
+            if left > 0 { areaScale = width * height / left }
+        }
+        return result
+    }
+
+    // MARK: Helpers
+
+    /// At most `limit` points, keeping the first and last and spreading the rest evenly.
+    static func downsample<T>(_ points: [T], to limit: Int) -> [T] {
+        guard points.count > limit, limit >= 2 else { return points }
+        return (0..<limit).map { points[$0 * (points.count - 1) / (limit - 1)] }
+    }
+
+    private func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(
+            of: "<", with: "&lt;"
+        )
+        .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+
+    static let style = """
+        body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:960px;color:#222}
+        h1{font-size:20px}h2{font-size:16px;margin-top:28px}
+        table{border-collapse:collapse;width:100%}th,td{padding:3px 6px;text-align:left;vertical-align:middle}
+        table.sites tr:nth-child(even){background:#f5f5f5}td.num{text-align:right;white-space:nowrap}
+        table.facts th{width:110px;color:#555;font-weight:normal}
+        svg.chart,svg.treemap{width:100%;height:auto;border:1px solid #ddd}
+        .axis{stroke:#999}.tick{font-size:11px;fill:#555}
+        polyline.live{fill:none;stroke:#d62728;stroke-width:1.5}polyline.gc{fill:none;stroke:#1f77b4;stroke-width:1.5}
+        .point{fill:#d62728}.legend .live{color:#d62728}.legend .gc{color:#1f77b4}
+        svg.spark{width:120px;height:24px}svg.spark polyline{fill:none;stroke:#555;stroke-width:1.2}
+        rect.file{fill:#fff;stroke:#333;stroke-width:1}rect.cell{stroke:#fff;stroke-width:1}
+        rect.up,.legend .up{fill:#e6550d;color:#e6550d}rect.flat,.legend .flat{fill:#bdbdbd;color:#888}
+        rect.down,.legend .down{fill:#31a354;color:#31a354}
+        rect.cell:hover{opacity:.75}.label{font-size:10px;fill:#111;pointer-events:none}
+        .file-label{font-size:11px;font-weight:bold;fill:#333;pointer-events:none}
+        tr.highlight{outline:2px solid #e6550d}
+        footer{margin-top:32px;color:#888;font-size:12px}
+        @media print{body{max-width:none;margin:0}section{break-inside:avoid}}
+        """
+
+    /// Clicking a treemap cell highlights its rows in the tables; the page marks itself ready
+    /// (or records the first script error) so tests can tell it loaded.
+    static let script = """
+        window.addEventListener('error', function (e) { document.body.dataset.error = String(e.message); });
+        document.querySelectorAll('rect.cell').forEach(function (cell) {
+          cell.addEventListener('click', function () {
+            var name = cell.querySelector('title').textContent.split(' ')[0];
+            document.querySelectorAll('tr[data-site]').forEach(function (row) {
+              row.classList.toggle('highlight', row.dataset.site === name);
+            });
+          });
+        });
+        document.body.dataset.cells = String(document.querySelectorAll('rect.cell').length);
+        document.body.dataset.ready = '1';
+        """
+}

@@ -1,0 +1,78 @@
+import Foundation
+import Testing
+
+/// `luamem report`, checked in a real headless browser.
+@Suite struct ReportTests {
+    static let chromium = "/usr/bin/chromium"
+
+    private func browser(_ arguments: [String]) throws -> ProcessOutput {
+        try #require(
+            FileManager.default.fileExists(atPath: Self.chromium),
+            "install chromium (scripts/install-deps.sh)")
+        return try Harness.run(
+            Self.chromium,
+            ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"] + arguments)
+    }
+
+    @Test func reportLoadsOfflineAndShowsWhatQueryAndLeaksSay() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("m.db")
+        try Harness.track(
+            "patterns.lua", db: db, options: ["--interval", "0.05"], arguments: ["1.5"])
+        let page = directory.appendingPathComponent("report.html")
+        let written = try Harness.luamem(["report", "--db", db.path, "-o", page.path])
+        #expect(written.status == 0, "\(written.stderr)")
+        let html = try String(contentsOf: page, encoding: .utf8)
+        for external in ["http://", "https://", "<script src", "<link", "@import"] {
+            #expect(!html.contains(external), "the report must not load \(external)")
+        }
+        #expect(html.utf8.count < 200_000)
+
+        let dom = try browser(["--dump-dom", page.absoluteString])
+        #expect(dom.status == 0)
+        #expect(dom.stdout.contains("data-ready=\"1\""), "the page's script did not finish")
+        #expect(!dom.stdout.contains("data-error="), "script error: \(dom.stdout.prefix(300))")
+        let cells = try #require(dom.stdout.firstMatch(of: try Regex(#"data-cells="(\d+)""#, as: (Substring, Substring).self)))
+        #expect(Int(cells.1)! >= 3)
+
+        // The numbers are those luamem query and luamem leaks print.
+        let query = try Harness.jsonRows(
+            Harness.luamem(["query", "--db", db.path, "--format", "json"]).stdout)
+        let top = try #require(query.first)
+        let row = try #require(
+            dom.stdout.firstMatch(
+                of: try Regex(
+                    #"<tr class="site" data-site="([^"]+)" data-growth="(-?\d+)" data-live="(\d+)">"#,
+                    as: (Substring, Substring, Substring, Substring).self))
+        )
+        #expect(String(row.1) == top["site"] as? String)
+        #expect(Int(row.2) == top["growth_bytes"] as? Int)
+        #expect(Int(row.3) == top["gc_live_bytes"] as? Int)
+        let suspect = try #require(
+            dom.stdout.firstMatch(
+                of: try Regex(#"<tr class="suspect" data-site="([^"]+)">"#, as: (Substring, Substring).self)))
+        #expect(suspect.1.hasSuffix("patterns.lua:10"))
+
+        let artifacts = Harness.repositoryRoot.appendingPathComponent(".build/artifacts")
+        try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
+        let screenshot = artifacts.appendingPathComponent("report.png")
+        try? FileManager.default.removeItem(at: screenshot)
+        _ = try browser([
+            "--window-size=1000,1600", "--screenshot=\(screenshot.path)", page.absoluteString,
+        ])
+        let size =
+            try FileManager.default.attributesOfItem(atPath: screenshot.path)[.size] as? Int ?? 0
+        #expect(size > 10_000)
+    }
+
+    @Test func reportRefusesWhatItCannotWrite() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("m.db")
+        try Harness.track("sites.lua", db: db)
+        let output = try Harness.luamem([
+            "report", "--db", db.path, "-o", "/nonexistent/dir/r.html",
+        ])
+        #expect(output.status == 2)
+        #expect(output.stderr.contains("cannot write /nonexistent/dir/r.html"))
+    }
+}
