@@ -50,7 +50,10 @@ struct ExportCommand: ParsableCommand {
             for entry in figures {
                 guard let info = infos[entry.siteID] else { continue }
                 rows.append(
-                    (stack(info, frames), info, typeNames[entry.type] ?? "?", entry.figures))
+                    (
+                        Self.stack(info, frames).joined(separator: ";"), info,
+                        typeNames[entry.type] ?? "?", entry.figures
+                    ))
             }
         }
         switch format {
@@ -84,14 +87,15 @@ struct ExportCommand: ParsableCommand {
         }
     }
 
-    /// "outer.lua:3;inner.lua:12;string.rep": outermost first, semicolons and spaces escaped.
-    private func stack(_ info: SiteInfo, _ frames: [Int64: FrameInfo]) -> String {
+    /// A site's frames, outermost first, each "file:line", then its C function if any;
+    /// semicolons and spaces, which folded stacks use as separators, are replaced.
+    static func stack(_ info: SiteInfo, _ frames: [Int64: FrameInfo]) -> [String] {
         var parts = info.stack.split(separator: ",").compactMap { Int64($0) }.reversed().map { id in
             frames[id].map { $0.file == "[host]" ? "[host]" : "\($0.file):\($0.line)" } ?? "?"
         }
         if !info.cfunction.isEmpty { parts.append(info.cfunction) }
         return parts.map {
             $0.replacingOccurrences(of: ";", with: ":").replacingOccurrences(of: " ", with: "_")
-        }.joined(separator: ";")
+        }
     }
 }

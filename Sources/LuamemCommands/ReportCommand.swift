@@ -47,16 +47,36 @@ struct ReportCommand: ParsableCommand {
         }
         let afterGC = try Series(
             store: store, run: run, fromMs: fromMs, by: .line, current: false, selected: selected)
+        let byType = try Series(
+            store: store, run: run, fromMs: fromMs, by: .type, current: false, selected: selected)
         progress("building charts")
         let page = ReportPage(
             run: run, facts: try store.runFacts(id: run.id), snapshots: snapshots, series: afterGC,
-            top: top)
+            byType: byType, stacks: try stacks(store, run: run, selected: selected), top: top)
         do {
             try page.html().write(toFile: output, atomically: true, encoding: .utf8)
         } catch {
             throw CommandError("cannot write \(output): \(error.localizedDescription)")
         }
         print("wrote \(output)")
+    }
+
+    /// Live bytes (after GC) per call stack at the latest snapshot of each state.
+    private func stacks(_ store: Store, run: RunRecord, selected: (Int64) -> Bool) throws
+        -> [(stack: [String], bytes: Int64)]
+    {
+        let frames = try store.frames()
+        var result: [[String]: Int64] = [:]
+        for head in try store.headSnapshots(runID: run.id, untilMs: nil)
+        where selected(head.stateID) {
+            let figures = try store.figures(at: head)
+            let infos = try store.siteInfo(ids: Set(figures.map(\.siteID)))
+            for entry in figures where entry.figures.gcLiveBytes > 0 {
+                guard let info = infos[entry.siteID] else { continue }
+                result[ExportCommand.stack(info, frames), default: 0] += entry.figures.gcLiveBytes
+            }
+        }
+        return result.map { ($0.key, $0.value) }
     }
 
     private func progress(_ message: String) {
@@ -70,6 +90,8 @@ struct ReportPage {
     var facts: (luaVersion: String, options: String)
     var snapshots: [SnapshotSummary]
     var series: Series
+    var byType: Series
+    var stacks: [(stack: [String], bytes: Int64)]
     var top: Int
 
     /// Row figures: growth over the window, live bytes (after GC) at the end, and its series.
@@ -112,13 +134,15 @@ struct ReportPage {
             </table></section>
             <section id="timeline"><h2>Live memory over time</h2>\(timeline())
             <p class="legend"><span class="live">■</span> live bytes at each snapshot
-            <span class="gc">■</span> live bytes after GC</p></section>
+            <span class="gc">■</span> live bytes after GC</p>
+            <h3>After GC, by object type</h3>\(stackedByType())</section>
             <section id="growth"><h2>Sites that grew most</h2>\(growthTable(Array(growing)))</section>
             <section id="leaks"><h2>Leak suspects</h2>\(leakTable(Array(suspects)))</section>
             <section id="treemap"><h2>Live memory by file, function and line</h2>
             <p class="legend">Area: live bytes after GC at the end. Colour: <span class="up">grew</span>,
             <span class="flat">flat</span>, <span class="down">shrank</span> over the window.</p>
             \(treemap(rows))</section>
+            \(icicle())
             <footer>Written by luamem \(Luamem.configuration.version) at \(formatTime(Clock.epochMs())) UTC.</footer>
             <script>\(Self.script)</script>
             </body></html>
@@ -179,6 +203,109 @@ struct ReportPage {
             <polyline class="live" points="\(line { _, live, _ in live })"/>
             <polyline class="gc" points="\(line { _, _, gc in gc })"/>
             \(marks)</svg>
+            """
+    }
+
+    /// Post-GC bytes over time, stacked by object type.
+    private func stackedByType() -> String {
+        let times = byType.times
+        guard times.count >= 2 else { return "<p>Too few snapshots for a chart.</p>" }
+        let keys = byType.values.keys.sorted {
+            (byType.values[$0]?.last ?? 0) > (byType.values[$1]?.last ?? 0)
+        }
+        let indices = Self.downsample(Array(times.indices), to: 300)
+        let width = 900.0, height = 200.0, left = 70.0, bottom = 20.0
+        let totals = indices.map { index in keys.map { byType.values[$0]![index] }.reduce(0, +) }
+        let top = Double(max(totals.max() ?? 1, 1))
+        let t0 = Double(times.first!), t1 = Double(max(times.last!, times.first! + 1))
+        func x(_ index: Int) -> Double {
+            left + (Double(times[index]) - t0) / (t1 - t0) * (width - left - 10)
+        }
+        func y(_ value: Int64) -> Double {
+            height - bottom - Double(value) / top * (height - bottom - 10)
+        }
+        var below = indices.map { _ in Int64(0) }
+        var layers = ""
+        for (number, key) in keys.enumerated() {
+            let values = indices.map { byType.values[key]![$0] }
+            let above = zip(below, values).map { $0 + $1 }
+            let upper = zip(indices, above).map { String(format: "%.1f,%.1f", x($0), y($1)) }
+            let lower = zip(indices, below).reversed().map {
+                String(format: "%.1f,%.1f", x($0), y($1))
+            }
+            let name = key.type ?? "?"
+            layers += """
+                <polygon class="layer" style="fill:\(Self.palette[number % Self.palette.count])" \
+                points="\((upper + lower).joined(separator: " "))"><title>\(escape(name)): \
+                \(Listing.formatBytes(values.last ?? 0)) after GC at the end (\(values.last ?? 0) bytes)</title></polygon>
+                """
+            below = above
+        }
+        let legend = keys.enumerated().map { number, key in
+            "<span style=\"color:\(Self.palette[number % Self.palette.count])\">■</span> \(escape(key.type ?? "?"))"
+        }.joined(separator: " ")
+        return """
+            <svg class="chart" viewBox="0 0 \(Int(width)) \(Int(height))" role="img" aria-label="after GC by type">
+            <line class="axis" x1="\(left)" y1="\(height - bottom)" x2="\(width - 10)" y2="\(height - bottom)"/>
+            <text class="tick" x="\(left - 6)" y="16" text-anchor="end">\(Listing.formatBytes(Int64(top)))</text>
+            \(layers)</svg><p class="legend">\(legend)</p>
+            """
+    }
+
+    static let palette = [
+        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+    ]
+
+    /// An icicle of live bytes (after GC) by call stack, outermost frame on top; only for runs
+    /// recorded with --depth above 1.
+    private func icicle() -> String {
+        // Worth drawing only when some stack has two Lua frames (recorded with --depth > 1).
+        guard stacks.contains(where: { $0.stack.filter { $0.contains(".lua:") }.count > 1 })
+        else { return "" }
+        final class Frame {
+            var bytes: Int64 = 0
+            var children: [String: Frame] = [:]
+        }
+        let root = Frame()
+        for (stack, bytes) in stacks {
+            var node = root
+            node.bytes += bytes
+            for name in stack {
+                let child = node.children[name] ?? Frame()
+                node.children[name] = child
+                child.bytes += bytes
+                node = child
+            }
+        }
+        let width = 900.0, rowHeight = 18.0
+        var cells = "", depth = 0
+        func layout(_ node: Frame, name: String, x: Double, span: Double, level: Int) {
+            guard span >= 0.5 else { return }
+            depth = max(depth, level + 1)
+            if level > 0 {
+                cells += """
+                    <rect class="frame" x="\(String(format: "%.1f", x))" y="\(Double(level - 1) * rowHeight)" \
+                    width="\(String(format: "%.1f", max(span - 1, 0.5)))" height="\(rowHeight - 1)"><title>\(escape(name)): \
+                    \(Listing.formatBytes(node.bytes)) after GC (\(node.bytes) bytes)</title></rect>
+                    """
+                if span > 60 {
+                    cells +=
+                        "<text class=\"label\" x=\"\(String(format: "%.1f", x + 3))\" y=\"\(Double(level - 1) * rowHeight + 12)\">\(escape(String(name.split(separator: "/").last ?? "")))</text>"
+                }
+            }
+            var offset = x
+            for (childName, child) in node.children.sorted(by: { $0.value.bytes > $1.value.bytes })
+            {
+                let childSpan = span * Double(child.bytes) / Double(max(node.bytes, 1))
+                layout(child, name: childName, x: offset, span: childSpan, level: level + 1)
+                offset += childSpan
+            }
+        }
+        layout(root, name: "all", x: 0, span: width, level: 0)
+        return """
+            <section id="icicle"><h2>Live memory by call stack</h2>
+            <p class="legend">Outermost frame on top; width: live bytes after GC at the end.</p>
+            <svg class="icicle" viewBox="0 0 \(Int(width)) \(Int(Double(depth) * rowHeight))">\(cells)</svg></section>
             """
     }
 
@@ -400,7 +527,8 @@ struct ReportPage {
         rect.file{fill:#fff;stroke:#333;stroke-width:1}rect.cell{stroke:#fff;stroke-width:1}
         rect.up,.legend .up{fill:#e6550d;color:#e6550d}rect.flat,.legend .flat{fill:#bdbdbd;color:#888}
         rect.down,.legend .down{fill:#31a354;color:#31a354}
-        rect.cell:hover{opacity:.75}.label{font-size:10px;fill:#111;pointer-events:none}
+        rect.cell:hover,rect.frame:hover{opacity:.75}svg.icicle{width:100%;height:auto}
+        rect.frame{fill:#fdae6b;stroke:none}polygon.layer{stroke:#fff;stroke-width:.5}h3{font-size:14px}.label{font-size:10px;fill:#111;pointer-events:none}
         .file-label{font-size:11px;font-weight:bold;fill:#333;pointer-events:none}
         tr.highlight{outline:2px solid #e6550d}
         footer{margin-top:32px;color:#888;font-size:12px}

@@ -65,6 +65,31 @@ import Testing
         #expect(size > 10_000)
     }
 
+    @Test func stacksGiveAnIcicleAndTypesAStackedChart() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("m.db")
+        let server = Harness.repositoryRoot.appendingPathComponent("examples/server.lua").path
+        let run = try Harness.luamem([
+            "run", "--db", db.path, "--depth", "4", "--interval", "0.05", server, "100", "0.005",
+        ])
+        #expect(run.status == 0)
+        let page = directory.appendingPathComponent("stacks.html")
+        #expect(try Harness.luamem(["report", "--db", db.path, "-o", page.path]).status == 0)
+        let dom = try browser(["--dump-dom", page.absoluteString]).stdout
+        #expect(dom.contains("data-ready=\"1\""))
+        #expect(dom.contains("<svg class=\"icicle\""))
+        #expect(dom.contains("server.lua:65"))    // the main loop's line, outermost in the icicle
+        for type in ["table", "string", "other"] {
+            #expect(dom.contains("<title>\(type): "), "no \(type) layer")
+        }
+
+        let flat = directory.appendingPathComponent("flat.db")
+        try Harness.track("sites.lua", db: flat)
+        let flatPage = directory.appendingPathComponent("flat.html")
+        #expect(try Harness.luamem(["report", "--db", flat.path, "-o", flatPage.path]).status == 0)
+        #expect(try !String(contentsOf: flatPage, encoding: .utf8).contains("class=\"icicle\""))
+    }
+
     @Test func reportRefusesWhatItCannotWrite() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("m.db")
