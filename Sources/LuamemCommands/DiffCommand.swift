@@ -98,26 +98,11 @@ struct DiffCommand: ParsableCommand {
     @OptionGroup var gate: GateOptions
 
     func run() throws {
-        let store = try openStore(database)
-        let typeNames = try store.objectTypeNames()
-        let baseSide = try resolve(base, in: store, typeNames: typeNames)
-        let headSide = try resolve(head, in: store, typeNames: typeNames)
-
-        struct Row {
-            var key: SiteKey
-            var base: Int64?
-            var head: Int64?
-            var change: Int64 { (head ?? 0) - (base ?? 0) }
-        }
-        let keys = Set(baseSide.values.keys).union(headSide.values.keys)
-        let changes = keys.map {
-            Row(key: $0, base: baseSide.values[$0], head: headSide.values[$0])
-        }
-        .filter { $0.change != 0 || ($0.base ?? 0) != 0 }
-        .sorted {
-            if abs($0.change) != abs($1.change) { return abs($0.change) > abs($1.change) }
-            return ($0.head ?? $0.base ?? 0) > ($1.head ?? $1.base ?? 0)
-        }
+        let comparison = try Comparison(
+            store: openStore(database), at: at, by: rows.by, current: rows.current, state: state)
+        let baseSide = try comparison.resolve(base)
+        let headSide = try comparison.resolve(head)
+        let changes = Comparison.changes(baseSide, headSide)
         var listing = Listing(columns: [
             .init(key: "base_bytes", title: "BASE", rightAligned: true),
             .init(key: "head_bytes", title: "HEAD", rightAligned: true),
@@ -133,9 +118,7 @@ struct DiffCommand: ParsableCommand {
         ])
         for row in changes.prefix(output.top) {
             let label = headSide.labels[row.key] ?? baseSide.labels[row.key]!
-            let status =
-                row.base == nil
-                ? "new" : (row.head == nil ? "gone" : (row.change == 0 ? "same" : "changed"))
+            let status = row.status
             let fraction: Double? =
                 (row.base ?? 0) > 0 ? Double(row.change) / Double(row.base!) : nil
             listing.rows.append([
@@ -168,24 +151,61 @@ struct DiffCommand: ParsableCommand {
         output.print(listing, heading: heading)
         try gate.check(total: change, base: baseSide.total, rows: changes.map(\.change))
     }
+}
 
-    // MARK: Resolving references
+/// Resolves diff references into sides and compares them: shared by `diff` and `report`.
+struct Comparison {
+    var store: Store
+    var at: Moment
+    var by: Grouping
+    var current: Bool
+    var state: String?
+    var typeNames: [Int64: String]
 
-    private func resolve(_ reference: Reference, in store: Store, typeNames: [Int64: String]) throws
-        -> Side
-    {
+    init(store: Store, at: Moment, by: Grouping, current: Bool, state: String?) throws {
+        self.store = store
+        self.at = at
+        self.by = by
+        self.current = current
+        self.state = state
+        typeNames = try store.objectTypeNames()
+    }
+
+    /// One row of a comparison.
+    struct Change {
+        var key: SiteKey
+        var base: Int64?
+        var head: Int64?
+        var change: Int64 { (head ?? 0) - (base ?? 0) }
+        var status: String {
+            base == nil ? "new" : (head == nil ? "gone" : (change == 0 ? "same" : "changed"))
+        }
+    }
+
+    /// Rows present on either side, largest change first.
+    static func changes(_ base: Side, _ head: Side) -> [Change] {
+        Set(base.values.keys).union(head.values.keys)
+            .map { Change(key: $0, base: base.values[$0], head: head.values[$0]) }
+            .filter { $0.change != 0 || ($0.base ?? 0) != 0 }
+            .sorted {
+                if abs($0.change) != abs($1.change) { return abs($0.change) > abs($1.change) }
+                return ($0.head ?? $0.base ?? 0) > ($1.head ?? $1.base ?? 0)
+            }
+    }
+
+    func resolve(_ reference: Reference) throws -> Side {
         switch reference {
         case .run(let id):
             guard let run = try store.run(id: id) else {
                 throw CommandError("no run \(id) in \(store.path)")
             }
-            return try side(of: run, in: store, typeNames: typeNames)
+            return try side(of: run)
         case .build(let label):
             let runs = try store.runs(build: label)
             guard !runs.isEmpty else {
                 throw CommandError("no run of build '\(label)' in \(store.path)")
             }
-            let sides = try runs.map { try side(of: $0, in: store, typeNames: typeNames) }
+            let sides = try runs.map { try side(of: $0) }
             return median(
                 of: sides,
                 description:
@@ -196,7 +216,7 @@ struct DiffCommand: ParsableCommand {
                 throw CommandError("no snapshot \(id) in \(store.path)")
             }
             var result = Side(description: "snapshot \(id) (\(formatTime(snapshot.timeMs)) UTC)")
-            try add(snapshot, to: &result, in: store, typeNames: typeNames)
+            try add(snapshot, to: &result)
             return result
         case .time(let text):
             let timeMs = TimeExpression(text)!.epochMs(nowMs: Clock.epochMs())
@@ -205,16 +225,14 @@ struct DiffCommand: ParsableCommand {
             }
             let heads = try store.headSnapshots(runID: run.id, untilMs: timeMs)
             var result = Side(description: "\(describe(run)) at \(formatTime(timeMs)) UTC")
-            for snapshot in try filtered(heads, store: store, runID: run.id) {
-                try add(snapshot, to: &result, in: store, typeNames: typeNames)
+            for snapshot in try filtered(heads, runID: run.id) {
+                try add(snapshot, to: &result)
             }
             return result
         }
     }
 
-    private func filtered(_ snapshots: [SnapshotRef], store: Store, runID: Int64) throws
-        -> [SnapshotRef]
-    {
+    private func filtered(_ snapshots: [SnapshotRef], runID: Int64) throws -> [SnapshotRef] {
         guard let state else { return snapshots }
         let ids = try store.stateIDs(runID: runID, name: state)
         guard !ids.isEmpty else {
@@ -224,8 +242,7 @@ struct DiffCommand: ParsableCommand {
     }
 
     /// A run at the chosen moment, its states added together.
-    private func side(of run: RunRecord, in store: Store, typeNames: [Int64: String]) throws -> Side
-    {
+    private func side(of run: RunRecord) throws -> Side {
         let all = try store.snapshots(runID: run.id)
         let chosen: [SnapshotRef]
         let moment: String
@@ -243,7 +260,7 @@ struct DiffCommand: ParsableCommand {
             for snapshot in all {
                 latest[snapshot.ref.stateID] = snapshot
                 let total = latest.values.map {
-                    rows.current ? $0.totals.liveBytes : $0.totals.gcLiveBytes
+                    current ? $0.totals.liveBytes : $0.totals.gcLiveBytes
                 }.reduce(0, +)
                 if best == nil || total > best!.total { best = (total, snapshot.ref.timeMs) }
             }
@@ -251,26 +268,24 @@ struct DiffCommand: ParsableCommand {
             moment = "peak"
         }
         var result = Side(description: "\(describe(run)) at \(moment)")
-        for snapshot in try filtered(chosen, store: store, runID: run.id) {
-            try add(snapshot, to: &result, in: store, typeNames: typeNames)
+        for snapshot in try filtered(chosen, runID: run.id) {
+            try add(snapshot, to: &result)
         }
         return result
     }
 
-    private func add(
-        _ snapshot: SnapshotRef, to side: inout Side, in store: Store, typeNames: [Int64: String]
-    ) throws {
+    private func add(_ snapshot: SnapshotRef, to side: inout Side) throws {
         let figures = try store.figures(at: snapshot)
         let infos = try store.siteInfo(ids: Set(figures.map(\.siteID)))
         for entry in figures {
             guard let info = infos[entry.siteID] else { continue }
             let type = typeNames[entry.type] ?? "?"
-            let key = SiteKey(info, type: type, by: rows.by, acrossBuilds: true)
-            let value = rows.current ? entry.figures.liveBytes : entry.figures.gcLiveBytes
+            let key = SiteKey(info, type: type, by: by, acrossBuilds: true)
+            let value = current ? entry.figures.liveBytes : entry.figures.gcLiveBytes
             side.values[key, default: 0] += value
             side.total += value
             if side.labels[key] == nil {
-                side.labels[key] = (SiteKey.label(info, type: type, by: rows.by), info)
+                side.labels[key] = (SiteKey.label(info, type: type, by: by), info)
             }
         }
     }

@@ -29,8 +29,23 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Rows in the tables, and lines in the treemap before the rest is 'other'.")
     var top = 20
 
+    @Option(
+        help:
+            "With --head: add the diff of two runs, builds, snapshots or times (\(Reference.help))."
+    )
+    var base: Reference?
+
+    @Option(help: "With --base: what to compare.")
+    var head: Reference?
+
+    @Option(help: "Which moment of a run the diff compares: end, peak, or an elapsed time.")
+    var at: Moment = .end
+
     func validate() throws {
         guard top > 0 else { throw ValidationError("--top must be at least 1, got \(top)") }
+        guard (base == nil) == (head == nil) else {
+            throw ValidationError("--base and --head go together")
+        }
     }
 
     func run() throws {
@@ -49,10 +64,20 @@ struct ReportCommand: ParsableCommand {
             store: store, run: run, fromMs: fromMs, by: .line, current: false, selected: selected)
         let byType = try Series(
             store: store, run: run, fromMs: fromMs, by: .type, current: false, selected: selected)
+        var diff: ReportPage.Diff?
+        if let base, let head {
+            progress("comparing \(base) with \(head)")
+            let comparison = try Comparison(
+                store: store, at: at, by: .line, current: false, state: selection.state)
+            let baseSide = try comparison.resolve(base), headSide = try comparison.resolve(head)
+            diff = ReportPage.Diff(
+                base: baseSide, head: headSide, changes: Comparison.changes(baseSide, headSide))
+        }
         progress("building charts")
         let page = ReportPage(
             run: run, facts: try store.runFacts(id: run.id), snapshots: snapshots, series: afterGC,
-            byType: byType, stacks: try stacks(store, run: run, selected: selected), top: top)
+            byType: byType, stacks: try stacks(store, run: run, selected: selected), diff: diff,
+            top: top)
         do {
             try page.html().write(toFile: output, atomically: true, encoding: .utf8)
         } catch {
@@ -92,7 +117,15 @@ struct ReportPage {
     var series: Series
     var byType: Series
     var stacks: [(stack: [String], bytes: Int64)]
+    var diff: Diff?
     var top: Int
+
+    /// Two sides of `--base`/`--head` and their changes.
+    struct Diff {
+        var base: Side
+        var head: Side
+        var changes: [Comparison.Change]
+    }
 
     /// Row figures: growth over the window, live bytes (after GC) at the end, and its series.
     struct Row {
@@ -143,6 +176,7 @@ struct ReportPage {
             <span class="flat">flat</span>, <span class="down">shrank</span> over the window.</p>
             \(treemap(rows))</section>
             \(icicle())
+            \(diffSection())
             <footer>Written by luamem \(Luamem.configuration.version) at \(formatTime(Clock.epochMs())) UTC.</footer>
             <script>\(Self.script)</script>
             </body></html>
@@ -306,6 +340,50 @@ struct ReportPage {
             <section id="icicle"><h2>Live memory by call stack</h2>
             <p class="legend">Outermost frame on top; width: live bytes after GC at the end.</p>
             <svg class="icicle" viewBox="0 0 \(Int(width)) \(Int(Double(depth) * rowHeight))">\(cells)</svg></section>
+            """
+    }
+
+    /// The `--base`/`--head` comparison: bars of the largest changes, then the table.
+    private func diffSection() -> String {
+        guard let diff else { return "" }
+        let shown = Array(diff.changes.prefix(top))
+        let largest = Double(max(shown.map { abs($0.change) }.max() ?? 1, 1))
+        let width = 900.0, rowHeight = 20.0, middle = 450.0
+        var bars = ""
+        for (index, change) in shown.enumerated() {
+            let label = diff.head.labels[change.key] ?? diff.base.labels[change.key]!
+            let length = Double(abs(change.change)) / largest * (middle - 10)
+            let x = change.change >= 0 ? middle : middle - length
+            bars += """
+                <rect class="bar \(change.change >= 0 ? "up" : "down")" x="\(String(format: "%.1f", x))" \
+                y="\(Double(index) * rowHeight + 2)" width="\(String(format: "%.1f", max(length, 1)))" \
+                height="\(rowHeight - 4)"><title>\(escape(label.site)): \(Listing.formatBytes(change.base ?? 0)) → \
+                \(Listing.formatBytes(change.head ?? 0)) (\(change.change) bytes, \(change.status))</title></rect>\
+                <text class="label" x="\(change.change >= 0 ? middle - 4 : middle + 4)" y="\(Double(index) * rowHeight + 14)" \
+                text-anchor="\(change.change >= 0 ? "end" : "start")">\(escape(label.site))</text>
+                """
+        }
+        let rows = shown.map { change -> String in
+            let label = diff.head.labels[change.key] ?? diff.base.labels[change.key]!
+            return """
+                <tr class="change" data-site="\(escape(label.site))" data-change="\(change.change)">\
+                <td class="num">\(Listing.formatBytes(change.base ?? 0))</td>\
+                <td class="num">\(Listing.formatBytes(change.head ?? 0))</td>\
+                <td class="num" title="\(change.change) bytes">\(Listing.formatBytes(change.change, signed: true))</td>\
+                <td>\(change.status == "changed" || change.status == "same" ? "" : change.status)</td>\
+                <td>\(escape(label.site))</td><td>\(escape(SiteKey.functionName(label.info) ?? ""))</td></tr>
+                """
+        }.joined(separator: "\n")
+        return """
+            <section id="diff"><h2>Diff: \(escape(diff.base.description)) → \(escape(diff.head.description))</h2>
+            <p>Total after GC: \(Listing.formatBytes(diff.base.total)) → \(Listing.formatBytes(diff.head.total)) \
+            (\(Listing.formatBytes(diff.head.total - diff.base.total, signed: true))).</p>
+            <svg class="chart" viewBox="0 0 \(Int(width)) \(Int(Double(max(shown.count, 1)) * rowHeight))">\
+            <line class="axis" x1="\(middle)" y1="0" x2="\(middle)" y2="\(Double(shown.count) * rowHeight)"/>\(bars)</svg>
+            <table class="sites"><thead><tr><th>Base</th><th>Head</th><th>Change</th><th></th><th>Site</th>\
+            <th>Function</th></tr></thead><tbody>
+            \(rows)
+            </tbody></table></section>
             """
     }
 
@@ -527,7 +605,8 @@ struct ReportPage {
         rect.file{fill:#fff;stroke:#333;stroke-width:1}rect.cell{stroke:#fff;stroke-width:1}
         rect.up,.legend .up{fill:#e6550d;color:#e6550d}rect.flat,.legend .flat{fill:#bdbdbd;color:#888}
         rect.down,.legend .down{fill:#31a354;color:#31a354}
-        rect.cell:hover,rect.frame:hover{opacity:.75}svg.icicle{width:100%;height:auto}
+        rect.bar.up{fill:#e6550d}rect.bar.down{fill:#31a354}
+        rect.cell:hover,rect.frame:hover,rect.bar:hover{opacity:.75}svg.icicle{width:100%;height:auto}
         rect.frame{fill:#fdae6b;stroke:none}polygon.layer{stroke:#fff;stroke-width:.5}h3{font-size:14px}.label{font-size:10px;fill:#111;pointer-events:none}
         .file-label{font-size:11px;font-weight:bold;fill:#333;pointer-events:none}
         tr.highlight{outline:2px solid #e6550d}

@@ -32,7 +32,9 @@ import Testing
         #expect(dom.status == 0)
         #expect(dom.stdout.contains("data-ready=\"1\""), "the page's script did not finish")
         #expect(!dom.stdout.contains("data-error="), "script error: \(dom.stdout.prefix(300))")
-        let cells = try #require(dom.stdout.firstMatch(of: try Regex(#"data-cells="(\d+)""#, as: (Substring, Substring).self)))
+        let cells = try #require(
+            dom.stdout.firstMatch(
+                of: try Regex(#"data-cells="(\d+)""#, as: (Substring, Substring).self)))
         #expect(Int(cells.1)! >= 3)
 
         // The numbers are those luamem query and luamem leaks print.
@@ -50,7 +52,8 @@ import Testing
         #expect(Int(row.3) == top["gc_live_bytes"] as? Int)
         let suspect = try #require(
             dom.stdout.firstMatch(
-                of: try Regex(#"<tr class="suspect" data-site="([^"]+)">"#, as: (Substring, Substring).self)))
+                of: try Regex(
+                    #"<tr class="suspect" data-site="([^"]+)">"#, as: (Substring, Substring).self)))
         #expect(suspect.1.hasSuffix("patterns.lua:10"))
 
         let artifacts = Harness.repositoryRoot.appendingPathComponent(".build/artifacts")
@@ -78,7 +81,7 @@ import Testing
         let dom = try browser(["--dump-dom", page.absoluteString]).stdout
         #expect(dom.contains("data-ready=\"1\""))
         #expect(dom.contains("<svg class=\"icicle\""))
-        #expect(dom.contains("server.lua:65"))    // the main loop's line, outermost in the icicle
+        #expect(dom.contains("server.lua:65"))  // the main loop's line, outermost in the icicle
         for type in ["table", "string", "other"] {
             #expect(dom.contains("<title>\(type): "), "no \(type) layer")
         }
@@ -88,6 +91,34 @@ import Testing
         let flatPage = directory.appendingPathComponent("flat.html")
         #expect(try Harness.luamem(["report", "--db", flat.path, "-o", flatPage.path]).status == 0)
         #expect(try !String(contentsOf: flatPage, encoding: .utf8).contains("class=\"icicle\""))
+    }
+
+    @Test func reportShowsTheDiffOfTwoBuilds() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("nightly.db")
+        let script = Harness.repositoryRoot.appendingPathComponent("examples/nightly.sh").path
+        #expect(try Harness.run("/bin/bash", [script, Harness.luamemPath, db.path]).status == 1)
+        let page = directory.appendingPathComponent("diff.html")
+        let written = try Harness.luamem([
+            "report", "--db", db.path, "--base", "build:v1", "--head", "build:v2", "-o", page.path,
+        ])
+        #expect(written.status == 0, "\(written.stderr)")
+        let dom = try browser(["--dump-dom", page.absoluteString]).stdout
+        #expect(dom.contains("data-ready=\"1\""))
+        let diff = try Harness.jsonRows(
+            Harness.luamem([
+                "diff", "--db", db.path, "--base", "build:v1", "--head", "build:v2", "--format",
+                "json",
+            ]).stdout)
+        let first = try #require(
+            dom.firstMatch(
+                of: try Regex(
+                    #"<tr class="change" data-site="([^"]+)" data-change="(-?\d+)">"#,
+                    as: (Substring, Substring, Substring).self)))
+        #expect(String(first.1) == diff.first?["site"] as? String)
+        #expect(Int(first.2) == diff.first?["change_bytes"] as? Int)
+        let lonely = try Harness.luamem(["report", "--db", db.path, "--base", "build:v1"])
+        #expect(lonely.status == 64 && lonely.stderr.contains("--base and --head go together"))
     }
 
     @Test func reportRefusesWhatItCannotWrite() throws {
