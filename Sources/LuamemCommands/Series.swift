@@ -12,7 +12,8 @@ struct Series {
     var lastLive: [SiteKey: Int64] = [:]
 
     /// Replays `run` from `fromMs` (the last snapshot at or before it is included) for the
-    /// states `selected` accepts and the sites `include` accepts.
+    /// states `selected` accepts and the sites `include` accepts. A state without a snapshot at
+    /// some time counts with its latest figures before it.
     init(
         store: Store, run: RunRecord, fromMs: Int64?, by grouping: Grouping, current: Bool,
         selected: (Int64) -> Bool, include: (SiteInfo) -> Bool = { _ in true }
@@ -26,8 +27,35 @@ struct Series {
         let kept = snapshots.filter { firstTime == nil || $0.ref.timeMs >= firstTime! }
         times = Array(Set(kept.map(\.ref.timeMs))).sorted()
         let timeIndex = Dictionary(uniqueKeysWithValues: times.enumerated().map { ($1, $0) })
-        var perTime: [SiteKey: [Int64: Int64]] = [:]
+
+        // Rows are numbered once; each (site, type) is mapped to its row once.
+        var keys: [SiteKey] = []
+        var rowOf: [SiteKey: Int] = [:]
+        var rowOfSlot: [Int64: Int?] = [:]
         var infos: [Int64: SiteInfo] = [:]
+        var columns: [[Int64]] = []
+        var lastLiveByRow: [Int64] = []
+        func row(site: Int64, type: Int64) -> Int? {
+            let slot = site << 8 | type
+            if let known = rowOfSlot[slot] { return known }
+            var found: Int?
+            if let info = infos[site], include(info) {
+                let typeName = typeNames[type] ?? "?"
+                let key = SiteKey(info, type: typeName, by: grouping)
+                if let existing = rowOf[key] {
+                    found = existing
+                } else {
+                    found = keys.count
+                    rowOf[key] = keys.count
+                    keys.append(key)
+                    labels[key] = (SiteKey.label(info, type: typeName, by: grouping), info)
+                    columns.append([Int64](repeating: 0, count: times.count))
+                    lastLiveByRow.append(0)
+                }
+            }
+            rowOfSlot[slot] = found
+            return found
+        }
 
         for stateID in Set(kept.map(\.ref.stateID)) {
             let stateSnapshots = snapshots.filter { $0.ref.stateID == stateID }
@@ -37,43 +65,50 @@ struct Series {
             if !missing.isEmpty {
                 infos.merge(try store.siteInfo(ids: missing)) { old, _ in old }
             }
-            var state: [String: SiteFigures] = [:]
+            // This state's running sums per row, and what each (site, type) last contributed.
+            var value: [Int64] = [], live: [Int64] = []
+            var contributed: [Int64: (value: Int64, live: Int64)] = [:]
             var next = 0
-            // Per row and time, this state's value; a later snapshot at the same time replaces it.
-            var mine: [SiteKey: [Int64: Int64]] = [:]
-            var mineLast: [SiteKey: Int64] = [:]
+            var filledUpTo = 0    // times before this index hold this state's figures already
+            var lastWritten: [Int64]?
+            func fill(upTo end: Int) {
+                guard end > filledUpTo else { return }
+                for index in 0..<min(value.count, columns.count) where value[index] != 0 {
+                    for time in filledUpTo..<end { columns[index][time] += value[index] }
+                }
+                filledUpTo = end
+            }
             for snapshot in stateSnapshots {
+                let index = timeIndex[snapshot.ref.timeMs]
+                // Times before this snapshot carry the state's previous figures.
+                if let index { fill(upTo: index) }
                 while next < changes.count && changes[next].snapshotID <= snapshot.ref.id {
                     let figures = changes[next].figures
-                    state["\(figures.siteID)/\(figures.type)"] = figures
                     next += 1
+                    guard let index = row(site: figures.siteID, type: figures.type) else { continue }
+                    while value.count <= index { value.append(0); live.append(0) }
+                    let slot = figures.siteID << 8 | figures.type
+                    let newValue = current ? figures.figures.liveBytes : figures.figures.gcLiveBytes
+                    let old = contributed[slot] ?? (0, 0)
+                    value[index] += newValue - old.value
+                    live[index] += figures.figures.liveBytes - old.live
+                    contributed[slot] = (newValue, figures.figures.liveBytes)
                 }
-                guard let index = timeIndex[snapshot.ref.timeMs] else { continue }
-                var values: [SiteKey: Int64] = [:]
-                var live: [SiteKey: Int64] = [:]
-                for figures in state.values {
-                    guard let info = infos[figures.siteID], include(info) else { continue }
-                    let type = typeNames[figures.type] ?? "?"
-                    let key = SiteKey(info, type: type, by: grouping)
-                    values[key, default: 0] +=
-                        current ? figures.figures.liveBytes : figures.figures.gcLiveBytes
-                    live[key, default: 0] += figures.figures.liveBytes
-                    if labels[key] == nil {
-                        labels[key] = (SiteKey.label(info, type: type, by: grouping), info)
-                    }
+                guard let index else { continue }
+                // A later snapshot of this state at the same time replaces the earlier one.
+                if filledUpTo == index + 1, let previous = lastWritten {
+                    for row in previous.indices { columns[row][index] -= previous[row] }
                 }
-                for (key, value) in values { mine[key, default: [:]][times[index]] = value }
-                if index == times.count - 1 { mineLast = live }
+                for row in value.indices { columns[row][index] += value[row] }
+                lastWritten = value
+                filledUpTo = index + 1
             }
-            for (key, byTime) in mine {
-                for (time, value) in byTime {
-                    perTime[key, default: [:]][time, default: 0] += value
-                }
-            }
-            for (key, value) in mineLast { lastLive[key, default: 0] += value }
+            fill(upTo: times.count)
+            for row in live.indices { lastLiveByRow[row] += live[row] }
         }
-        for (key, byTime) in perTime {
-            values[key] = times.map { byTime[$0] ?? 0 }
+        for (index, key) in keys.enumerated() {
+            values[key] = columns[index]
+            lastLive[key] = lastLiveByRow[index]
         }
     }
 }

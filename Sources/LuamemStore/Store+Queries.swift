@@ -66,10 +66,11 @@ extension Store {
     public func headSnapshots(runID: Int64, untilMs: Int64?) throws -> [SnapshotRef] {
         try snapshots(
             """
-            SELECT id, state_id, time_ms FROM snapshots s
-            WHERE run_id = ?1 AND id = (SELECT max(id) FROM snapshots x
-                WHERE x.state_id = s.state_id AND x.time_ms <= coalesce(?2, x.time_ms))
-            ORDER BY state_id
+            SELECT s.id, s.state_id, s.time_ms FROM snapshots s
+            JOIN (SELECT max(id) AS id FROM snapshots
+                  WHERE run_id = ?1 AND time_ms <= coalesce(?2, time_ms) GROUP BY state_id) h
+              ON h.id = s.id
+            ORDER BY s.state_id
             """, [.integer(runID), untilMs.map(Value.integer) ?? .null])
     }
 
@@ -78,11 +79,11 @@ extension Store {
     public func baseSnapshots(runID: Int64, sinceMs: Int64?) throws -> [SnapshotRef] {
         try snapshots(
             """
-            SELECT id, state_id, time_ms FROM snapshots s
-            WHERE run_id = ?1 AND id = coalesce(
-                (SELECT max(id) FROM snapshots x WHERE x.state_id = s.state_id AND x.time_ms <= ?2),
-                (SELECT min(id) FROM snapshots x WHERE x.state_id = s.state_id))
-            ORDER BY state_id
+            SELECT s.id, s.state_id, s.time_ms FROM snapshots s
+            JOIN (SELECT coalesce(max(CASE WHEN time_ms <= ?2 THEN id END), min(id)) AS id
+                  FROM snapshots WHERE run_id = ?1 GROUP BY state_id) b
+              ON b.id = s.id
+            ORDER BY s.state_id
             """, [.integer(runID), sinceMs.map(Value.integer) ?? .null])
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import LuamemStore
 import Testing
 
 /// `luamem report`, checked in a real headless browser.
@@ -119,6 +120,71 @@ import Testing
         #expect(Int(first.2) == diff.first?["change_bytes"] as? Int)
         let lonely = try Harness.luamem(["report", "--db", db.path, "--base", "build:v1"])
         #expect(lonely.status == 64 && lonely.stderr.contains("--base and --head go together"))
+    }
+
+    /// A long run (20,000 snapshots, 200 sites, 10 s apart: 2.3 days) written with the store's
+    /// own writer: the page stays small and loads.
+    @Test func aLongRunGivesABoundedPage() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("long.db")
+        let writer = try SnapshotWriter(store: Store.openForWriting(path: db.path))
+        let start: Int64 = 1_790_000_000_000
+        try writer.transaction {
+            let run = try writer.beginRun(
+                RunInfo(
+                    build: "long", name: "server", host: "test", pid: 1, command: "generated",
+                    luaVersion: "Lua 5.3.6", options: "{}", startedMs: start))
+            let state = try writer.addState(runID: run, name: "main", startedMs: start)
+            var sites: [Int64] = []
+            for index in 0..<200 {
+                let frame = try writer.frameID(
+                    source: "@file\(index % 7).lua", line: Int64(index + 1), lineDefined: 1,
+                    function: "f\(index % 13)")
+                sites.append(try writer.siteID(frameIDs: [frame], cfunction: nil))
+            }
+            var live = [Int64](repeating: 1000, count: 200)
+            for tick in 0..<20_000 {
+                let time = start + Int64(tick) * 10_000
+                for changed in 0..<5 {
+                    let index = (tick * 5 + changed) % 200
+                    live[index] += index == 0 ? 500 : (tick % 2 == 0 ? 64 : -64)
+                }
+                let total = live.reduce(0, +)
+                let totals = Figures(
+                    liveBytes: total, liveCount: total / 50, allocBytes: total * 2,
+                    allocCount: total / 25,
+                    peakBytes: total, gcLiveBytes: total, gcLiveCount: total / 50)
+                let snapshot = try writer.insertSnapshot(
+                    runID: run, stateID: state, timeMs: time, kind: .interval, totals: totals,
+                    gcCycles: Int64(tick))
+                for changed in 0..<(tick == 0 ? 200 : 5) {
+                    let index = tick == 0 ? changed : (tick * 5 + changed) % 200
+                    let figures = Figures(
+                        liveBytes: live[index], liveCount: live[index] / 50,
+                        allocBytes: live[index] * 2,
+                        allocCount: live[index] / 25, peakBytes: live[index],
+                        gcLiveBytes: live[index],
+                        gcLiveCount: live[index] / 50)
+                    try writer.insertStats(
+                        stateID: state, siteID: sites[index], type: 2, snapshotID: snapshot,
+                        figures: figures)
+                }
+            }
+            try writer.endRun(run, endedMs: start + 20_000 * 10_000)
+        }
+        let page = directory.appendingPathComponent("long.html")
+        let written = try Harness.luamem(["report", "--db", db.path, "-o", page.path])
+        #expect(written.status == 0, "\(written.stderr)")
+        let size = try FileManager.default.attributesOfItem(atPath: page.path)[.size] as? Int ?? 0
+        #expect(size < 400_000, "report of \(size) bytes")
+        let dom = try browser(["--dump-dom", page.absoluteString]).stdout
+        #expect(dom.contains("data-ready=\"1\""))
+        // file0.lua:1 grows 500 bytes every 40 snapshots: the one leak suspect.
+        let suspect = try #require(
+            dom.firstMatch(
+                of: try Regex(
+                    #"<tr class="suspect" data-site="([^"]+)">"#, as: (Substring, Substring).self)))
+        #expect(suspect.1 == "file0.lua:1")
     }
 
     @Test func reportRefusesWhatItCannotWrite() throws {
