@@ -122,7 +122,7 @@ import Testing
         #expect(lonely.status == 64 && lonely.stderr.contains("--base and --head go together"))
     }
 
-    /// A long run (20,000 snapshots, 200 sites, 10 s apart: 2.3 days) written with the store's
+    /// A 7-day run (60,480 snapshots 10 s apart, 200 sites) written with the store's
     /// own writer: the page stays small and loads.
     @Test func aLongRunGivesABoundedPage() throws {
         let directory = try Harness.temporaryDirectory()
@@ -143,7 +143,7 @@ import Testing
                 sites.append(try writer.siteID(frameIDs: [frame], cfunction: nil))
             }
             var live = [Int64](repeating: 1000, count: 200)
-            for tick in 0..<20_000 {
+            for tick in 0..<60_480 {
                 let time = start + Int64(tick) * 10_000
                 for changed in 0..<5 {
                     let index = (tick * 5 + changed) % 200
@@ -170,7 +170,7 @@ import Testing
                         figures: figures)
                 }
             }
-            try writer.endRun(run, endedMs: start + 20_000 * 10_000)
+            try writer.endRun(run, endedMs: start + 60_480 * 10_000)
         }
         let page = directory.appendingPathComponent("long.html")
         let written = try Harness.luamem(["report", "--db", db.path, "-o", page.path])
