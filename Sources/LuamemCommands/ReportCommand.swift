@@ -64,6 +64,8 @@ struct ReportCommand: ParsableCommand {
             store: store, run: run, fromMs: fromMs, by: .line, current: false, selected: selected)
         let byType = try Series(
             store: store, run: run, fromMs: fromMs, by: .type, current: false, selected: selected)
+        let byTypeCurrent = try Series(
+            store: store, run: run, fromMs: fromMs, by: .type, current: true, selected: selected)
         var diff: ReportPage.Diff?
         if let base, let head {
             progress("comparing \(base) with \(head)")
@@ -76,7 +78,8 @@ struct ReportCommand: ParsableCommand {
         progress("building charts")
         let page = ReportPage(
             run: run, facts: try store.runFacts(id: run.id), snapshots: snapshots, series: afterGC,
-            byType: byType, stacks: try stacks(store, run: run, selected: selected), diff: diff,
+            byType: byType, byTypeCurrent: byTypeCurrent,
+            stacks: try stacks(store, run: run, selected: selected), diff: diff,
             top: top)
         do {
             try page.html().write(toFile: output, atomically: true, encoding: .utf8)
@@ -116,6 +119,7 @@ struct ReportPage {
     var snapshots: [SnapshotSummary]
     var series: Series
     var byType: Series
+    var byTypeCurrent: Series
     var stacks: [(stack: [String], bytes: Int64)]
     var diff: Diff?
     var top: Int
@@ -168,7 +172,9 @@ struct ReportPage {
             <section id="timeline"><h2>Live memory over time</h2>\(timeline())
             <p class="legend"><span class="live">■</span> live bytes at each snapshot
             <span class="gc">■</span> live bytes after GC</p>
-            <h3>After GC, by object type</h3>\(stackedByType())</section>
+            <h3>After GC, by object type</h3>\(stackedByType(byType, figure: "after GC"))
+            <h3>At each snapshot (uncollected garbage included), by object type</h3>\
+            \(stackedByType(byTypeCurrent, figure: "live"))</section>
             <section id="growth"><h2>Sites that grew most</h2>\(growthTable(Array(growing)))</section>
             <section id="leaks"><h2>Leak suspects</h2>\(leakTable(Array(suspects)))</section>
             <section id="treemap"><h2>Live memory by file, function and line</h2>
@@ -240,8 +246,8 @@ struct ReportPage {
             """
     }
 
-    /// Post-GC bytes over time, stacked by object type.
-    private func stackedByType() -> String {
+    /// Bytes over time (post-GC or at the snapshots, as `byType` holds), stacked by object type.
+    private func stackedByType(_ byType: Series, figure: String) -> String {
         let times = byType.times
         guard times.count >= 2 else { return "<p>Too few snapshots for a chart.</p>" }
         let keys = byType.values.keys.sorted {
@@ -271,7 +277,7 @@ struct ReportPage {
             layers += """
                 <polygon class="layer" style="fill:\(Self.palette[number % Self.palette.count])" \
                 points="\((upper + lower).joined(separator: " "))"><title>\(escape(name)): \
-                \(Listing.formatBytes(values.last ?? 0)) after GC at the end (\(values.last ?? 0) bytes)</title></polygon>
+                \(Listing.formatBytes(values.last ?? 0)) \(figure) at the end (\(values.last ?? 0) bytes)</title></polygon>
                 """
             below = above
         }
@@ -279,7 +285,7 @@ struct ReportPage {
             "<span style=\"color:\(Self.palette[number % Self.palette.count])\">■</span> \(escape(key.type ?? "?"))"
         }.joined(separator: " ")
         return """
-            <svg class="chart" viewBox="0 0 \(Int(width)) \(Int(height))" role="img" aria-label="after GC by type">
+            <svg class="chart" viewBox="0 0 \(Int(width)) \(Int(height))" role="img" aria-label="\(figure) by type">
             <line class="axis" x1="\(left)" y1="\(height - bottom)" x2="\(width - 10)" y2="\(height - bottom)"/>
             <text class="tick" x="\(left - 6)" y="16" text-anchor="end">\(Listing.formatBytes(Int64(top)))</text>
             \(layers)</svg><p class="legend">\(legend)</p>

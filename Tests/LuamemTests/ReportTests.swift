@@ -84,8 +84,9 @@ import Testing
         #expect(dom.contains("<svg class=\"icicle\""))
         #expect(dom.contains("server.lua:65"))  // the main loop's line, outermost in the icicle
         for type in ["table", "string", "other"] {
-            #expect(dom.contains("<title>\(type): "), "no \(type) layer")
+            #expect(dom.components(separatedBy: "<title>\(type): ").count == 3, "no \(type) layers")
         }
+        #expect(dom.contains("aria-label=\"after GC by type\"") && dom.contains("aria-label=\"live by type\""))
 
         let flat = directory.appendingPathComponent("flat.db")
         try Harness.track("sites.lua", db: flat)
