@@ -3,6 +3,14 @@
 wall time, the ratio, and peak RSS of both. Not a test: figures depend on the machine.
 
     python3 Benchmarks/compare.py [--runs 5] [--luamem .build/release/luamem] [--depth 1]
+                                  [--sample 512KiB]
+
+With --callgrind it counts instructions instead (valgrind --tool=callgrind), which repeats
+exactly on a busy machine. valgrind cannot read this toolchain's DWARF 5, so that mode needs a
+build without debug information:
+
+    swift build -c release -Xswiftc -gnone -Xcc -g0 --build-path .build-nodebug --product luamem
+    python3 Benchmarks/compare.py --callgrind --luamem .build-nodebug/release/luamem
 """
 import argparse
 import os
@@ -13,6 +21,12 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Smaller sizes under callgrind, which runs programs about 50 times slower.
+CALLGRIND_WORKLOADS = [
+    ("binary-trees 12", "binary_trees.lua", ["12"]),
+    ("string building", "string_building.lua", ["300"]),
+    ("game tick", "game_tick.lua", ["3000"]),
+]
 WORKLOADS = [
     ("binary-trees 14", "binary_trees.lua", ["14"]),
     ("binary-trees 16", "binary_trees.lua", ["16"]),
@@ -32,6 +46,39 @@ def measure(command):
     return elapsed, usage.ru_maxrss
 
 
+def instructions(command):
+    """Instructions executed by one run under callgrind."""
+    with tempfile.NamedTemporaryFile() as out:
+        result = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}"] + command,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if result.returncode != 0:
+            sys.exit(f"failed under callgrind: {' '.join(command)}\n{result.stderr[-2000:]}")
+        for line in result.stderr.splitlines():
+            if "Collected :" in line:
+                return int(line.split(":")[-1].strip())
+    sys.exit("callgrind printed no instruction count")
+
+
+def callgrind(args, scratch):
+    db = os.path.join(scratch, "callgrind.db")
+    empty = os.path.join(scratch, "empty.lua")
+    open(empty, "w").close()
+    startup = instructions([args.luamem, "run", "--db", db, empty]) - instructions([args.lua, empty])
+    print(f"instructions (callgrind), luamem {os.path.relpath(args.luamem)}, depth {args.depth}"
+          f"{', sample ' + args.sample if args.sample else ''}; luamem's own start-up: "
+          f"{startup / 1e6:.1f} M instructions")
+    print("%-16s %12s %12s %6s %18s" % ("workload", "lua5.3 M", "luamem M", "ratio", "without start-up"))
+    for name, script, script_args in CALLGRIND_WORKLOADS:
+        path = os.path.join(HERE, "workloads", script)
+        sampling = ["--sample", args.sample] if args.sample else []
+        plain = instructions([args.lua, path] + script_args)
+        tracked = instructions([args.luamem, "run", "--db", db, "--depth", args.depth] + sampling
+                               + [path] + script_args)
+        print("%-16s %12.1f %12.1f %5.2fx %17.2fx" % (
+            name, plain / 1e6, tracked / 1e6, tracked / plain, (tracked - startup) / plain))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -39,7 +86,12 @@ def main():
     parser.add_argument("--lua", default="lua5.3")
     parser.add_argument("--depth", default="1")
     parser.add_argument("--sample", default=None, help="e.g. 512KiB: luamem run --sample")
+    parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
     args = parser.parse_args()
+    if args.callgrind:
+        with tempfile.TemporaryDirectory() as scratch:
+            callgrind(args, scratch)
+        return
 
     with tempfile.TemporaryDirectory() as scratch:
         db = os.path.join(scratch, "bench.db")
