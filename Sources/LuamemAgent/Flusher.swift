@@ -9,7 +9,12 @@ import LuamemTracker
 /// reported once on stderr, counters keep accumulating, and the next flush tries again.
 public final class Flusher {
     /// The process's flusher, which `luamem.flush()` and `luamem.stats()` talk to.
-    nonisolated(unsafe) public private(set) static var current: Flusher?
+    public private(set) static var current: Flusher? {
+        get { currentLock.withLock { currentFlusher } }
+        set { currentLock.withLock { currentFlusher = newValue } }
+    }
+    private static let currentLock = Lock()
+    nonisolated(unsafe) private static var currentFlusher: Flusher?
 
     public let path: String
     public let intervalMs: Int64
@@ -82,14 +87,20 @@ public final class Flusher {
         lock.withLock { flushLocked(kind: kind, only: tracker) }
     }
 
-    /// In a forked child: forget the parent's flusher without touching its lock or connection.
+    /// In a forked child: forget the parent's flusher without touching its lock or connection
+    /// (another thread of the parent may have held either at the fork).
     static func abandonInChild() {
-        current = nil
+        currentFlusher = nil
+    }
+
+    /// Stops `flusher` being the process's, if it still is.
+    private static func clearCurrent(_ flusher: Flusher) {
+        currentLock.withLock { if currentFlusher === flusher { currentFlusher = nil } }
     }
 
     /// Gives up a flusher that never started: it is no longer the process's.
     public func abandon() {
-        if Flusher.current === self { Flusher.current = nil }
+        Flusher.clearCurrent(self)
     }
 
     /// Starts the background thread that flushes every interval.
@@ -144,7 +155,7 @@ public final class Flusher {
             states.removeAll()
             writer = nil
         }
-        if Flusher.current === self { Flusher.current = nil }
+        Flusher.clearCurrent(self)
     }
 
     private func loop() {
