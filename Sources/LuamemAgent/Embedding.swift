@@ -9,6 +9,9 @@ enum Embedding {
     /// Tracks `L`: attaches a tracker to it, or resumes the tracker `luamem.stop()` left idle.
     /// Returns an error message, or nil.
     static func start(_ L: OpaquePointer, _ options: luamem_start_options) -> String? {
+        if let context = luamem_context_of(L), !Tracker(context: context).isPaused {
+            return "luamem is already tracking this Lua state"
+        }
         let flusher: Flusher
         switch processFlusher(options) {
         case .success(let found): flusher = found
