@@ -245,55 +245,66 @@ public final class Flusher {
         let slotCount = tracker.publishedSlotCount
         let siteCount = tracker.publishedSiteCount
         let frameCount = tracker.publishedFrameCount
-        var pending = state
-        try writer.transaction {
-            if pending.stateID == nil {
-                pending.stateID = try writer.addState(
-                    runID: runID, name: state.name, startedMs: state.startedMs)
-            }
-            let stateID = pending.stateID!
-            for index in pending.frameIDs.count..<frameCount {
-                let frame = tracker.frame(index)
-                pending.frameIDs.append(
-                    try writer.frameID(
-                        source: String(cString: frame.source), line: Int64(frame.line),
-                        lineDefined: Int64(frame.lineDefined),
-                        function: frame.function.map { String(cString: $0) }))
-            }
-            for index in pending.siteIDs.count..<siteCount {
-                let site = tracker.site(index)
-                let frames = (0..<Int(site.frameCount)).map {
-                    pending.frameIDs[Int(site.frames[$0])]
+        // Bookkeeping changes in place (copying it would cost O(sites) per flush); a failed
+        // transaction puts it back as it was.
+        let marks = (state.stateID, state.frameIDs.count, state.siteIDs.count, state.written.count)
+        var replaced: [(slot: Int, figures: Figures)] = []
+        do {
+            try writer.transaction {
+                if state.stateID == nil {
+                    state.stateID = try writer.addState(
+                        runID: runID, name: state.name, startedMs: state.startedMs)
                 }
-                pending.siteIDs.append(
-                    try writer.siteID(
-                        frameIDs: frames, cfunction: site.cfunction.map { String(cString: $0) }))
-            }
-            let totals = tracker.totals()
-            let snapshotID = try writer.insertSnapshot(
-                runID: runID, stateID: stateID, timeMs: timeMs, kind: kind,
-                totals: Figures(totals), gcCycles: tracker.gcCycles)
-            var rows: Int64 = 0
-            let unsampled = tracker.unsampledSite
-            for slot in 0..<slotCount {
-                let counters = tracker.counters(slot)
-                if Int64(counters.site) == unsampled { continue }
-                let figures = Figures(counters)
-                if slot < pending.written.count {
-                    if pending.written[slot] == figures { continue }
-                    pending.written[slot] = figures
-                } else {
-                    pending.written.append(figures)
-                    if figures == Figures() { continue }
+                let stateID = state.stateID!
+                for index in state.frameIDs.count..<frameCount {
+                    let frame = tracker.frame(index)
+                    state.frameIDs.append(
+                        try writer.frameID(
+                            source: String(cString: frame.source), line: Int64(frame.line),
+                            lineDefined: Int64(frame.lineDefined),
+                            function: frame.function.map { String(cString: $0) }))
                 }
-                try writer.insertStats(
-                    stateID: stateID, siteID: pending.siteIDs[Int(counters.site)],
-                    type: Int64(counters.type), snapshotID: snapshotID, figures: figures)
-                rows += 1
+                for index in state.siteIDs.count..<siteCount {
+                    let site = tracker.site(index)
+                    let frames = (0..<Int(site.frameCount)).map {
+                        state.frameIDs[Int(site.frames[$0])]
+                    }
+                    state.siteIDs.append(
+                        try writer.siteID(
+                            frameIDs: frames, cfunction: site.cfunction.map { String(cString: $0) }))
+                }
+                let totals = tracker.totals()
+                let snapshotID = try writer.insertSnapshot(
+                    runID: runID, stateID: stateID, timeMs: timeMs, kind: kind,
+                    totals: Figures(totals), gcCycles: tracker.gcCycles)
+                var rows: Int64 = 0
+                let unsampled = tracker.unsampledSite
+                if state.written.count < slotCount {
+                    state.written.append(
+                        contentsOf: repeatElement(Figures(), count: slotCount - state.written.count))
+                }
+                for slot in 0..<slotCount {
+                    let counters = tracker.counters(slot)
+                    if Int64(counters.site) == unsampled { continue }
+                    let figures = Figures(counters)
+                    if state.written[slot] == figures { continue }
+                    if slot < marks.3 { replaced.append((slot, state.written[slot])) }
+                    state.written[slot] = figures
+                    try writer.insertStats(
+                        stateID: stateID, siteID: state.siteIDs[Int(counters.site)],
+                        type: Int64(counters.type), snapshotID: snapshotID, figures: figures)
+                    rows += 1
+                }
+                try writer.setSiteRows(rows, snapshotID: snapshotID)
             }
-            try writer.setSiteRows(rows, snapshotID: snapshotID)
+        } catch {
+            state.stateID = marks.0
+            state.frameIDs.removeSubrange(marks.1...)
+            state.siteIDs.removeSubrange(marks.2...)
+            state.written.removeSubrange(marks.3...)
+            for (slot, figures) in replaced { state.written[slot] = figures }
+            throw error
         }
-        state = pending
         tracker.snapshotsWritten += 1
         snapshotsWritten += 1
     }
