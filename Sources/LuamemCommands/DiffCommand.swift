@@ -116,6 +116,7 @@ struct DiffCommand: ParsableCommand {
             .init(key: "source", title: "", rightAligned: false),
             .init(key: "line", title: "", rightAligned: false),
         ])
+        let forScripts = output.format == .json || output.format == .csv
         for row in changes.prefix(output.top) {
             let label = headSide.labels[row.key] ?? baseSide.labels[row.key]!
             let status = row.status
@@ -124,21 +125,14 @@ struct DiffCommand: ParsableCommand {
             listing.rows.append([
                 .bytes(row.base ?? 0, signed: false), .bytes(row.head ?? 0, signed: false),
                 .bytes(row.change, signed: true), .percent(fraction),
-                .text(status == "changed" || status == "same" ? nil : status),
+                // People see only "new" and "gone"; scripts get the status of every row.
+                .text(forScripts || status == "new" || status == "gone" ? status : nil),
                 .text(label.site),
                 .text(
                     rows.by == .file || rows.by == .type ? nil : SiteKey.functionName(label.info)),
                 .text(rows.by == .type ? nil : label.info.file),
                 rows.by == .line ? .integer(label.info.line) : .text(nil),
             ])
-        }
-        if output.format == .json || output.format == .csv {
-            // Scripts get the status word in every row.
-            for index in listing.rows.indices {
-                if case .text(nil) = listing.rows[index][4] {
-                    listing.rows[index][4] = .text("changed")
-                }
-            }
         }
         let change = headSide.total - baseSide.total
         let fraction =
