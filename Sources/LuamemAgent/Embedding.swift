@@ -9,23 +9,19 @@ enum Embedding {
     /// Tracks `L`: attaches a tracker to it, or resumes the tracker `luamem.stop()` left idle.
     /// Returns an error message, or nil.
     static func start(_ L: OpaquePointer, _ options: luamem_start_options) -> String? {
-        if let context = luamem_context_of(L), !Tracker(context: context).isPaused {
-            return "luamem is already tracking this Lua state"
-        }
+        let idle = luamem_context_of(L).map { Tracker(context: $0) }
+        if let idle, !idle.isPaused { return "luamem is already tracking this Lua state" }
         let flusher: Flusher
         switch processFlusher(options) {
         case .success(let found): flusher = found
         case .failure(let error): return error.message
         }
         let name = options.name.map { String(cString: $0) } ?? defaultStateName()
-        if let context = luamem_context_of(L) {
-            let tracker = Tracker(context: context)
-            guard tracker.isPaused, !flusher.isTracking(tracker) else {
-                return "luamem is already tracking this Lua state"
-            }
-            tracker.resume()
-            flusher.track(tracker, name: name)
-            flusher.flush(kind: .start, only: tracker)
+        if let idle {
+            guard !flusher.isTracking(idle) else { return "luamem is already tracking this Lua state" }
+            idle.resume()
+            flusher.track(idle, name: name)
+            flusher.flush(kind: .start, only: idle)
             return nil
         }
         let tracker = Tracker(depth: Int(options.depth))
