@@ -269,10 +269,7 @@ struct Comparison {
     }
 
     private func add(_ snapshot: SnapshotRef, to side: inout Side) throws {
-        let figures = try store.figures(at: snapshot)
-        let infos = try store.siteInfo(ids: Set(figures.map(\.siteID)))
-        for entry in figures {
-            guard let info = infos[entry.siteID] else { continue }
+        for (info, entry) in try store.namedFigures(at: snapshot) {
             let type = typeNames[entry.type] ?? "?"
             let key = SiteKey(info, type: type, by: by, acrossBuilds: true)
             let value = current ? entry.figures.liveBytes : entry.figures.gcLiveBytes

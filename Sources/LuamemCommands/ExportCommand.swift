@@ -45,10 +45,7 @@ struct ExportCommand: ParsableCommand {
         let typeNames = try store.objectTypeNames()
         var rows: [(stack: String, info: SiteInfo, type: String, figures: Figures)] = []
         for head in heads {
-            let figures = try store.figures(at: head)
-            let infos = try store.siteInfo(ids: Set(figures.map(\.siteID)))
-            for entry in figures {
-                guard let info = infos[entry.siteID] else { continue }
+            for (info, entry) in try store.namedFigures(at: head) {
                 rows.append(
                     (
                         Self.stack(info, frames).joined(separator: ";"), info,

@@ -90,10 +90,7 @@ struct QueryCommand: ParsableCommand {
                     baseFigures["\(entry.siteID)/\(entry.type)"] = entry.figures
                 }
             }
-            let headFigures = try store.figures(at: head)
-            let infos = try store.siteInfo(ids: Set(headFigures.map(\.siteID)))
-            for entry in headFigures {
-                guard let info = infos[entry.siteID] else { continue }
+            for (info, entry) in try store.namedFigures(at: head) {
                 let type = typeNames[entry.type] ?? "?"
                 let base = baseFigures["\(entry.siteID)/\(entry.type)"] ?? Figures()
                 let key = SiteKey(info, type: type, by: rows.by)

@@ -97,10 +97,8 @@ struct ReportCommand: ParsableCommand {
         var result: [[String]: Int64] = [:]
         for head in try store.headSnapshots(runID: run.id, untilMs: nil)
         where selected(head.stateID) {
-            let figures = try store.figures(at: head)
-            let infos = try store.siteInfo(ids: Set(figures.map(\.siteID)))
-            for entry in figures where entry.figures.gcLiveBytes > 0 {
-                guard let info = infos[entry.siteID] else { continue }
+            for (info, entry) in try store.namedFigures(at: head)
+            where entry.figures.gcLiveBytes > 0 {
                 result[ExportCommand.stack(info, frames), default: 0] += entry.figures.gcLiveBytes
             }
         }

@@ -138,6 +138,15 @@ extension Store {
         return result
     }
 
+    /// The full state of a snapshot, each (site, type) with its site's name.
+    public func namedFigures(at snapshot: SnapshotRef) throws
+        -> [(info: SiteInfo, figures: SiteFigures)]
+    {
+        let entries = try figures(at: snapshot)
+        let infos = try siteInfo(ids: Set(entries.map(\.siteID)))
+        return entries.compactMap { entry in infos[entry.siteID].map { ($0, entry) } }
+    }
+
     /// Names of the given sites.
     public func siteInfo(ids: Set<Int64>) throws -> [Int64: SiteInfo] {
         let statement = try database.prepare(
