@@ -35,14 +35,14 @@ struct LeaksCommand: ParsableCommand {
         let selected = try selection.stateFilter(store, runID: run.id)
         let fromMs = window.sinceMs(nowMs: Clock.epochMs())
         let series = try Series(
-            store: store, run: run, fromMs: fromMs, by: rows.by, current: rows.current,
-            selected: selected)
+            store: store, run: run, fromMs: fromMs, by: rows.by, selected: selected)
         guard series.times.count >= 3 else {
             throw CommandError(
                 "\(describe(run)) has \(series.times.count) snapshot(s) in the window; leaks needs at least 3 "
                     + "(use a shorter --interval or a longer window)")
         }
-        let trends = series.values.compactMap { key, values -> (SiteKey, Trend)? in
+        let trends = series.values(current: rows.current).compactMap {
+            key, values -> (SiteKey, Trend)? in
             Trend(times: series.times, values: values).map { (key, $0) }
         }
         let ranked = trends.filter { all || $0.1.isSuspect }.sorted {
@@ -69,7 +69,7 @@ struct LeaksCommand: ParsableCommand {
                 .text(String(format: "%.2f", trend.fit)),
                 .text(String(format: "%.0f%%", trend.late * 100)),
                 .bytes(trend.growth, signed: true),
-                .bytes(series.lastLive[key] ?? 0, signed: false),
+                .bytes(series.live[key]?.last ?? 0, signed: false),
                 .text(label.site),
                 .text(
                     rows.by == .file || rows.by == .type ? nil : SiteKey.functionName(label.info)),
@@ -124,20 +124,15 @@ struct HistoryCommand: ParsableCommand {
                 && (line == nil || info.line == line)
         }
         let fromMs = window.sinceMs(nowMs: Clock.epochMs())
-        let afterGC = try Series(
-            store: store, run: run, fromMs: fromMs, by: .file, current: false, selected: selected,
-            include: matches)
-        let live = try Series(
-            store: store, run: run, fromMs: fromMs, by: .file, current: true, selected: selected,
-            include: matches)
-        guard !afterGC.values.isEmpty else {
+        let series = try Series(
+            store: store, run: run, fromMs: fromMs, by: .file, selected: selected, include: matches)
+        guard !series.afterGC.isEmpty else {
             throw CommandError("no allocation at \(site) in \(describe(run))")
         }
-        let sum: (Series) -> [Int64] = { series in
-            series.times.indices.map { index in series.values.values.map { $0[index] }.reduce(0, +)
-            }
+        let sum: ([SiteKey: [Int64]]) -> [Int64] = { rows in
+            series.times.indices.map { index in rows.values.map { $0[index] }.reduce(0, +) }
         }
-        let gcValues = sum(afterGC), liveValues = sum(live)
+        let gcValues = sum(series.afterGC), liveValues = sum(series.live)
         var listing = Listing(columns: [
             .init(key: "time", title: "TIME (UTC)", rightAligned: false),
             .init(key: "gc_live_bytes", title: "AFTER GC", rightAligned: true),
@@ -145,13 +140,13 @@ struct HistoryCommand: ParsableCommand {
             .init(key: "change_bytes", title: "CHANGE", rightAligned: true),
             .init(key: "time_ms", title: "", rightAligned: false),
         ])
-        let shown = Array(afterGC.times.indices.suffix(output.top))
+        let shown = Array(series.times.indices.suffix(output.top))
         for index in shown {
             let change = index == 0 ? 0 : gcValues[index] - gcValues[index - 1]
             listing.rows.append([
-                .text(formatTime(afterGC.times[index])), .bytes(gcValues[index], signed: false),
+                .text(formatTime(series.times[index])), .bytes(gcValues[index], signed: false),
                 .bytes(liveValues[index], signed: false), .bytes(change, signed: true),
-                .integer(afterGC.times[index]),
+                .integer(series.times[index]),
             ])
         }
         output.print(

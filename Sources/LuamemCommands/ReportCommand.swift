@@ -60,12 +60,10 @@ struct ReportCommand: ParsableCommand {
         guard !snapshots.isEmpty else {
             throw CommandError("\(describe(run)) has no snapshot to report")
         }
-        let afterGC = try Series(
-            store: store, run: run, fromMs: fromMs, by: .line, current: false, selected: selected)
+        let byLine = try Series(
+            store: store, run: run, fromMs: fromMs, by: .line, selected: selected)
         let byType = try Series(
-            store: store, run: run, fromMs: fromMs, by: .type, current: false, selected: selected)
-        let byTypeCurrent = try Series(
-            store: store, run: run, fromMs: fromMs, by: .type, current: true, selected: selected)
+            store: store, run: run, fromMs: fromMs, by: .type, selected: selected)
         var diff: ReportPage.Diff?
         if let base, let head {
             progress("comparing \(base) with \(head)")
@@ -77,8 +75,8 @@ struct ReportCommand: ParsableCommand {
         }
         progress("building charts")
         let page = ReportPage(
-            run: run, facts: try store.runFacts(id: run.id), snapshots: snapshots, series: afterGC,
-            byType: byType, byTypeCurrent: byTypeCurrent,
+            run: run, facts: try store.runFacts(id: run.id), snapshots: snapshots, series: byLine,
+            byType: byType,
             stacks: try stacks(store, run: run, selected: selected), diff: diff,
             top: top)
         do {
@@ -117,7 +115,6 @@ struct ReportPage {
     var snapshots: [SnapshotSummary]
     var series: Series
     var byType: Series
-    var byTypeCurrent: Series
     var stacks: [(stack: [String], bytes: Int64)]
     var diff: Diff?
     var top: Int
@@ -140,7 +137,7 @@ struct ReportPage {
     }
 
     var rows: [Row] {
-        series.values.map { key, values in
+        series.afterGC.map { key, values in
             let label = series.labels[key]!
             return Row(key: key, site: label.site, info: label.info, values: values)
         }
@@ -170,9 +167,9 @@ struct ReportPage {
             <section id="timeline"><h2>Live memory over time</h2>\(timeline())
             <p class="legend"><span class="live">■</span> live bytes at each snapshot
             <span class="gc">■</span> live bytes after GC</p>
-            <h3>After GC, by object type</h3>\(stackedByType(byType, figure: "after GC"))
+            <h3>After GC, by object type</h3>\(stackedByType(current: false, figure: "after GC"))
             <h3>At each snapshot (uncollected garbage included), by object type</h3>\
-            \(stackedByType(byTypeCurrent, figure: "live"))</section>
+            \(stackedByType(current: true, figure: "live"))</section>
             <section id="growth"><h2>Sites that grew most</h2>\(growthTable(Array(growing)))</section>
             <section id="leaks"><h2>Leak suspects</h2>\(leakTable(Array(suspects)))</section>
             <section id="treemap"><h2>Live memory by file, function and line</h2>
@@ -244,16 +241,15 @@ struct ReportPage {
             """
     }
 
-    /// Bytes over time (post-GC or at the snapshots, as `byType` holds), stacked by object type.
-    private func stackedByType(_ byType: Series, figure: String) -> String {
+    /// Bytes over time (at the snapshots when `current`, else after GC), stacked by object type.
+    private func stackedByType(current: Bool, figure: String) -> String {
         let times = byType.times
         guard times.count >= 2 else { return "<p>Too few snapshots for a chart.</p>" }
-        let keys = byType.values.keys.sorted {
-            (byType.values[$0]?.last ?? 0) > (byType.values[$1]?.last ?? 0)
-        }
+        let series = byType.values(current: current)
+        let keys = series.keys.sorted { (series[$0]?.last ?? 0) > (series[$1]?.last ?? 0) }
         let indices = Self.downsample(Array(times.indices), to: 300)
         let width = 900.0, height = 200.0, left = 70.0, bottom = 20.0
-        let totals = indices.map { index in keys.map { byType.values[$0]![index] }.reduce(0, +) }
+        let totals = indices.map { index in keys.map { series[$0]![index] }.reduce(0, +) }
         let top = Double(max(totals.max() ?? 1, 1))
         let t0 = Double(times.first!), t1 = Double(max(times.last!, times.first! + 1))
         func x(_ index: Int) -> Double {
@@ -265,7 +261,7 @@ struct ReportPage {
         var below = indices.map { _ in Int64(0) }
         var layers = ""
         for (number, key) in keys.enumerated() {
-            let values = indices.map { byType.values[key]![$0] }
+            let values = indices.map { series[key]![$0] }
             let above = zip(below, values).map { $0 + $1 }
             let upper = zip(indices, above).map { String(format: "%.1f,%.1f", x($0), y($1)) }
             let lower = zip(indices, below).reversed().map {

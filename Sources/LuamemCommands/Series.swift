@@ -1,21 +1,25 @@
 import LuamemStore
 
 /// Rows over time: the change-only rows of a run replayed snapshot by snapshot, grouped into
-/// rows (`SiteKey`) and summed over the selected Lua states at each snapshot time.
+/// rows (`SiteKey`) and summed over the selected Lua states at each snapshot time. One replay
+/// gives both figures: live bytes after GC, and live bytes at the snapshot.
 struct Series {
     /// Snapshot times, oldest first.
     var times: [Int64] = []
-    /// Per row, its value at each time (post-GC live bytes, or live bytes with `current`).
-    var values: [SiteKey: [Int64]] = [:]
+    /// Per row, its live bytes after GC at each time.
+    var afterGC: [SiteKey: [Int64]] = [:]
+    /// Per row, its live bytes at each snapshot (uncollected garbage included).
+    var live: [SiteKey: [Int64]] = [:]
     var labels: [SiteKey: (site: String, info: SiteInfo)] = [:]
-    /// Live bytes (current) of each row at the last time.
-    var lastLive: [SiteKey: Int64] = [:]
+
+    /// `live` when `current`, else `afterGC`.
+    func values(current: Bool) -> [SiteKey: [Int64]] { current ? live : afterGC }
 
     /// Replays `run` from `fromMs` (the last snapshot at or before it is included) for the
     /// states `selected` accepts and the sites `include` accepts. A state without a snapshot at
     /// some time counts with its latest figures before it.
     init(
-        store: Store, run: RunRecord, fromMs: Int64?, by grouping: Grouping, current: Bool,
+        store: Store, run: RunRecord, fromMs: Int64?, by grouping: Grouping,
         selected: (Int64) -> Bool, include: (SiteInfo) -> Bool = { _ in true }
     ) throws {
         let snapshots = try store.snapshots(runID: run.id).filter { selected($0.ref.stateID) }
@@ -27,14 +31,16 @@ struct Series {
         let kept = snapshots.filter { firstTime == nil || $0.ref.timeMs >= firstTime! }
         times = Array(Set(kept.map(\.ref.timeMs))).sorted()
         let timeIndex = Dictionary(uniqueKeysWithValues: times.enumerated().map { ($1, $0) })
+        // Figures kept per row and time: [0] after GC, [1] at the snapshot.
+        let measures = 0..<2
+        func measured(_ figures: Figures) -> [Int64] { [figures.gcLiveBytes, figures.liveBytes] }
 
         // Rows are numbered once; each (site, type) is mapped to its row once.
         var keys: [SiteKey] = []
         var rowOf: [SiteKey: Int] = [:]
         var rowOfSlot: [Int64: Int?] = [:]
         var infos: [Int64: SiteInfo] = [:]
-        var columns: [[Int64]] = []
-        var lastLiveByRow: [Int64] = []
+        var columns: [[[Int64]]] = [[], []]  // measure, row, time
         func row(site: Int64, type: Int64) -> Int? {
             let slot = site << 8 | type
             if let known = rowOfSlot[slot] { return known }
@@ -49,8 +55,9 @@ struct Series {
                     rowOf[key] = keys.count
                     keys.append(key)
                     labels[key] = (SiteKey.label(info, type: typeName, by: grouping), info)
-                    columns.append([Int64](repeating: 0, count: times.count))
-                    lastLiveByRow.append(0)
+                    for measure in measures {
+                        columns[measure].append([Int64](repeating: 0, count: times.count))
+                    }
                 }
             }
             rowOfSlot[slot] = found
@@ -65,16 +72,21 @@ struct Series {
             if !missing.isEmpty {
                 infos.merge(try store.siteInfo(ids: missing)) { old, _ in old }
             }
-            // This state's running sums per row, and what each (site, type) last contributed.
-            var value: [Int64] = [], live: [Int64] = []
-            var contributed: [Int64: (value: Int64, live: Int64)] = [:]
+            // This state's running sums per measure and row, and what each (site, type) last
+            // contributed.
+            var value: [[Int64]] = [[], []]
+            var contributed: [Int64: [Int64]] = [:]
             var next = 0
-            var filledUpTo = 0    // times before this index hold this state's figures already
-            var lastWritten: [Int64]?
+            var filledUpTo = 0  // times before this index hold this state's figures already
+            var lastWritten: [[Int64]]?
             func fill(upTo end: Int) {
                 guard end > filledUpTo else { return }
-                for index in 0..<min(value.count, columns.count) where value[index] != 0 {
-                    for time in filledUpTo..<end { columns[index][time] += value[index] }
+                for measure in measures {
+                    for row in value[measure].indices where value[measure][row] != 0 {
+                        for time in filledUpTo..<end {
+                            columns[measure][row][time] += value[measure][row]
+                        }
+                    }
                 }
                 filledUpTo = end
             }
@@ -85,30 +97,38 @@ struct Series {
                 while next < changes.count && changes[next].snapshotID <= snapshot.ref.id {
                     let figures = changes[next].figures
                     next += 1
-                    guard let index = row(site: figures.siteID, type: figures.type) else { continue }
-                    while value.count <= index { value.append(0); live.append(0) }
+                    guard let row = row(site: figures.siteID, type: figures.type) else {
+                        continue
+                    }
                     let slot = figures.siteID << 8 | figures.type
-                    let newValue = current ? figures.figures.liveBytes : figures.figures.gcLiveBytes
-                    let old = contributed[slot] ?? (0, 0)
-                    value[index] += newValue - old.value
-                    live[index] += figures.figures.liveBytes - old.live
-                    contributed[slot] = (newValue, figures.figures.liveBytes)
+                    let now = measured(figures.figures)
+                    let before = contributed[slot] ?? [0, 0]
+                    for measure in measures {
+                        while value[measure].count <= row { value[measure].append(0) }
+                        value[measure][row] += now[measure] - before[measure]
+                    }
+                    contributed[slot] = now
                 }
                 guard let index else { continue }
-                // A later snapshot of this state at the same time replaces the earlier one.
-                if filledUpTo == index + 1, let previous = lastWritten {
-                    for row in previous.indices { columns[row][index] -= previous[row] }
+                for measure in measures {
+                    // A later snapshot of this state at the same time replaces the earlier one.
+                    if filledUpTo == index + 1, let previous = lastWritten {
+                        for row in previous[measure].indices {
+                            columns[measure][row][index] -= previous[measure][row]
+                        }
+                    }
+                    for row in value[measure].indices {
+                        columns[measure][row][index] += value[measure][row]
+                    }
                 }
-                for row in value.indices { columns[row][index] += value[row] }
                 lastWritten = value
                 filledUpTo = index + 1
             }
             fill(upTo: times.count)
-            for row in live.indices { lastLiveByRow[row] += live[row] }
         }
         for (index, key) in keys.enumerated() {
-            values[key] = columns[index]
-            lastLive[key] = lastLiveByRow[index]
+            afterGC[key] = columns[0][index]
+            live[key] = columns[1][index]
         }
     }
 }
