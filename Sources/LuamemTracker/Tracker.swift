@@ -232,10 +232,12 @@ extension Tracker {
     public func counters(_ slot: Int) -> luamem_counters {
         var copy = Self.read(shared.pointee.counters.element(slot))
         if unsampledSite >= 0 && Int64(copy.site) != unsampledSite {
-            for keyPath in [\luamem_counters.live_count, \.alloc_count, \.gc_live_count] {
-                copy[keyPath: keyPath] =
-                    (copy[keyPath: keyPath] + Self.countScale / 2) / Self.countScale
+            func objects(_ scaled: Int64) -> Int64 {
+                (scaled + Self.countScale / 2) / Self.countScale
             }
+            copy.live_count = objects(copy.live_count)
+            copy.alloc_count = objects(copy.alloc_count)
+            copy.gc_live_count = objects(copy.gc_live_count)
         }
         return settledBeforeFirstCycle(copy)
     }
