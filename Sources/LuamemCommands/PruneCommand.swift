@@ -32,12 +32,7 @@ struct PruneCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store: Store
-        do {
-            store = try Store.openForReading(path: database.path, writable: true)
-        } catch {
-            throw CommandError("\(error)")
-        }
+        let store = try openStore(database, writable: true)
         let cutoff = Clock.epochMs() - TimeExpression.durationMs(olderThan)!
         let result = try store.prune(olderThan: cutoff)
         print(

@@ -175,10 +175,11 @@ func describe(_ run: RunRecord) -> String {
     return "run \(run.id)" + (label.isEmpty ? "" : " (\(label.joined(separator: ", ")))")
 }
 
-/// Opens a database for reading; failures become one-line errors.
-func openStore(_ database: DatabaseOptions) throws -> Store {
+/// Opens a database for reading (or, `writable`, for maintenance); failures become one-line
+/// errors.
+func openStore(_ database: DatabaseOptions, writable: Bool = false) throws -> Store {
     do {
-        return try Store.openForReading(path: database.path)
+        return try Store.openForReading(path: database.path, writable: writable)
     } catch {
         throw CommandError("\(error)")
     }
