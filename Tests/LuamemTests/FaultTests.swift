@@ -140,26 +140,17 @@ import Testing
     @Test func aDeletedDatabaseIsRecreatedWithTheWholeState() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("deleted.db")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Harness.luamemPath)
-        process.arguments = [
+        let process = try Harness.launchLuamem([
             "run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), "1.2",
-        ]
-        let errors = Pipe(), output = Pipe()
-        process.standardError = errors
-        process.standardOutput = output
-        try process.run()
+        ])
         Thread.sleep(forTimeInterval: 0.5)
         for suffix in ["", "-wal", "-shm"] {
             try? FileManager.default.removeItem(atPath: db.path + suffix)
         }
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 7)
-        #expect(
-            String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                == Self.expectedOutput)
-        let stderr = String(
-            decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let result = process.finish()
+        #expect(result.status == 7)
+        #expect(result.stdout == Self.expectedOutput)
+        let stderr = result.stderr
         #expect(
             luamemLines(stderr) == [
                 "luamem: \(db.path) was deleted or replaced: recording this run in the new file"
@@ -180,15 +171,9 @@ import Testing
         try Harness.track("idle.lua", db: other, arguments: ["0.05"])  // a luamem file of its own
         let foreign = directory.appendingPathComponent("foreign.db")
         _ = try Harness.run("/usr/bin/sqlite3", [foreign.path, "CREATE TABLE t(x);"])
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Harness.luamemPath)
-        process.arguments = [
+        let process = try Harness.launchLuamem([
             "run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), "1.4",
-        ]
-        let errors = Pipe(), output = Pipe()
-        process.standardError = errors
-        process.standardOutput = output
-        try process.run()
+        ])
         // Replaced the way SQLite requires: the file together with its -wal and -shm.
         func replace(with file: URL) throws {
             for suffix in ["", "-wal", "-shm"] {
@@ -200,13 +185,10 @@ import Testing
         try replace(with: foreign)
         Thread.sleep(forTimeInterval: 0.4)
         try replace(with: other)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 7)
-        #expect(
-            String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                == Self.expectedOutput)
-        let stderr = String(
-            decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let result = process.finish()
+        #expect(result.status == 7)
+        #expect(result.stdout == Self.expectedOutput)
+        let stderr = result.stderr
         let lines = luamemLines(stderr)
         #expect(
             lines.filter { $0.contains("is a SQLite database but not a luamem database") }.count
@@ -225,18 +207,14 @@ import Testing
     @Test func killDuringHeavyFlushingLeavesOnlyCompleteSnapshots() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("killed.db")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Harness.luamemPath)
-        process.arguments = [
+        let process = try Harness.launchLuamem([
             "run", "--db", db.path, "--interval", "0.01",
             Harness.repositoryRoot.appendingPathComponent("Benchmarks/workloads/game_tick.lua")
                 .path, "1000000",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        ])
         Thread.sleep(forTimeInterval: 1.0)
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        kill(process.process.processIdentifier, SIGKILL)
+        _ = process.finish()
         #expect(try Harness.rows(db, "PRAGMA integrity_check") == [["ok"]])
         #expect(try Harness.integer(db, "SELECT count(*) FROM snapshots") >= 10)
         #expect(
@@ -255,15 +233,9 @@ import Testing
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("read.db")
         try runSteady(db: db.path, seconds: "0.1")
-        let writer = Process()
-        writer.executableURL = URL(fileURLWithPath: Harness.luamemPath)
-        writer.arguments = [
+        let writer = try Harness.launchLuamem([
             "run", "--db", db.path, "--interval", "0.1", Harness.fixture("steady.lua"), "2",
-        ]
-        let errors = Pipe()
-        writer.standardError = errors
-        writer.standardOutput = FileHandle.nullDevice
-        try writer.run()
+        ])
         var reads = 0
         while writer.isRunning {
             let query = try Harness.luamem(["query", "--db", db.path, "--format", "json"])
@@ -273,11 +245,9 @@ import Testing
             #expect(sql.status == 0 && sql.stderr.isEmpty, "\(sql.stderr)")
             reads += 1
         }
-        writer.waitUntilExit()
-        #expect(writer.terminationStatus == 7)
-        #expect(
-            String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                .isEmpty)
+        let result = writer.finish()
+        #expect(result.status == 7)
+        #expect(result.stderr.isEmpty)
         #expect(reads >= 5)
     }
 

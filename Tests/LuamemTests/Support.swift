@@ -37,11 +37,12 @@ enum Harness {
         return url
     }
 
-    /// Runs `executable` with `arguments`; stdin is empty unless given.
-    static func run(
+    /// Starts `executable` with `arguments`; stdin is empty unless given. Both output pipes are
+    /// drained while it runs, so a chatty process never blocks on a full pipe.
+    static func launch(
         _ executable: String, _ arguments: [String], in directory: URL? = nil,
         environment: [String: String] = [:], stdin: String? = nil
-    ) throws -> ProcessOutput {
+    ) throws -> Launched {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -53,28 +54,23 @@ enum Harness {
         env["NO_COLOR"] = "1"
         for (key, value) in environment { env[key] = value }
         process.environment = env
-        let output = Pipe(), errors = Pipe(), input = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
+        let input = Pipe()
         process.standardInput = input
+        let launched = Launched(process)
         try process.run()
+        launched.startReading()
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
-        // Read both pipes concurrently so a chatty process never blocks on a full pipe.
-        final class Collected: @unchecked Sendable { var data = Data() }
-        let errorData = Collected()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errorData.data = errors.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outputData = output.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        return ProcessOutput(
-            status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
-            stderr: String(decoding: errorData.data, as: UTF8.self))
+        return launched
+    }
+
+    /// Runs `executable` with `arguments` to the end; stdin is empty unless given.
+    static func run(
+        _ executable: String, _ arguments: [String], in directory: URL? = nil,
+        environment: [String: String] = [:], stdin: String? = nil
+    ) throws -> ProcessOutput {
+        try launch(executable, arguments, in: directory, environment: environment, stdin: stdin)
+            .finish()
     }
 
     static func luamem(
@@ -82,6 +78,11 @@ enum Harness {
         stdin: String? = nil
     ) throws -> ProcessOutput {
         try run(luamemPath, arguments, in: directory, environment: environment, stdin: stdin)
+    }
+
+    /// Starts `luamem` with `arguments` without waiting for it.
+    static func launchLuamem(_ arguments: [String]) throws -> Launched {
+        try launch(luamemPath, arguments)
     }
 
     /// Runs a fixture under `luamem run` into `db` and expects success.
@@ -136,5 +137,43 @@ enum Harness {
     static func jsonRows(_ text: String) throws -> [[String: Any]] {
         let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
         return try #require(object as? [[String: Any]])
+    }
+}
+
+/// A process started by `Harness.launch`, its output collected while it runs.
+final class Launched: @unchecked Sendable {
+    let process: Process
+    private let output = Pipe(), errors = Pipe()
+    private var outputData = Data(), errorData = Data()
+    private let group = DispatchGroup()
+
+    init(_ process: Process) {
+        self.process = process
+        process.standardOutput = output
+        process.standardError = errors
+    }
+
+    func startReading() {
+        for (pipe, store) in [
+            (output, { (data: Data) in self.outputData = data }),
+            (errors, { (data: Data) in self.errorData = data }),
+        ] {
+            group.enter()
+            DispatchQueue.global().async {
+                store(pipe.fileHandleForReading.readDataToEndOfFile())
+                self.group.leave()
+            }
+        }
+    }
+
+    var isRunning: Bool { process.isRunning }
+
+    /// Waits for the process to end and returns what it printed.
+    func finish() -> ProcessOutput {
+        group.wait()
+        process.waitUntilExit()
+        return ProcessOutput(
+            status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
+            stderr: String(decoding: errorData, as: UTF8.self))
     }
 }
