@@ -119,14 +119,13 @@ struct DiffCommand: ParsableCommand {
         let forScripts = output.format == .json || output.format == .csv
         for row in changes.prefix(output.top) {
             let label = headSide.labels[row.key] ?? baseSide.labels[row.key]!
-            let status = row.status
             let fraction: Double? =
                 (row.base ?? 0) > 0 ? Double(row.change) / Double(row.base!) : nil
             listing.rows.append([
                 .bytes(row.base ?? 0, signed: false), .bytes(row.head ?? 0, signed: false),
                 .bytes(row.change, signed: true), .percent(fraction),
-                // People see only "new" and "gone"; scripts get the status of every row.
-                .text(forScripts || status == "new" || status == "gone" ? status : nil),
+                // Scripts get the status of every row.
+                .text(forScripts ? row.status : row.note),
                 .text(label.site),
                 .text(
                     rows.by == .file || rows.by == .type ? nil : SiteKey.functionName(label.info)),
@@ -174,6 +173,8 @@ struct Comparison {
         var status: String {
             base == nil ? "new" : (head == nil ? "gone" : (change == 0 ? "same" : "changed"))
         }
+        /// What people are shown: only "new" and "gone" are worth a word.
+        var note: String? { base == nil || head == nil ? status : nil }
     }
 
     /// Rows present on either side, largest change first.

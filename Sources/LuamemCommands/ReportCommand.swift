@@ -370,7 +370,7 @@ struct ReportPage {
                 <td class="num">\(Listing.formatBytes(change.base ?? 0))</td>\
                 <td class="num">\(Listing.formatBytes(change.head ?? 0))</td>\
                 <td class="num" title="\(change.change) bytes">\(Listing.formatBytes(change.change, signed: true))</td>\
-                <td>\(change.status == "changed" || change.status == "same" ? "" : change.status)</td>\
+                <td>\(change.note ?? "")</td>\
                 <td>\(escape(label.site))</td><td>\(escape(SiteKey.functionName(label.info) ?? ""))</td></tr>
                 """
         }.joined(separator: "\n")
