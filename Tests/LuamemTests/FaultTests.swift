@@ -25,6 +25,17 @@ import Testing
         return output
     }
 
+    /// Live tables at steady.lua's line 6 (5000 kept, plus garbage not yet collected), at the
+    /// latest snapshot of `runID` (any run when nil).
+    private func keptTables(_ db: URL, runID: Int64? = nil) throws -> Int64 {
+        try Harness.integer(
+            db,
+            """
+            SELECT live_count FROM site_latest WHERE file LIKE '%steady.lua' AND line = 6
+            AND type = 'table' \(runID.map { "AND run_id = \($0)" } ?? "")
+            """)
+    }
+
     private func luamemLines(_ stderr: String) -> [String] {
         stderr.split(separator: "\n").map(String.init).filter { $0.hasPrefix("luamem: ") }
     }
@@ -127,11 +138,7 @@ import Testing
             ])
         // Counters kept accumulating while the file was locked: the final snapshot has them all.
         #expect(
-            try Harness.integer(
-                db,
-                """
-                SELECT live_count FROM site_latest WHERE run_id = 2 AND file LIKE '%steady.lua' AND line = 6 AND type = 'table'
-                """) >= 5000)
+            try keptTables(db, runID: 2) >= 5000)
         #expect(
             try Harness.integer(
                 db, "SELECT count(*) FROM snapshots WHERE run_id = 2 AND kind = 'final'") == 1)
@@ -157,11 +164,7 @@ import Testing
             ])
         #expect(try Harness.integer(db, "SELECT count(*) FROM runs") == 1)
         #expect(
-            try Harness.integer(
-                db,
-                """
-                SELECT live_count FROM site_latest WHERE file LIKE '%steady.lua' AND line = 6 AND type = 'table'
-                """) >= 5000)
+            try keptTables(db) >= 5000)
     }
 
     @Test func aReplacedDatabaseIsLeftAloneWhenForeignAndUsedWhenLuamems() throws {
@@ -197,11 +200,7 @@ import Testing
         // The run went into the luamem file that replaced the foreign one, next to its own run.
         #expect(try Harness.integer(db, "SELECT count(*) FROM runs") == 2)
         #expect(
-            try Harness.integer(
-                db,
-                """
-                SELECT live_count FROM site_latest WHERE file LIKE '%steady.lua' AND line = 6 AND type = 'table'
-                """) >= 5000)
+            try keptTables(db) >= 5000)
     }
 
     @Test func killDuringHeavyFlushingLeavesOnlyCompleteSnapshots() throws {
