@@ -70,7 +70,7 @@ import Testing
             let output = try Harness.run(
                 "/usr/bin/lua5.3",
                 [Harness.fixture("module_fuzz.lua"), directory.path, String(seed)],
-                environment: ["LUA_CPATH": directory.path + "/?.so"])
+                in: directory, environment: ["LUA_CPATH": directory.path + "/?.so"])
             #expect(output.status == 0, "seed \(seed): \(output.stderr)")
             #expect(output.stdout == "fuzz ok\ttrue\ttrue\ttrue\n", "seed \(seed)")
         }
