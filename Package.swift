@@ -48,9 +48,19 @@ let package = Package(
             dependencies: ["LuamemCommands"],
             linkerSettings: [.linkedLibrary("lua5.3")]
         ),
+        // Writes a large synthetic history through the real snapshot writer, for
+        // Benchmarks/storage.py.
+        .executableTarget(
+            name: "luamem-gendb",
+            dependencies: ["LuamemStore"],
+            path: "Benchmarks/gendb"
+        ),
         .testTarget(
             name: "LuamemTests",
-            dependencies: ["luamem", "LuamemStore", "LuamemMigrations", "LuamemAgent"],
+            dependencies: [
+                "luamem", "luamem-gendb", "LuamemCommands", "LuamemStore", "LuamemMigrations",
+                "LuamemAgent",
+            ],
             exclude: ["Fixtures"]
         ),
     ],

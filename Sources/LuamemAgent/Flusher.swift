@@ -219,6 +219,12 @@ public final class Flusher {
         }
         let opened = try SnapshotWriter(
             store: Store.openForWriting(path: path, maxBytes: maxDatabaseBytes))
+        // LUAMEM_ROLLUP_ROWS: site_stats rows per rollup at least (see Migrations/0004).
+        if let text = getenv("LUAMEM_ROLLUP_ROWS"), let rows = Int64(String(cString: text)),
+            rows > 0
+        {
+            opened.minimumRollupRows = rows
+        }
         // Inode numbers are reused at once, so the run's own row tells whether this is the file
         // the run was recorded in.
         if let runID, try !opened.holds(runID: runID, runInfo) {
@@ -271,7 +277,8 @@ public final class Flusher {
                     }
                     state.siteIDs.append(
                         try writer.siteID(
-                            frameIDs: frames, cfunction: site.cfunction.map { String(cString: $0) }))
+                            frameIDs: frames, cfunction: site.cfunction.map { String(cString: $0) })
+                    )
                 }
                 let totals = tracker.totals()
                 let snapshotID = try writer.insertSnapshot(
@@ -281,12 +288,13 @@ public final class Flusher {
                 let unsampled = tracker.unsampledSite
                 if state.written.count < slotCount {
                     state.written.append(
-                        contentsOf: repeatElement(Figures(), count: slotCount - state.written.count))
+                        contentsOf: repeatElement(Figures(), count: slotCount - state.written.count)
+                    )
                 }
                 for slot in 0..<slotCount {
                     let counters = tracker.counters(slot)
                     if Int64(counters.site) == unsampled { continue }
-                    let figures = Figures(counters)
+                    let figures = Figures(counters).siteRow
                     if state.written[slot] == figures { continue }
                     if slot < marks.3 { replaced.append((slot, state.written[slot])) }
                     state.written[slot] = figures
@@ -295,7 +303,7 @@ public final class Flusher {
                         type: Int64(counters.type), snapshotID: snapshotID, figures: figures)
                     rows += 1
                 }
-                try writer.setSiteRows(rows, snapshotID: snapshotID)
+                try writer.finishSnapshot(stateID: stateID, snapshotID: snapshotID, rows: rows)
             }
         } catch {
             state.stateID = marks.0

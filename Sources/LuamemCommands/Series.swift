@@ -1,8 +1,12 @@
 import LuamemStore
 
-/// Rows over time: the change-only rows of a run replayed snapshot by snapshot, grouped into
-/// rows (`SiteKey`) and summed over the selected Lua states at each snapshot time. One replay
+/// Rows over time: a run's figures replayed snapshot by snapshot from the start of a window,
+/// grouped into rows (`SiteKey`) and summed over the selected Lua states at each time. One replay
 /// gives both figures: live bytes after GC, and live bytes at the snapshot.
+///
+/// Long windows stay cheap: when a state wrote many rows in the window, whole spans are read
+/// from its rollups (exact at each rollup), and the times kept are thinned evenly so that rows ×
+/// times stays under `cellBudget`.
 struct Series {
     /// Snapshot times, oldest first.
     var times: [Int64] = []
@@ -12,6 +16,13 @@ struct Series {
     var live: [SiteKey: [Int64]] = [:]
     var labels: [SiteKey: (site: String, info: SiteInfo)] = [:]
 
+    /// Most values kept per measure (rows × times), about 32 MiB each.
+    static let cellBudget = 4_000_000
+    /// Fewest times kept, whatever the number of rows.
+    static let minimumTimes = 100
+    /// A state whose window holds more site_stats rows than this is replayed from rollups.
+    static let rowsBeforeRollups: Int64 = 200_000
+
     /// `live` when `current`, else `afterGC`.
     func values(current: Bool) -> [SiteKey: [Int64]] { current ? live : afterGC }
 
@@ -20,7 +31,8 @@ struct Series {
     /// some time counts with its latest figures before it.
     init(
         store: Store, run: RunRecord, fromMs: Int64?, by grouping: Grouping,
-        selected: (Int64) -> Bool, include: (SiteInfo) -> Bool = { _ in true }
+        selected: (Int64) -> Bool, include: (SiteInfo) -> Bool = { _ in true },
+        rowsBeforeRollups: Int64 = Series.rowsBeforeRollups
     ) throws {
         let snapshots = try store.snapshots(runID: run.id).filter { selected($0.ref.stateID) }
         let typeNames = try store.objectTypeNames()
@@ -29,18 +41,41 @@ struct Series {
                 ?? from
         }
         let kept = snapshots.filter { firstTime == nil || $0.ref.timeMs >= firstTime! }
-        times = Array(Set(kept.map(\.ref.timeMs))).sorted()
-        let timeIndex = Dictionary(uniqueKeysWithValues: times.enumerated().map { ($1, $0) })
-        // Figures kept per row and time: [0] after GC, [1] at the snapshot.
-        let measures = 0..<2
-        func measured(_ figures: Figures) -> [Int64] { [figures.gcLiveBytes, figures.liveBytes] }
+        var stateSnapshots: [Int64: [SnapshotRef]] = [:]
+        for snapshot in kept {
+            stateSnapshots[snapshot.ref.stateID, default: []].append(snapshot.ref)
+        }
+
+        // Per state: its figures at its first snapshot in the window, the rows after it, and
+        // the snapshots at which its replayed figures are exact.
+        struct Replay {
+            var points: [SnapshotRef]
+            var base: [SiteFigures]
+            var rows: [(snapshotID: Int64, figures: SiteFigures)]
+        }
+        var replays: [Replay] = []
+        for stateID in stateSnapshots.keys.sorted() {
+            let refs = stateSnapshots[stateID]!
+            let first = refs.first!, last = refs.last!
+            let many =
+                try store.rowCount(stateID: stateID, after: first.id, through: last.id)
+                > rowsBeforeRollups
+            let changes = try store.changes(
+                stateID: stateID, after: first.id, through: last.id, rollups: many)
+            replays.append(
+                Replay(
+                    points: changes.points.map { exact in refs.filter { exact.contains($0.id) } }
+                        ?? refs,
+                    base: try store.figures(at: first), rows: changes.rows))
+        }
 
         // Rows are numbered once; each (site, type) is mapped to its row once.
         var keys: [SiteKey] = []
         var rowOf: [SiteKey: Int] = [:]
         var rowOfSlot: [Int64: Int?] = [:]
         var infos: [Int64: SiteInfo] = [:]
-        var columns: [[[Int64]]] = [[], []]  // measure, row, time
+        let siteIDs = Set(replays.flatMap { $0.base.map(\.siteID) + $0.rows.map(\.figures.siteID) })
+        infos = try store.siteInfo(ids: siteIDs)
         func row(site: Int64, type: Int64) -> Int? {
             let slot = site << 8 | type
             if let known = rowOfSlot[slot] { return known }
@@ -55,76 +90,74 @@ struct Series {
                     rowOf[key] = keys.count
                     keys.append(key)
                     labels[key] = (SiteKey.label(info, type: typeName, by: grouping), info)
-                    for measure in measures {
-                        columns[measure].append([Int64](repeating: 0, count: times.count))
-                    }
                 }
             }
             rowOfSlot[slot] = found
             return found
         }
+        for replay in replays {
+            for entry in replay.base { _ = row(site: entry.siteID, type: entry.type) }
+            for entry in replay.rows {
+                _ = row(site: entry.figures.siteID, type: entry.figures.type)
+            }
+        }
 
-        for stateID in Set(kept.map(\.ref.stateID)) {
-            let stateSnapshots = snapshots.filter { $0.ref.stateID == stateID }
-            guard let last = stateSnapshots.last else { continue }
-            let changes = try store.changes(stateID: stateID, upTo: last.ref.id)
-            let missing = Set(changes.map(\.figures.siteID)).subtracting(infos.keys)
-            if !missing.isEmpty {
-                infos.merge(try store.siteInfo(ids: missing)) { old, _ in old }
+        // The times: every exact point, thinned evenly (first and last kept) to the budget.
+        let allTimes = Array(Set(replays.flatMap { $0.points.map(\.timeMs) })).sorted()
+        let limit = max(Self.minimumTimes, Self.cellBudget / max(1, keys.count))
+        if allTimes.count > limit {
+            times = Array(
+                Set((0..<limit).map { allTimes[$0 * (allTimes.count - 1) / (limit - 1)] })
+            ).sorted()
+        } else {
+            times = allTimes
+        }
+
+        // Figures kept per row and time: [0] after GC, [1] at the snapshot.
+        var columns = [[[Int64]]](
+            repeating: [[Int64]](
+                repeating: [Int64](repeating: 0, count: times.count), count: keys.count),
+            count: 2)
+        for replay in replays {
+            // This state's running sums per row, and what each (site, type) last contributed.
+            var value = [[Int64]](repeating: [Int64](repeating: 0, count: keys.count), count: 2)
+            var touched = Set<Int>()
+            var contributed: [Int64: (Int64, Int64)] = [:]
+            func apply(_ entry: SiteFigures) {
+                guard let row = row(site: entry.siteID, type: entry.type) else { return }
+                let slot = entry.siteID << 8 | entry.type
+                let before = contributed[slot] ?? (0, 0)
+                let now = (entry.figures.gcLiveBytes, entry.figures.liveBytes)
+                value[0][row] += now.0 - before.0
+                value[1][row] += now.1 - before.1
+                contributed[slot] = now
+                touched.insert(row)
             }
-            // This state's running sums per measure and row, and what each (site, type) last
-            // contributed.
-            var value: [[Int64]] = [[], []]
-            var contributed: [Int64: [Int64]] = [:]
-            var next = 0
-            var filledUpTo = 0  // times before this index hold this state's figures already
-            var lastWritten: [[Int64]]?
-            func fill(upTo end: Int) {
-                guard end > filledUpTo else { return }
-                for measure in measures {
-                    for row in value[measure].indices where value[measure][row] != 0 {
-                        for time in filledUpTo..<end {
-                            columns[measure][row][time] += value[measure][row]
-                        }
+            var nextPoint = 0, nextRow = 0
+            var started = false
+            for (index, time) in times.enumerated() {
+                // Everything this state recorded up to its last exact point at or before `time`.
+                var limit: Int64?
+                while nextPoint < replay.points.count && replay.points[nextPoint].timeMs <= time {
+                    limit = replay.points[nextPoint].id
+                    nextPoint += 1
+                }
+                if let limit {
+                    if !started {
+                        replay.base.forEach(apply)
+                        started = true
+                    }
+                    while nextRow < replay.rows.count && replay.rows[nextRow].snapshotID <= limit {
+                        apply(replay.rows[nextRow].figures)
+                        nextRow += 1
                     }
                 }
-                filledUpTo = end
-            }
-            for snapshot in stateSnapshots {
-                let index = timeIndex[snapshot.ref.timeMs]
-                // Times before this snapshot carry the state's previous figures.
-                if let index { fill(upTo: index) }
-                while next < changes.count && changes[next].snapshotID <= snapshot.ref.id {
-                    let figures = changes[next].figures
-                    next += 1
-                    guard let row = row(site: figures.siteID, type: figures.type) else {
-                        continue
-                    }
-                    let slot = figures.siteID << 8 | figures.type
-                    let now = measured(figures.figures)
-                    let before = contributed[slot] ?? [0, 0]
-                    for measure in measures {
-                        while value[measure].count <= row { value[measure].append(0) }
-                        value[measure][row] += now[measure] - before[measure]
-                    }
-                    contributed[slot] = now
+                guard started else { continue }
+                for row in touched {
+                    columns[0][row][index] += value[0][row]
+                    columns[1][row][index] += value[1][row]
                 }
-                guard let index else { continue }
-                for measure in measures {
-                    // A later snapshot of this state at the same time replaces the earlier one.
-                    if filledUpTo == index + 1, let previous = lastWritten {
-                        for row in previous[measure].indices {
-                            columns[measure][row][index] -= previous[measure][row]
-                        }
-                    }
-                    for row in value[measure].indices {
-                        columns[measure][row][index] += value[measure][row]
-                    }
-                }
-                lastWritten = value
-                filledUpTo = index + 1
             }
-            fill(upTo: times.count)
         }
         for (index, key) in keys.enumerated() {
             afterGC[key] = columns[0][index]

@@ -19,10 +19,16 @@ static const char migration_0003[] = {
     , 0
 };
 
+static const char migration_0004[] = {
+#embed "../../Migrations/0004_time_ordered_rows_and_rollups.sql"
+    , 0
+};
+
 static const luamem_migration migrations[] = {
     {1, "0001_initial", migration_0001},
     {2, "0002_change_views", migration_0002},
     {3, "0003_snapshot_site_rows", migration_0003},
+    {4, "0004_time_ordered_rows_and_rollups", migration_0004},
 };
 
 const luamem_migration *luamem_migrations(int *count) {

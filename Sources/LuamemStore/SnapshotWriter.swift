@@ -37,6 +37,14 @@ public struct Figures: Equatable, Sendable {
 
     public init() {}
 
+    /// The figures a site row stores: without the peak and the count after GC.
+    public var siteRow: Figures {
+        var row = self
+        row.peakBytes = 0
+        row.gcLiveCount = 0
+        return row
+    }
+
     public init(
         liveBytes: Int64, liveCount: Int64, allocBytes: Int64, allocCount: Int64,
         peakBytes: Int64, gcLiveBytes: Int64, gcLiveCount: Int64
@@ -89,8 +97,8 @@ public final class SnapshotWriter {
         insertStats = try db.prepare(
             """
             INSERT INTO site_stats (state_id, site_id, type, snapshot_id, live_bytes, live_count,
-                alloc_bytes, alloc_count, peak_bytes, gc_live_bytes, gc_live_count)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                alloc_bytes, alloc_count, gc_live_bytes)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
     }
 
@@ -184,13 +192,72 @@ public final class SnapshotWriter {
         try countRows.run([.integer(count), .integer(snapshotID)])
     }
 
+    /// Fewest site_stats rows a rollup gathers (a state with more sites waits for more: half
+    /// its last checkpoint). Tests lower it to exercise rollups on small programs.
+    public var minimumRollupRows: Int64 = 4096
+    private var checkpointSizes: [Int64: (checkpoint: Int64, rows: Int64)] = [:]
+
+    /// Ends a snapshot that wrote `rows` site_stats rows: records the count, and adds a rollup or
+    /// a checkpoint (see Migrations/0004) when enough rows have accumulated since the last one.
+    /// Call inside the snapshot's transaction. Where rollups stand is read from the file itself,
+    /// so a rolled-back transaction or a reopened file cannot leave a gap.
+    public func finishSnapshot(stateID: Int64, snapshotID: Int64, rows: Int64) throws {
+        try setSiteRows(rows, snapshotID: snapshotID)
+        let db = store.database
+        let marks = try store.rollupMarks(stateID: stateID, atOrBefore: snapshotID)
+        let pending =
+            try db.scalar(
+                "SELECT coalesce(sum(site_rows), 0) FROM snapshots WHERE +state_id = ? AND id > ? AND id <= ?",
+                [.integer(stateID), .integer(marks.boundary), .integer(snapshotID)]) ?? 0
+        // The checkpoint's size stands for the number of (site, type) the state has. It only
+        // sets when the next rollup comes, so a count cached by checkpoint is good enough.
+        let keys: Int64
+        if let cached = checkpointSizes[stateID], cached.checkpoint == marks.checkpoint {
+            keys = cached.rows
+        } else {
+            keys =
+                try db.scalar(
+                    "SELECT count(*) FROM site_rollups WHERE state_id = ? AND level = 2 AND snapshot_id = ?",
+                    [.integer(stateID), .integer(marks.checkpoint)]) ?? 0
+            checkpointSizes[stateID] = (marks.checkpoint, keys)
+        }
+        guard pending >= max(minimumRollupRows, keys / 2) else { return }
+        let rolledUp =
+            try db.scalar(
+                "SELECT count(*) FROM site_rollups WHERE state_id = ? AND level = 1 AND snapshot_id > ?",
+                [.integer(stateID), .integer(marks.checkpoint)]) ?? 0
+        let bindings: [Value] = [
+            .integer(stateID), .integer(marks.checkpoint), .integer(marks.boundary),
+            .integer(snapshotID),
+        ]
+        if rolledUp + pending >= max(minimumRollupRows, keys) {
+            try db.prepare(
+                """
+                INSERT INTO site_rollups (state_id, level, snapshot_id, site_id, type, \(Store.figureColumns))
+                SELECT ?1, 2, ?4, site_id, type, \(Store.figureColumns) FROM (\(Store.stateSQL))
+                """
+            ).run(bindings)
+        } else {
+            try db.prepare(
+                """
+                INSERT INTO site_rollups (state_id, level, snapshot_id, site_id, type, \(Store.figureColumns))
+                SELECT ?1, 1, ?4, site_id, type, \(Store.figureColumns) FROM (
+                    SELECT max(snapshot_id), site_id, type, \(Store.figureColumns) FROM site_stats
+                    WHERE state_id = ?1 AND snapshot_id > ?3 AND snapshot_id <= ?4
+                    GROUP BY site_id, type)
+                """
+            ).run(bindings)
+        }
+    }
+
+    /// Writes a site row: the figures of `siteRow` (a site's peak and count after GC are not
+    /// stored).
     public func insertStats(
         stateID: Int64, siteID: Int64, type: Int64, snapshotID: Int64, figures: Figures
     ) throws {
         try insertStats.bind(
             integers: stateID, siteID, type, snapshotID, figures.liveBytes, figures.liveCount,
-            figures.allocBytes, figures.allocCount, figures.peakBytes, figures.gcLiveBytes,
-            figures.gcLiveCount)
+            figures.allocBytes, figures.allocCount, figures.gcLiveBytes)
         while try insertStats.step() {}
     }
 

@@ -114,28 +114,71 @@ extension Store {
             ?? 0
     }
 
-    /// The full state of a snapshot: per (site, type), the latest row at or before it.
-    public func figures(at snapshot: SnapshotRef) throws -> [SiteFigures] {
-        let statement = try database.prepare(
+    /// The figure columns of site_stats and site_rollups, in order.
+    public static let figureColumns =
+        "live_bytes, live_count, alloc_bytes, alloc_count, gc_live_bytes"
+
+    /// The full state of state ?1 at snapshot ?4, given its checkpoint ?2 and its rollup
+    /// boundary ?3 at or before ?4 (see Migrations/0004): per (site, type), the latest of the
+    /// checkpoint's rows, the rollups after it, and the site_stats rows after the boundary.
+    /// Columns: snapshot_id, site_id, type, then `figureColumns`.
+    public static let stateSQL = """
+        SELECT max(snapshot_id) AS snapshot_id, site_id, type, \(figureColumns) FROM (
+            SELECT snapshot_id, site_id, type, \(figureColumns) FROM site_rollups
+            WHERE state_id = ?1 AND level = 2 AND snapshot_id = ?2
+            UNION ALL
+            SELECT snapshot_id, site_id, type, \(figureColumns) FROM site_rollups
+            WHERE state_id = ?1 AND level = 1 AND snapshot_id > ?2 AND snapshot_id <= ?3
+            UNION ALL
+            SELECT snapshot_id, site_id, type, \(figureColumns) FROM site_stats
+            WHERE state_id = ?1 AND snapshot_id > ?3 AND snapshot_id <= ?4)
+        GROUP BY site_id, type
+        """
+
+    /// Where a state's rollups stand at a snapshot: its latest checkpoint, and its latest rollup
+    /// or checkpoint (the boundary), at or before it; 0 when there is none.
+    public func rollupMarks(stateID: Int64, atOrBefore snapshotID: Int64) throws -> (
+        checkpoint: Int64, boundary: Int64
+    ) {
+        let latest = try database.prepare(
             """
-            SELECT site_id, type, max(snapshot_id), live_bytes, live_count, alloc_bytes,
-                   alloc_count, peak_bytes, gc_live_bytes, gc_live_count
-            FROM site_stats WHERE state_id = ? AND snapshot_id <= ?
-            GROUP BY site_id, type
+            SELECT coalesce(max(snapshot_id), 0) FROM site_rollups
+            WHERE state_id = ? AND level = ? AND snapshot_id <= ?
             """)
-        try statement.bind([.integer(snapshot.stateID), .integer(snapshot.id)])
+        func mark(_ level: Int64) throws -> Int64 {
+            try latest.bind([.integer(stateID), .integer(level), .integer(snapshotID)])
+            defer { try? latest.bind([]) }
+            return try latest.step() ? latest.int64(0) : 0
+        }
+        let checkpoint = try mark(2)
+        return (checkpoint, max(checkpoint, try mark(1)))
+    }
+
+    /// The full state of a snapshot: per (site, type), its figures as of that snapshot.
+    public func figures(at snapshot: SnapshotRef) throws -> [SiteFigures] {
+        let marks = try rollupMarks(stateID: snapshot.stateID, atOrBefore: snapshot.id)
+        let statement = try database.prepare(Self.stateSQL)
+        try statement.bind([
+            .integer(snapshot.stateID), .integer(marks.checkpoint), .integer(marks.boundary),
+            .integer(snapshot.id),
+        ])
         var result: [SiteFigures] = []
         while try statement.step() {
             result.append(
                 SiteFigures(
-                    stateID: snapshot.stateID, siteID: statement.int64(0), type: statement.int64(1),
-                    figures: Figures(
-                        liveBytes: statement.int64(3), liveCount: statement.int64(4),
-                        allocBytes: statement.int64(5), allocCount: statement.int64(6),
-                        peakBytes: statement.int64(7), gcLiveBytes: statement.int64(8),
-                        gcLiveCount: statement.int64(9))))
+                    stateID: snapshot.stateID, siteID: statement.int64(1), type: statement.int64(2),
+                    figures: Self.figures(statement, from: 3)))
         }
         return result
+    }
+
+    /// The figures in `figureColumns` order, starting at `column` (a site row has no peak or
+    /// count after GC: they are 0).
+    static func figures(_ statement: Statement, from column: Int32) -> Figures {
+        Figures(
+            liveBytes: statement.int64(column), liveCount: statement.int64(column + 1),
+            allocBytes: statement.int64(column + 2), allocCount: statement.int64(column + 3),
+            peakBytes: 0, gcLiveBytes: statement.int64(column + 4), gcLiveCount: 0)
     }
 
     /// The full state of a snapshot, each (site, type) with its site's name.
@@ -290,33 +333,64 @@ extension Store {
             : nil
     }
 
-    /// Every recorded row of a state up to `lastSnapshot`, in snapshot order: replaying them gives
-    /// the state at each snapshot.
-    public func changes(stateID: Int64, upTo lastSnapshot: Int64) throws -> [(
-        snapshotID: Int64, figures: SiteFigures
-    )] {
-        let statement = try database.prepare(
-            """
-            SELECT snapshot_id, site_id, type, live_bytes, live_count, alloc_bytes, alloc_count,
-                   peak_bytes, gc_live_bytes, gc_live_count
-            FROM site_stats WHERE state_id = ? AND snapshot_id <= ? ORDER BY snapshot_id
-            """)
-        try statement.bind([.integer(stateID), .integer(lastSnapshot)])
+    /// What a state recorded after snapshot `after` up to `through`, for replaying on top of
+    /// the state at `after`. With `rollups`, whole spans come from rollups (one row per (site,
+    /// type) per span) and only the rows after the last rollup are read one by one; `points`
+    /// then holds the snapshots at which the replayed state is exact (the rollups and every
+    /// later snapshot), else it is nil (every snapshot is exact).
+    public func changes(
+        stateID: Int64, after: Int64, through: Int64, rollups: Bool
+    ) throws -> (rows: [(snapshotID: Int64, figures: SiteFigures)], points: Set<Int64>?) {
+        var boundary = after
+        var points: Set<Int64>?
         var result: [(Int64, SiteFigures)] = []
-        while try statement.step() {
-            result.append(
-                (
-                    statement.int64(0),
-                    SiteFigures(
-                        stateID: stateID, siteID: statement.int64(1), type: statement.int64(2),
-                        figures: Figures(
-                            liveBytes: statement.int64(3), liveCount: statement.int64(4),
-                            allocBytes: statement.int64(5), allocCount: statement.int64(6),
-                            peakBytes: statement.int64(7), gcLiveBytes: statement.int64(8),
-                            gcLiveCount: statement.int64(9)))
-                ))
+        func read(_ sql: String, _ bindings: [Value]) throws {
+            let statement = try database.prepare(sql)
+            try statement.bind(bindings)
+            while try statement.step() {
+                result.append(
+                    (
+                        statement.int64(0),
+                        SiteFigures(
+                            stateID: stateID, siteID: statement.int64(1),
+                            type: statement.int64(2),
+                            figures: Self.figures(statement, from: 3))
+                    ))
+            }
         }
-        return result
+        if rollups {
+            boundary = max(after, try rollupMarks(stateID: stateID, atOrBefore: through).boundary)
+            try read(
+                """
+                SELECT snapshot_id, site_id, type, \(Self.figureColumns) FROM site_rollups
+                WHERE state_id = ?1 AND level IN (1, 2) AND snapshot_id > ?2 AND snapshot_id <= ?3
+                ORDER BY snapshot_id
+                """, [.integer(stateID), .integer(after), .integer(boundary)])
+            points = Set(result.map(\.0))
+            points!.formUnion(
+                try database.prepare(
+                    "SELECT id FROM snapshots WHERE +state_id = ? AND id > ? AND id <= ?"
+                ).rows([.integer(stateID), .integer(boundary), .integer(through)]).compactMap {
+                    if case .integer(let id) = $0[0] { id } else { nil }
+                })
+            points!.insert(after)
+        }
+        try read(
+            """
+            SELECT snapshot_id, site_id, type, \(Self.figureColumns) FROM site_stats
+            WHERE state_id = ?1 AND snapshot_id > ?2 AND snapshot_id <= ?3
+            ORDER BY snapshot_id
+            """, [.integer(stateID), .integer(boundary), .integer(through)])
+        return (result, points)
+    }
+
+    /// How many site_stats rows a state's snapshots after `after` up to `through` wrote.
+    public func rowCount(stateID: Int64, after: Int64, through: Int64) throws -> Int64 {
+        try database.scalar(
+            """
+            SELECT coalesce(sum(site_rows), count(*) * 1000000) FROM snapshots
+            WHERE +state_id = ? AND id > ? AND id <= ?
+            """, [.integer(stateID), .integer(after), .integer(through)]) ?? 0
     }
 }
 
@@ -328,41 +402,45 @@ public struct PruneResult: Sendable {
 }
 
 extension Store {
+    /// Rows deleted per transaction, so that a live writer never waits long.
+    public static let pruneBatchRows = 50_000
+
     /// Removes what is older than `cutoffMs`: runs that ended before it entirely, and in other
-    /// runs the snapshots before it. The oldest kept snapshot of each state is first given every
-    /// row it depended on, so every kept snapshot still reads back in full. Each state is one
-    /// short transaction, so a live writer waits at most that long.
-    public func prune(olderThan cutoffMs: Int64) throws -> PruneResult {
+    /// runs the snapshots before it. The oldest kept snapshot of each state first gets every
+    /// row it depends on (its full state, in site_stats and as a checkpoint), so every kept
+    /// snapshot still reads back in full. Work is split into short transactions, so a live
+    /// writer waits at most one batch; an interrupted prune leaves every kept snapshot whole and
+    /// is finished by the next one.
+    public func prune(olderThan cutoffMs: Int64, batchRows: Int = Store.pruneBatchRows) throws
+        -> PruneResult
+    {
         var result = PruneResult()
         let db = database
+        func ids(_ sql: String, _ bindings: [Value]) throws -> [Int64] {
+            try db.prepare(sql).rows(bindings).compactMap {
+                if case .integer(let id) = $0[0] { id } else { nil }
+            }
+        }
         // A run that never recorded its end (killed) ends at its last snapshot.
-        for runID in try db.prepare(
+        for runID in try ids(
             """
             SELECT id FROM runs WHERE coalesce(ended_ms,
                 (SELECT max(time_ms) FROM snapshots WHERE run_id = runs.id), started_ms) < ? ORDER BY id
-            """
-        )
-        .rows([.integer(cutoffMs)]).compactMap({ row -> Int64? in
-            if case .integer(let id) = row[0] { return id } else { return nil }
-        }) {
+            """, [.integer(cutoffMs)])
+        {
+            let states = try ids("SELECT id FROM states WHERE run_id = ?", [.integer(runID)])
             try db.transaction {
-                result.rows += Int(
-                    try db.scalar(
-                        """
-                        SELECT count(*) FROM site_stats WHERE state_id IN (SELECT id FROM states WHERE run_id = ?)
-                        """, [.integer(runID)]) ?? 0)
-                result.snapshots += Int(
-                    try db.scalar(
-                        "SELECT count(*) FROM snapshots WHERE run_id = ?", [.integer(runID)]) ?? 0)
-                try db.prepare(
-                    "DELETE FROM site_stats WHERE state_id IN (SELECT id FROM states WHERE run_id = ?)"
-                )
-                .run([.integer(runID)])
                 try db.prepare("DELETE FROM snapshots WHERE run_id = ?").run([.integer(runID)])
+                result.snapshots += Int(db.changes)
+            }
+            for stateID in states {
+                result.rows += try deleteRows(stateID: stateID, before: Int64.max, batch: batchRows)
+            }
+            try db.transaction {
                 try db.prepare("DELETE FROM states WHERE run_id = ?").run([.integer(runID)])
                 try db.prepare("DELETE FROM runs WHERE id = ?").run([.integer(runID)])
-                result.runs += 1
             }
+            result.runs += 1
         }
         // States that keep a snapshot at or after the cutoff: re-base on the oldest one kept.
         let states = try db.prepare(
@@ -376,40 +454,68 @@ extension Store {
                 continue
             }
             try db.transaction {
+                let marks = try rollupMarks(stateID: stateID, atOrBefore: oldest)
+                let bindings: [Value] = [
+                    .integer(stateID), .integer(marks.checkpoint), .integer(marks.boundary),
+                    .integer(oldest),
+                ]
                 try db.prepare(
                     """
-                    INSERT INTO site_stats (state_id, site_id, type, snapshot_id, live_bytes, live_count,
-                        alloc_bytes, alloc_count, peak_bytes, gc_live_bytes, gc_live_count)
-                    SELECT ss.state_id, ss.site_id, ss.type, ?2, ss.live_bytes, ss.live_count,
-                        ss.alloc_bytes, ss.alloc_count, ss.peak_bytes, ss.gc_live_bytes, ss.gc_live_count
-                    FROM site_stats ss
-                    JOIN (SELECT site_id, type, max(snapshot_id) AS latest FROM site_stats
-                          WHERE state_id = ?1 AND snapshot_id <= ?2 GROUP BY site_id, type) l
-                      ON l.site_id = ss.site_id AND l.type = ss.type AND l.latest = ss.snapshot_id
-                    WHERE ss.state_id = ?1 AND ss.snapshot_id < ?2
+                    INSERT OR IGNORE INTO site_stats (state_id, snapshot_id, site_id, type, \(Self.figureColumns))
+                    SELECT ?1, ?4, site_id, type, \(Self.figureColumns) FROM (\(Self.stateSQL))
+                    """
+                ).run(bindings)
+                try db.prepare(
+                    """
+                    INSERT OR IGNORE INTO site_rollups (state_id, level, snapshot_id, site_id, type, \(Self.figureColumns))
+                    SELECT ?1, 2, ?4, site_id, type, \(Self.figureColumns) FROM (\(Self.stateSQL))
+                    """
+                ).run(bindings)
+                try db.prepare(
+                    """
+                    UPDATE snapshots SET site_rows =
+                        (SELECT count(*) FROM site_stats WHERE state_id = ?1 AND snapshot_id = ?2)
+                    WHERE id = ?2 AND site_rows IS NOT NULL
                     """
                 ).run([.integer(stateID), .integer(oldest)])
-                try db.prepare(
-                    """
-                    UPDATE snapshots SET site_rows = (SELECT count(*) FROM site_stats WHERE snapshot_id = ?1)
-                    WHERE id = ?1 AND site_rows IS NOT NULL
-                    """
-                ).run([.integer(oldest)])
-                result.rows += Int(
-                    try db.scalar(
-                        "SELECT count(*) FROM site_stats WHERE state_id = ? AND snapshot_id < ?",
-                        [.integer(stateID), .integer(oldest)]) ?? 0)
-                result.snapshots += Int(
-                    try db.scalar(
-                        "SELECT count(*) FROM snapshots WHERE state_id = ? AND id < ?",
-                        [.integer(stateID), .integer(oldest)]) ?? 0)
-                try db.prepare("DELETE FROM site_stats WHERE state_id = ? AND snapshot_id < ?")
-                    .run([.integer(stateID), .integer(oldest)])
                 try db.prepare("DELETE FROM snapshots WHERE state_id = ? AND id < ?")
                     .run([.integer(stateID), .integer(oldest)])
+                result.snapshots += Int(db.changes)
             }
+            result.rows += try deleteRows(stateID: stateID, before: oldest, batch: batchRows)
         }
         return result
+    }
+
+    /// Deletes a state's site_stats and site_rollups rows before snapshot `before`, about
+    /// `batch` rows per transaction (whole snapshots: a snapshot with more rows goes in one);
+    /// returns how many site_stats rows went.
+    private func deleteRows(stateID: Int64, before: Int64, batch: Int) throws -> Int {
+        var deleted = 0
+        let parts = [
+            ("site_stats", "1"), ("site_rollups", "level = 1"), ("site_rollups", "level = 2"),
+        ]
+        for (table, level) in parts {
+            let next = try database.prepare(
+                """
+                SELECT snapshot_id FROM \(table) WHERE state_id = ? AND \(level) AND snapshot_id < ?
+                ORDER BY snapshot_id LIMIT 1 OFFSET \(max(0, batch - 1))
+                """)
+            let delete = try database.prepare(
+                "DELETE FROM \(table) WHERE state_id = ? AND \(level) AND snapshot_id <= ?")
+            while true {
+                try next.bind([.integer(stateID), .integer(before)])
+                // The last snapshot of this batch, or of all when fewer rows are left.
+                let end = try next.step() ? next.int64(0) : before - 1
+                try next.bind([])
+                try database.transaction {
+                    try delete.run([.integer(stateID), .integer(end)])
+                    if table == "site_stats" { deleted += Int(database.changes) }
+                }
+                if end == before - 1 { break }
+            }
+        }
+        return deleted
     }
 }
 
