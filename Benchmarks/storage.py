@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Storage growth and query speed on a large history. Not a test: figures depend on the machine.
 
-    swift build -c release --product luamem --product luamem-gendb
+    swift build -c release
     python3 Benchmarks/storage.py [--dir /tmp/luamem-storage] [--hours 168] [--sites 50000]
                                   [--changing 1000] [--runs 5] [--reuse]
 
@@ -71,8 +71,7 @@ def main():
     args = parser.parse_args()
     for tool in (args.luamem, args.gendb):
         if not os.path.exists(tool):
-            sys.exit(f"{tool} is missing: swift build -c release --product luamem "
-                     "--product luamem-gendb")
+            sys.exit(f"{tool} is missing: swift build -c release")
     os.makedirs(args.dir, exist_ok=True)
     tag = f"{args.hours:g}h-{args.sites}-{args.changing}"
     big = os.path.join(args.dir, f"history-{tag}.db")

@@ -127,6 +127,7 @@ for run in 0..<options.runs {
             liveBytes: live, liveCount: objects, allocBytes: live, allocCount: objects,
             peakBytes: live, gcLiveBytes: live, gcLiveCount: objects)
     }
+    let usual = figures.map(\.liveBytes)
     var active = Array(0..<options.changing).map { $0 * (options.sites / max(1, options.changing)) }
     var totals = Figures()
     for index in 0..<count {
@@ -141,11 +142,15 @@ for run in 0..<options.runs {
             changed = Array(Set(active).union(leaky)).sorted()
             for site in changed {
                 var f = figures[site]
+                // A leaking site keeps a little of what it allocates; any other site's live
+                // memory moves around its usual level.
                 let allocated = random.within(64...8192)
                 let freed =
                     leaky.contains(site)
                     ? allocated - random.within(0...256)
-                    : min(f.liveBytes, allocated + random.within(-512...512))
+                    : min(
+                        f.liveBytes + allocated,
+                        max(0, f.liveBytes + allocated - usual[site] - random.within(-2048...2048)))
                 f.allocBytes += allocated
                 f.allocCount += max(1, allocated / 48)
                 f.liveBytes += allocated - freed

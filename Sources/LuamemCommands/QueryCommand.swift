@@ -54,12 +54,16 @@ struct QueryCommand: ParsableCommand {
 
     /// One group's figures.
     private struct Group {
-        var site: String
         var info: SiteInfo
         var type: String
         var cfunctions: [String] = []
         var liveBytes: Int64 = 0, liveCount: Int64 = 0, gcLiveBytes: Int64 = 0
         var growth: Int64 = 0, allocBytes: Int64 = 0, allocCount: Int64 = 0
+
+        /// How the row is printed (computed only for the rows that need it).
+        func site(by grouping: Grouping) -> String {
+            SiteKey.label(info, type: type, by: grouping)
+        }
     }
 
     func growth(in store: Store) throws -> Result {
@@ -80,47 +84,105 @@ struct QueryCommand: ParsableCommand {
         }
         let bases = try store.baseSnapshots(runID: run.id, sinceMs: sinceMs)
         let typeNames = try store.objectTypeNames()
+        let typeList = (0..<8).map { typeNames[Int64($0)] ?? "?" }
+        func typeName(_ type: Int64) -> String {
+            type >= 0 && type < typeList.count ? typeList[Int(type)] : "?"
+        }
 
-        var groups: [SiteKey: Group] = [:]
+        // Groups live in an array and are updated in place: a query may see 50k sites. Options
+        // are read once (each read through the property wrapper costs a metadata lookup).
+        let by = rows.by, current = rows.current
+        var groupIndex: [SiteKey: Int] = [:]
+        var groups: [Group] = []
         var baseTotal: Int64 = 0
-        for head in heads {
-            var baseFigures: [String: Figures] = [:]
-            if let base = bases.first(where: { $0.stateID == head.stateID && $0.id <= head.id }) {
-                for entry in try store.figures(at: base) {
-                    baseFigures["\(entry.siteID)/\(entry.type)"] = entry.figures
+        // Site names are read on a second connection while the figures are read.
+        var infos: [Int64: SiteInfo] = [:]
+        var states: [(base: [SiteFigures], head: [SiteFigures])] = []
+        final class Results: @unchecked Sendable {
+            var infos: [Int64: SiteInfo] = [:]
+        }
+        let names = Results()
+        let path = store.path
+        try inParallel(
+            { names.infos = try Store.openForReading(path: path).siteInfo(ids: nil) },
+            {
+                for head in heads {
+                    if let base = bases.first(where: {
+                        $0.stateID == head.stateID && $0.id <= head.id
+                    }) {
+                        let entries = try store.figures(at: base)
+                        states.append(
+                            (entries, try store.figures(at: head, from: base, baseFigures: entries))
+                        )
+                    } else {
+                        states.append(([], try store.figures(at: head)))
+                    }
                 }
+            })
+        infos = names.infos
+        for (baseEntries, headEntries) in states {
+            var baseFigures: [Int64: Figures] = [:]
+            baseFigures.reserveCapacity(baseEntries.count)
+            for entry in baseEntries {
+                baseFigures[entry.siteID << 8 | entry.type] = entry.figures
             }
-            for (info, entry) in try store.namedFigures(at: head) {
-                let type = typeNames[entry.type] ?? "?"
-                let base = baseFigures["\(entry.siteID)/\(entry.type)"] ?? Figures()
-                let key = SiteKey(info, type: type, by: rows.by)
-                var group =
-                    groups[key]
-                    ?? Group(
-                        site: SiteKey.label(info, type: type, by: rows.by), info: info, type: type)
-                if rows.by != .type && !info.cfunction.isEmpty
-                    && !group.cfunctions.contains(info.cfunction)
-                {
-                    group.cfunctions.append(info.cfunction)
+            groupIndex.reserveCapacity(groupIndex.count + headEntries.count)
+            for entry in headEntries {
+                guard let info = infos[entry.siteID] else { continue }
+                let type = typeName(entry.type)
+                let base = baseFigures[entry.siteID << 8 | entry.type] ?? Figures()
+                let index: Int
+                let key = SiteKey(info, type: type, by: by)
+                if let known = groupIndex[key] {
+                    index = known
+                } else {
+                    index = groups.count
+                    groupIndex[key] = index
+                    groups.append(Group(info: info, type: type))
                 }
-                let baseLive = rows.current ? base.liveBytes : base.gcLiveBytes
-                group.growth +=
-                    (rows.current ? entry.figures.liveBytes : entry.figures.gcLiveBytes) - baseLive
-                group.liveBytes += entry.figures.liveBytes
-                group.liveCount += entry.figures.liveCount
-                group.gcLiveBytes += entry.figures.gcLiveBytes
-                group.allocBytes += entry.figures.allocBytes - base.allocBytes
-                group.allocCount += entry.figures.allocCount - base.allocCount
+                if by != .type && !info.cfunction.isEmpty
+                    && !groups[index].cfunctions.contains(info.cfunction)
+                {
+                    groups[index].cfunctions.append(info.cfunction)
+                }
+                let baseLive = current ? base.liveBytes : base.gcLiveBytes
+                let figures = entry.figures
+                groups.withUnsafeMutableBufferPointer { groups in
+                    groups[index].growth +=
+                        (current ? figures.liveBytes : figures.gcLiveBytes) - baseLive
+                    groups[index].liveBytes += figures.liveBytes
+                    groups[index].liveCount += figures.liveCount
+                    groups[index].gcLiveBytes += figures.gcLiveBytes
+                    groups[index].allocBytes += figures.allocBytes - base.allocBytes
+                    groups[index].allocCount += figures.allocCount - base.allocCount
+                }
                 baseTotal += baseLive
-                groups[key] = group
             }
         }
 
-        let ranked = groups.values.sorted {
-            if $0.growth != $1.growth { return $0.growth > $1.growth }
-            if $0.liveBytes != $1.liveBytes { return $0.liveBytes > $1.liveBytes }
-            return $0.site < $1.site
+        // Only the top rows are listed: keep them in order while passing over every group.
+        func ranks(_ a: Int, before b: Int) -> Bool {
+            if groups[a].growth != groups[b].growth { return groups[a].growth > groups[b].growth }
+            if groups[a].liveBytes != groups[b].liveBytes {
+                return groups[a].liveBytes > groups[b].liveBytes
+            }
+            return groups[a].site(by: by) < groups[b].site(by: by)
         }
+        var top: [Int] = []
+        let wanted = max(0, output.top)
+        if wanted * 64 >= groups.count {
+            top = Array(groups.indices.sorted(by: ranks).prefix(wanted))
+        } else {
+            for index in groups.indices {
+                if top.count == wanted, let last = top.last, !ranks(index, before: last) {
+                    continue
+                }
+                let at = top.firstIndex { ranks(index, before: $0) } ?? top.count
+                top.insert(index, at: at)
+                if top.count > wanted { top.removeLast() }
+            }
+        }
+        let ranked = top.map { groups[$0] }
         var listing = Listing(columns: [
             .init(key: "growth_bytes", title: "GROWTH", rightAligned: true),
             .init(key: "live_bytes", title: "LIVE", rightAligned: true),
@@ -138,7 +200,7 @@ struct QueryCommand: ParsableCommand {
             .init(key: "gc_live_bytes", title: "", rightAligned: false),
             .init(key: "alloc_count", title: "", rightAligned: false),
         ])
-        for group in ranked.prefix(output.top) {
+        for group in ranked {
             let info = group.info
             let line: Int64? =
                 switch rows.by {
@@ -149,7 +211,7 @@ struct QueryCommand: ParsableCommand {
             listing.rows.append([
                 .bytes(group.growth, signed: true), .bytes(group.liveBytes, signed: false),
                 .integer(group.liveCount), .bytes(group.allocBytes, signed: false),
-                .text(group.site),
+                .text(group.site(by: by)),
                 .text(rows.by == .file || rows.by == .type ? nil : SiteKey.functionName(info)),
                 .text(group.cfunctions.isEmpty ? nil : group.cfunctions.joined(separator: ",")),
                 .text(rows.by == .type ? nil : info.file), line.map(Cell.integer) ?? .text(nil),
@@ -164,8 +226,8 @@ struct QueryCommand: ParsableCommand {
             + (rows.current ? "live bytes (uncollected garbage included)" : "live bytes after GC")
         return Result(
             heading: heading, listing: listing,
-            totalGrowth: groups.values.map(\.growth).reduce(0, +), baseTotal: baseTotal,
-            rowGrowth: groups.values.map(\.growth))
+            totalGrowth: groups.map(\.growth).reduce(0, +), baseTotal: baseTotal,
+            rowGrowth: groups.map(\.growth))
     }
 }
 
@@ -183,6 +245,24 @@ func openStore(_ database: DatabaseOptions, writable: Bool = false) throws -> St
     } catch {
         throw CommandError("\(error)")
     }
+}
+
+/// Runs `first` on a second thread while `second` runs on this one, and rethrows the first
+/// error. A job that reads the database uses its own connection.
+func inParallel(_ first: @escaping () throws -> Void, _ second: () throws -> Void) throws {
+    final class Outcome: @unchecked Sendable { var error: Error? }
+    let outcome = Outcome()
+    let done = DispatchSemaphore(value: 0)
+    let thread = Thread {
+        do { try first() } catch { outcome.error = error }
+        done.signal()
+    }
+    thread.stackSize = 8 << 20
+    thread.start()
+    var secondError: Error?
+    do { try second() } catch { secondError = error }
+    done.wait()
+    if let error = outcome.error ?? secondError { throw error }
 }
 
 /// "2026-11-25 02:04:47" (UTC).

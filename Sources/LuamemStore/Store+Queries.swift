@@ -154,22 +154,79 @@ extension Store {
         return (checkpoint, max(checkpoint, try mark(1)))
     }
 
-    /// The full state of a snapshot: per (site, type), its figures as of that snapshot.
+    /// The full state of a snapshot: per (site, type), its figures as of that snapshot. Reads
+    /// the same rows as `stateSQL`, in key and snapshot order, and keeps the latest per (site,
+    /// type) itself, which is several times faster than SQLite's GROUP BY on 50k sites.
     public func figures(at snapshot: SnapshotRef) throws -> [SiteFigures] {
         let marks = try rollupMarks(stateID: snapshot.stateID, atOrBefore: snapshot.id)
-        let statement = try database.prepare(Self.stateSQL)
-        try statement.bind([
-            .integer(snapshot.stateID), .integer(marks.checkpoint), .integer(marks.boundary),
-            .integer(snapshot.id),
-        ])
-        var result: [SiteFigures] = []
-        while try statement.step() {
-            result.append(
-                SiteFigures(
-                    stateID: snapshot.stateID, siteID: statement.int64(1), type: statement.int64(2),
-                    figures: Self.figures(statement, from: 3)))
+        var state = StateReader(stateID: snapshot.stateID)
+        try state.read(self, level: 2, after: marks.checkpoint - 1, through: marks.checkpoint)
+        try state.read(self, level: 1, after: marks.checkpoint, through: marks.boundary)
+        try state.read(self, level: 0, after: marks.boundary, through: snapshot.id)
+        return state.result
+    }
+
+    /// The full state of `snapshot`, given `baseFigures`, the full state at an earlier snapshot
+    /// `base` of the same state: only the rollups and rows in between are read.
+    public func figures(
+        at snapshot: SnapshotRef, from base: SnapshotRef, baseFigures: [SiteFigures]
+    ) throws -> [SiteFigures] {
+        guard base.stateID == snapshot.stateID, base.id <= snapshot.id else {
+            return try figures(at: snapshot)
         }
-        return result
+        let marks = try rollupMarks(stateID: snapshot.stateID, atOrBefore: snapshot.id)
+        let baseMarks = try rollupMarks(stateID: base.stateID, atOrBefore: base.id)
+        var state = StateReader(stateID: snapshot.stateID, start: baseFigures)
+        if marks.boundary > baseMarks.boundary {
+            // The rollups after the base's boundary cover every change up to the last of them,
+            // the base's own rows after its boundary included.
+            try state.read(self, level: 1, after: baseMarks.boundary, through: marks.boundary)
+            try state.read(self, level: 0, after: marks.boundary, through: snapshot.id)
+        } else {
+            try state.read(self, level: 0, after: base.id, through: snapshot.id)
+        }
+        return state.result
+    }
+
+    /// The latest figures per (site, type) of rows read in snapshot order.
+    private struct StateReader {
+        let stateID: Int64
+        var result: [SiteFigures]
+        var index: [Int64: Int] = [:]
+
+        init(stateID: Int64, start: [SiteFigures] = []) {
+            self.stateID = stateID
+            result = start
+            index.reserveCapacity(start.count)
+            for (at, entry) in start.enumerated() { index[entry.siteID << 8 | entry.type] = at }
+        }
+
+        /// Rows of `level` (0: site_stats) after snapshot `after` up to `through`.
+        mutating func read(_ store: Store, level: Int, after: Int64, through: Int64) throws {
+            guard through > after else { return }
+            let source =
+                level == 0
+                ? "site_stats WHERE state_id = ?1"
+                : "site_rollups WHERE state_id = ?1 AND level = \(level)"
+            let statement = try store.database.prepare(
+                """
+                SELECT site_id, type, \(Store.figureColumns) FROM \(source)
+                AND snapshot_id > ?2 AND snapshot_id <= ?3 ORDER BY snapshot_id
+                """)
+            try statement.bind([.integer(stateID), .integer(after), .integer(through)])
+            while try statement.step() {
+                let entry = SiteFigures(
+                    stateID: stateID, siteID: statement.int64(0), type: statement.int64(1),
+                    figures: Store.figures(statement, from: 2))
+                let key = entry.siteID << 8 | entry.type
+                if let at = index[key] {
+                    result[at] = entry
+                } else {
+                    index[key] = result.count
+                    result.append(entry)
+                }
+            }
+        }
     }
 
     /// The figures in `figureColumns` order, starting at `column` (a site row has no peak or
@@ -185,13 +242,17 @@ extension Store {
     public func namedFigures(at snapshot: SnapshotRef) throws
         -> [(info: SiteInfo, figures: SiteFigures)]
     {
-        let entries = try figures(at: snapshot)
+        try named(try figures(at: snapshot))
+    }
+
+    /// Each entry with its site's name.
+    public func named(_ entries: [SiteFigures]) throws -> [(info: SiteInfo, figures: SiteFigures)] {
         let infos = try siteInfo(ids: Set(entries.map(\.siteID)))
         return entries.compactMap { entry in infos[entry.siteID].map { ($0, entry) } }
     }
 
-    /// Names of the given sites.
-    public func siteInfo(ids: Set<Int64>) throws -> [Int64: SiteInfo] {
+    /// Names of the given sites (nil: of every site).
+    public func siteInfo(ids: Set<Int64>?) throws -> [Int64: SiteInfo] {
         let statement = try database.prepare(
             """
             SELECT s.id, f.file, f.line, f.line_defined, f.function, s.c_function, s.stack
@@ -199,9 +260,10 @@ extension Store {
             """)
         try statement.bind([])
         var result: [Int64: SiteInfo] = [:]
+        result.reserveCapacity(ids?.count ?? 1024)
         while try statement.step() {
             let id = statement.int64(0)
-            guard ids.contains(id) else { continue }
+            guard ids?.contains(id) ?? true else { continue }
             result[id] = SiteInfo(
                 id: id, file: statement.text(1) ?? "?", line: statement.int64(2),
                 lineDefined: statement.int64(3), function: statement.text(4),
@@ -363,7 +425,7 @@ extension Store {
             try read(
                 """
                 SELECT snapshot_id, site_id, type, \(Self.figureColumns) FROM site_rollups
-                WHERE state_id = ?1 AND level IN (1, 2) AND snapshot_id > ?2 AND snapshot_id <= ?3
+                WHERE state_id = ?1 AND level = 1 AND snapshot_id > ?2 AND snapshot_id <= ?3
                 ORDER BY snapshot_id
                 """, [.integer(stateID), .integer(after), .integer(boundary)])
             points = Set(result.map(\.0))
