@@ -51,6 +51,63 @@ lua_CFunction luamem_running_cfunction(const lua_Debug *ar) {
     return NULL;
 }
 
+/// CallInfo starts with func, top, previous and next in every 5.3 release. The first CallInfo
+/// of a thread (base_ci, which lua_getstack never reports) is the one without a previous.
+typedef struct mirror_callinfo_links {
+    void *func, *top;
+    struct mirror_callinfo_links *previous, *next;
+} mirror_callinfo_links;
+
+int luamem_next_level(lua_Debug *ar) {
+    const mirror_callinfo_links *ci = (const mirror_callinfo_links *)(const void *)ar->i_ci;
+    mirror_callinfo_links *up = ci->previous;
+    if (up == NULL || up->previous == NULL)
+        return 0;
+    ar->i_ci = (struct CallInfo *)(void *)up;
+    return 1;
+}
+
+/// Compares luamem_next_level with lua_getstack at every level of the stack it runs on.
+static int probe_walk(lua_State *L) {
+    lua_Debug walked, expected;
+    int level = 0, ok = lua_getstack(L, 0, &walked);
+    while (ok) {
+        level++;
+        int has = lua_getstack(L, level, &expected);
+        int next = luamem_next_level(&walked);
+        if (has != next || (has && walked.i_ci != expected.i_ci))
+            ok = 0;
+        if (!has)
+            break;
+    }
+    lua_pushboolean(L, ok && level >= 5);
+    return 1;
+}
+
+/// Calls its argument: a C frame between Lua frames, as pcall or table.sort make.
+static int probe_through(lua_State *L) {
+    lua_call(L, 0, 1);
+    return 1;
+}
+
+int luamem_probe_stack_walk(lua_State *L) {
+    int top = lua_gettop(L), ok = 0;
+    if (*lua_version(L) != 503)
+        return 0;
+    // Lua frames inside a C frame inside Lua frames. Runs before the libraries are open.
+    if (luaL_loadstring(L, "local probe, through = ...\n"
+                           "local function a() local r = probe() return r end\n"
+                           "local function b() local r = through(a) return r end\n"
+                           "local function c() local r = b() return r end\n"
+                           "return (c())") == LUA_OK) {
+        lua_pushcfunction(L, probe_walk);
+        lua_pushcfunction(L, probe_through);
+        ok = lua_pcall(L, 2, 1, 0) == LUA_OK && lua_toboolean(L, -1);
+    }
+    lua_settop(L, top);
+    return ok;
+}
+
 static int probe_self(lua_State *L, lua_CFunction self) {
     lua_Debug ar;
     int ok = lua_getstack(L, 0, &ar) && lua_getinfo(L, "S", &ar) && strcmp(ar.what, "C") == 0 &&

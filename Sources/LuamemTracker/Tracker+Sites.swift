@@ -42,25 +42,32 @@ extension TrackerStorage {
         return resolveSite(thread, count, cfunction, hash)
     }
 
+    /// Moves `debug` from `level` to the level above; false when there is none.
+    @inlinable @inline(__always)
+    func nextLevel(_ thread: OpaquePointer, _ level: inout Int32) -> Bool {
+        level += 1
+        return stackWalkVerified
+            ? luamem_next_level(debug) != 0 : LuaDebug.stackLevel(thread, level, debug)
+    }
+
     /// Walks up from a C frame to the first Lua frame; false when there is none.
     @usableFromInline
     func outermostLuaFrame(_ thread: OpaquePointer, _ level: inout Int32) -> Bool {
         repeat {
-            level += 1
-            guard LuaDebug.stackLevel(thread, level, debug) else { return false }
+            guard nextLevel(thread, &level) else { return false }
             LuaDebug.sourceAndLine(thread, debug)
         } while LuaDebug.isCFunction(debug)
         return true
     }
 
     /// Fills raw[1...] with the Lua frames above raw[0], skipping C frames; returns the count.
+    /// `debug` still describes the frame at level `first`.
     @usableFromInline
     func collectOuterFrames(_ thread: OpaquePointer, from first: Int32) -> Int {
         var count = 1
         var level = first
         while count < depth {
-            level += 1
-            guard LuaDebug.stackLevel(thread, level, debug) else { break }
+            guard nextLevel(thread, &level) else { break }
             LuaDebug.sourceAndLine(thread, debug)
             if LuaDebug.isCFunction(debug) { continue }
             raw[count] = RawFrame(

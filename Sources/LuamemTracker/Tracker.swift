@@ -169,6 +169,7 @@ public struct Tracker {
         // Every access goes through `storage` (not a mutating method of the storage): the probes
         // re-enter the allocator, which must see `probing` set.
         storage.pointee.cfunctionLayoutVerified = luamem_probe_layout(L) == 1
+        storage.pointee.stackWalkVerified = luamem_probe_stack_walk(L) == 1
         storage.pointee.probing = true
         var stringBytes: UnsafePointer<CChar>?
         var thread: OpaquePointer?
@@ -274,6 +275,9 @@ extension Tracker {
 
     /// Whether C functions are identified by pointer (Lua's layout verified) or only as "[C]".
     public var identifiesCFunctions: Bool { storage.pointee.cfunctionLayoutVerified }
+
+    /// Whether outer frames are found by following Lua's call links (its layout verified).
+    public var walksStackDirectly: Bool { storage.pointee.stackWalkVerified }
 }
 
 /// Raw identity of a frame as lua_getinfo reports it; the source pointer is valid while the
@@ -392,6 +396,9 @@ struct TrackerStorage {
     @usableFromInline var stringBytesOffset = -1
     @usableFromInline var threadStateOffset = -1
     @usableFromInline var cfunctionLayoutVerified = false
+    /// Whether outer frames are found by following CallInfo links (Lua's layout verified), in
+    /// constant time per frame, rather than with lua_getstack from the top each time.
+    @usableFromInline var stackWalkVerified = false
     @usableFromInline var probing = false
     @usableFromInline var probedString: UnsafeMutableRawPointer?
     @usableFromInline var probedThread: UnsafeMutableRawPointer?

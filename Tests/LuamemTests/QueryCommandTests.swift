@@ -22,7 +22,9 @@ import Testing
         #expect((first["source"] as? String)?.hasSuffix("sites.lua") == true)
         #expect(first["line"] as? Int == 5)
         #expect(first["function"] as? String == "keep_tables")
-        #expect(first["live_count"] as? Int == 302)  // 300 tables + array part
+        // 300 tables + the array part, and a call frame (CallInfo) when a GC finalizer called
+        // during the loop needed a new one.
+        #expect((301...302).contains(first["live_count"] as? Int ?? 0), "\(first)")
         #expect((first["growth_bytes"] as? Int ?? 0) >= 300 * 56)
         for key in [
             "source", "line", "function", "live_bytes", "live_count", "growth_bytes", "alloc_bytes",

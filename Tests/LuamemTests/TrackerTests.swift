@@ -100,6 +100,34 @@ import Testing
         #expect(stacks.contains("1 leaf < 2 middle < 3 top"))
     }
 
+    /// Outer frames are found by following Lua's call links (checked against lua_getstack by a
+    /// probe); C frames in between (pcall, table.sort) are skipped as lua_getstack would.
+    @Test func deepStacksThroughCFramesAndCoroutines() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("m.db")
+        try Harness.track("deep.lua", db: db, options: ["--depth", "8"])
+        // Each frame as line/first line of its function.
+        let stacks = Set(
+            try Harness.rows(
+                db,
+                """
+                SELECT group_concat(f.line || '/' || f.line_defined, ' < ')
+                FROM site_stats ss JOIN sites s ON s.id = ss.site_id
+                JOIN json_each('[' || s.stack || ']') j
+                JOIN frames f ON f.id = j.value
+                WHERE ss.type = 2 AND s.frame_id IN
+                    (SELECT id FROM frames WHERE file LIKE '%deep.lua' AND line = 2)
+                GROUP BY s.id
+                """
+            ).map { $0[0] ?? "" })
+        #expect(
+            stacks == [
+                "2/2 < 3/3 < 3/3 < 3/3 < 3/3 < 4/4 < 8/0",
+                "2/2 < 3/3 < 3/3 < 6/6 < 5/5 < 8/0",
+                "2/2 < 3/3 < 7/7",
+            ], "\(stacks)")
+    }
+
     @Test func allocationsWithoutLuaCodeGoToHost() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("m.db")

@@ -93,6 +93,16 @@ int luamem_probe_layout(lua_State *L);
 /// luamem_probe_layout returned 1 for this Lua library.
 lua_CFunction luamem_running_cfunction(const lua_Debug *ar);
 
+/// Moves `ar`, filled by lua_getstack or by this function, one level up the stack, as
+/// lua_getstack(L, level + 1) would, but in constant time (lua_getstack walks from the top on
+/// every call). Returns 0, leaving `ar` alone, when there is no level above. Only valid after
+/// luamem_probe_stack_walk returned 1 for this Lua library.
+int luamem_next_level(lua_Debug *ar);
+
+/// Checks, on a real nested call, that luamem_next_level finds every level lua_getstack finds,
+/// and stops where it stops. Returns 1 when it does.
+int luamem_probe_stack_walk(lua_State *L);
+
 /// Opens the standard libraries, replaces coroutine.resume and coroutine.wrap with versions that
 /// keep `context->current` right, wraps os.exit to write a final snapshot first, names the C functions of package.loaded, installs the GC-cycle
 /// sentinel and preloads the `luamem` module. Runs protected; returns 0 or -1 with a message.
