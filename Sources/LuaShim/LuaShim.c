@@ -108,6 +108,126 @@ int luamem_probe_stack_walk(lua_State *L) {
     return ok;
 }
 
+/// Proto, LClosure and the Lua part of CallInfo as every 5.3 release lays them out.
+typedef struct mirror_proto {
+    void *next;
+    unsigned char tt, marked, numparams, is_vararg, maxstacksize;
+    int sizeupvalues, sizek, sizecode, sizelineinfo, sizep, sizelocvars;
+    int linedefined, lastlinedefined;
+    void *k;
+    const unsigned int *code;
+    void *p;
+    const int *lineinfo;
+    void *locvars, *upvalues, *cache;
+    void *source;
+    void *gclist;
+} mirror_proto;
+
+typedef struct mirror_lclosure {
+    void *next;
+    unsigned char tt, marked, nupvalues;
+    void *gclist;
+    const mirror_proto *p;
+} mirror_lclosure;
+
+typedef struct mirror_lua_callinfo {
+    const mirror_tvalue *func;
+    void *top, *previous, *next;
+    void *base;
+    const unsigned int *savedpc;
+} mirror_lua_callinfo;
+
+/// A TString's characters follow its header, padded to the maximum alignment (UTString).
+typedef union mirror_utstring {
+    struct { void *next; unsigned char tt, marked, extra, shrlen; unsigned int hash; size_t u; } s;
+    double d; void *p; long long i; long l;
+} mirror_utstring;
+
+#define MIRROR_TLCL (LUA_TFUNCTION | (0 << 4))   /// Lua closure
+
+void luamem_frame_info(lua_Debug *ar) {
+    const mirror_lua_callinfo *ci = (const mirror_lua_callinfo *)(const void *)ar->i_ci;
+    if ((ci->func->tt & MIRROR_TAG_MASK) != MIRROR_TLCL) {
+        ar->source = "=[C]";
+        ar->linedefined = -1;
+        ar->currentline = -1;
+        ar->what = "C";
+        return;
+    }
+    const mirror_proto *p = ((const mirror_lclosure *)ci->func->value.gc)->p;
+    ar->source = p->source ? (const char *)p->source + sizeof(mirror_utstring) : "=?";
+    ar->linedefined = p->linedefined;
+    ar->currentline = p->lineinfo ? p->lineinfo[(int)(ci->savedpc - p->code) - 1] : -1;
+    ar->what = p->linedefined == 0 ? "main" : "Lua";
+}
+
+int luamem_collect_frames(lua_Debug *ar, int level, int depth, luamem_raw_frame *frames,
+                          int *levels) {
+    int count = 1;
+    while (count < depth && luamem_next_level(ar)) {
+        level++;
+        luamem_frame_info(ar);
+        if (ar->what[0] == 'C')
+            continue;
+        frames[count].source = ar->source;
+        frames[count].line = ar->currentline;
+        frames[count].line_defined = ar->linedefined;
+        levels[count] = level;
+        count++;
+    }
+    return count;
+}
+
+/// Compares luamem_frame_info with lua_getinfo "Sl" at every level of the stack it runs on.
+static int probe_info(lua_State *L) {
+    lua_Debug expected, fast;
+    int level = 0, ok = 1;
+    while (ok && lua_getstack(L, level, &expected)) {
+        fast = expected;
+        lua_getinfo(L, "Sl", &expected);
+        luamem_frame_info(&fast);
+        int c = expected.what[0] == 'C';
+        ok = c == (fast.what[0] == 'C') && expected.currentline == fast.currentline &&
+             (c || (expected.source == fast.source && expected.linedefined == fast.linedefined &&
+                    strcmp(expected.what, fast.what) == 0));
+        level++;
+    }
+    lua_pushboolean(L, ok && level >= 5);
+    return 1;
+}
+
+static const char probe_chunk[] = "local probe, through = ...\n"
+                                  "local function a()\n"
+                                  "  local r = probe()\n"
+                                  "  return r\n"
+                                  "end\n"
+                                  "local function b() local r = through(a) return r end\n"
+                                  "local function c()\n"
+                                  "  local x = 1\n"
+                                  "  local r = b()\n"
+                                  "  return r and x == 1\n"
+                                  "end\n"
+                                  "return (c())";
+
+int luamem_probe_frame_info(lua_State *L) {
+    int top = lua_gettop(L), ok = 1;
+    if (*lua_version(L) != 503)
+        return 0;
+    // Runs before the libraries are open. The second chunk name is a long string in Lua.
+    static const char *const names[] = {
+        "=probe", "@a/chunk/name/long/enough/to/be/a/long/string/in/lua/5.3.lua"};
+    for (int i = 0; ok && i < 2; i++) {
+        ok = 0;
+        if (luaL_loadbuffer(L, probe_chunk, sizeof probe_chunk - 1, names[i]) == LUA_OK) {
+            lua_pushcfunction(L, probe_info);
+            lua_pushcfunction(L, probe_through);
+            ok = lua_pcall(L, 2, 1, 0) == LUA_OK && lua_toboolean(L, -1);
+        }
+        lua_settop(L, top);
+    }
+    return ok;
+}
+
 static int probe_self(lua_State *L, lua_CFunction self) {
     lua_Debug ar;
     int ok = lua_getstack(L, 0, &ar) && lua_getinfo(L, "S", &ar) && strcmp(ar.what, "C") == 0 &&

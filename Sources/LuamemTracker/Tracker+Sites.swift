@@ -15,7 +15,7 @@ extension TrackerStorage {
             resumer -= 1
             thread = luamem_context_resumer(context, resumer)
         }
-        LuaDebug.sourceAndLine(thread, debug)
+        frameInfo(thread)
         var level: Int32 = 0
         var cfunction: UnsafeRawPointer?
         var count = 1
@@ -42,6 +42,16 @@ extension TrackerStorage {
         return resolveSite(thread, count, cfunction, hash)
     }
 
+    /// Fills `debug`'s source, lines and kind of function for the frame it was set to.
+    @inlinable @inline(__always)
+    func frameInfo(_ thread: OpaquePointer) {
+        if frameInfoVerified {
+            luamem_frame_info(debug)
+        } else {
+            LuaDebug.sourceAndLine(thread, debug)
+        }
+    }
+
     /// Moves `debug` from `level` to the level above; false when there is none.
     @inlinable @inline(__always)
     func nextLevel(_ thread: OpaquePointer, _ level: inout Int32) -> Bool {
@@ -51,11 +61,13 @@ extension TrackerStorage {
     }
 
     /// Walks up from a C frame to the first Lua frame; false when there is none.
+    /// (Mutating, like the other out-of-line methods the allocator calls: calling a
+    /// non-mutating one copies the whole storage first.)
     @usableFromInline
-    func outermostLuaFrame(_ thread: OpaquePointer, _ level: inout Int32) -> Bool {
+    mutating func outermostLuaFrame(_ thread: OpaquePointer, _ level: inout Int32) -> Bool {
         repeat {
             guard nextLevel(thread, &level) else { return false }
-            LuaDebug.sourceAndLine(thread, debug)
+            frameInfo(thread)
         } while LuaDebug.isCFunction(debug)
         return true
     }
@@ -63,12 +75,15 @@ extension TrackerStorage {
     /// Fills raw[1...] with the Lua frames above raw[0], skipping C frames; returns the count.
     /// `debug` still describes the frame at level `first`.
     @usableFromInline
-    func collectOuterFrames(_ thread: OpaquePointer, from first: Int32) -> Int {
+    mutating func collectOuterFrames(_ thread: OpaquePointer, from first: Int32) -> Int {
+        if stackWalkVerified && frameInfoVerified {
+            return Int(luamem_collect_frames(debug, first, Int32(depth), raw, levels))
+        }
         var count = 1
         var level = first
         while count < depth {
             guard nextLevel(thread, &level) else { break }
-            LuaDebug.sourceAndLine(thread, debug)
+            frameInfo(thread)
             if LuaDebug.isCFunction(debug) { continue }
             raw[count] = RawFrame(
                 source: debug.pointee.source, line: debug.pointee.currentline,

@@ -170,6 +170,7 @@ public struct Tracker {
         // re-enter the allocator, which must see `probing` set.
         storage.pointee.cfunctionLayoutVerified = luamem_probe_layout(L) == 1
         storage.pointee.stackWalkVerified = luamem_probe_stack_walk(L) == 1
+        storage.pointee.frameInfoVerified = luamem_probe_frame_info(L) == 1
         storage.pointee.probing = true
         var stringBytes: UnsafePointer<CChar>?
         var thread: OpaquePointer?
@@ -278,20 +279,25 @@ extension Tracker {
 
     /// Whether outer frames are found by following Lua's call links (its layout verified).
     public var walksStackDirectly: Bool { storage.pointee.stackWalkVerified }
+
+    /// Whether frames are read straight from Lua's structures (its layout verified).
+    public var readsFramesDirectly: Bool { storage.pointee.frameInfoVerified }
 }
 
 /// Raw identity of a frame as lua_getinfo reports it; the source pointer is valid while the
 /// chunk is loaded, which the cache guarantees by dropping entries when that string is freed.
 @usableFromInline
-struct RawFrame: Equatable {
-    @usableFromInline var source: UnsafePointer<CChar>?
-    @usableFromInline var line: Int32
-    @usableFromInline var lineDefined: Int32
+typealias RawFrame = luamem_raw_frame
 
+extension luamem_raw_frame: @retroactive Equatable {
     @usableFromInline init(source: UnsafePointer<CChar>?, line: Int32, lineDefined: Int32) {
-        self.source = source
-        self.line = line
-        self.lineDefined = lineDefined
+        self.init(source: source, line: line, line_defined: lineDefined)
+    }
+
+    @usableFromInline var lineDefined: Int32 { line_defined }
+
+    @inlinable public static func == (a: luamem_raw_frame, b: luamem_raw_frame) -> Bool {
+        a.source == b.source && a.line == b.line && a.line_defined == b.line_defined
     }
 }
 
@@ -399,6 +405,9 @@ struct TrackerStorage {
     /// Whether outer frames are found by following CallInfo links (Lua's layout verified), in
     /// constant time per frame, rather than with lua_getstack from the top each time.
     @usableFromInline var stackWalkVerified = false
+    /// Whether a frame's source and lines are read straight from Lua's structures (layout
+    /// verified) rather than with lua_getinfo, which formats a short source name every time.
+    @usableFromInline var frameInfoVerified = false
     @usableFromInline var probing = false
     @usableFromInline var probedString: UnsafeMutableRawPointer?
     @usableFromInline var probedThread: UnsafeMutableRawPointer?
@@ -541,7 +550,7 @@ struct TrackerStorage {
         bytesUntilSample &-= size
         if bytesUntilSample > 0 { return (slot(site: unsampledSite, type: type), Int64(size), 1) }
         bytesUntilSample = nextSampleDistance()
-        let weight = sampleWeight(size)
+        let weight = Self.sampleWeight(size, interval: sampleInterval)
         return (slot(site: currentSite(), type: type), weight.bytes, weight.count)
     }
 
@@ -552,16 +561,18 @@ struct TrackerStorage {
     ) {
         if sampleInterval == 0 { return (Int64(size), 1) }
         if slot.pointee.site == unsampledSite { return (Int64(size), 1) }
-        return sampleWeight(size)
+        return Self.sampleWeight(size, interval: sampleInterval)
     }
 
     /// A sampled block of `size` bytes stands for size / (1 - e^(-size/T)) bytes, as in tcmalloc
     /// and Go's heap profiler: summed over samples, this estimates each site's bytes without bias.
     /// Its object count, 1 / (1 - e^(-size/T)), is kept in 1/`countScale` units, so that rounding
     /// does not bias the counts of blocks near T in size.
+    /// Static: a method call on `self` (a large struct behind a pointer) would copy it whole
+    /// on every call from the allocator.
     @usableFromInline
-    func sampleWeight(_ size: Int) -> (bytes: Int64, count: Int64) {
-        let probability = -expm1(-Double(size) / Double(sampleInterval))
+    static func sampleWeight(_ size: Int, interval: Int) -> (bytes: Int64, count: Int64) {
+        let probability = -expm1(-Double(size) / Double(interval))
         return (
             Int64((Double(size) / probability).rounded()),
             Int64((Double(Tracker.countScale) / probability).rounded())

@@ -103,6 +103,31 @@ int luamem_next_level(lua_Debug *ar);
 /// and stops where it stops. Returns 1 when it does.
 int luamem_probe_stack_walk(lua_State *L);
 
+/// What lua_getinfo(L, "Sl", ar) gives for the tracker's needs (source, linedefined,
+/// currentline, and what: "C" or "Lua"), read straight from the frame `ar` was filled for by
+/// lua_getstack or luamem_next_level. lua_getinfo formats short_src on every call, which made it
+/// most of the tracker's cost. Only valid after luamem_probe_frame_info returned 1.
+void luamem_frame_info(lua_Debug *ar);
+
+/// A Lua frame as the tracker keys sites: chunk name (Lua's own string), current line, and
+/// first line of its function.
+typedef struct luamem_raw_frame {
+    const char *source;
+    int line;
+    int line_defined;
+} luamem_raw_frame;
+
+/// Fills frames[1..<depth] (and their stack levels) with the Lua frames above the Lua frame `ar`
+/// describes, at stack level `level`, skipping C frames; returns how many frames there are in
+/// all, the one `ar` describes (frames[0], filled by the caller) included. Uses
+/// luamem_next_level and luamem_frame_info, so only valid after both probes returned 1.
+int luamem_collect_frames(lua_Debug *ar, int level, int depth, luamem_raw_frame *frames,
+                          int *levels);
+
+/// Checks luamem_frame_info against lua_getinfo at every level of real nested calls (Lua
+/// functions, a main chunk, C frames, short and long chunk names). Returns 1 when they agree.
+int luamem_probe_frame_info(lua_State *L);
+
 /// Opens the standard libraries, replaces coroutine.resume and coroutine.wrap with versions that
 /// keep `context->current` right, wraps os.exit to write a final snapshot first, names the C functions of package.loaded, installs the GC-cycle
 /// sentinel and preloads the `luamem` module. Runs protected; returns 0 or -1 with a message.
