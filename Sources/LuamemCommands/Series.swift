@@ -176,6 +176,9 @@ struct Trend {
     /// flat has almost none).
     var late: Double
     var growth: Int64
+    /// How many times the value went up from one time to the next: a leak grows again and
+    /// again, a one-off step (a site that started allocating once) only once.
+    var rises: Int
 
     init?(times: [Int64], values: [Int64]) {
         guard times.count >= 3, let first = times.first, let last = times.last, last > first else {
@@ -195,6 +198,7 @@ struct Trend {
         slope = sxy / sxx
         fit = syy > 0 ? (sxy * sxy) / (sxx * syy) : 0
         growth = values.last! - values.first!
+        rises = zip(values, values.dropFirst()).filter { $0 < $1 }.count
         let middle = Double(last - first) / 2000
         let midIndex = xs.lastIndex { $0 <= middle } ?? 0
         let early = ys[midIndex] - ys[0], later = ys[ys.count - 1] - ys[midIndex]
@@ -205,5 +209,7 @@ struct Trend {
     var score: Double { slope * fit * min(1, 2 * late) }
 
     /// Whether this looks like a leak rather than a warm-up or load-following pattern.
-    var isSuspect: Bool { growth > 0 && slope > 0 && fit >= 0.6 && late >= 0.25 }
+    var isSuspect: Bool {
+        growth > 0 && slope > 0 && fit >= 0.6 && late >= 0.25 && rises >= 3
+    }
 }
