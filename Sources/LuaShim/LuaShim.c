@@ -3,8 +3,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 static luamem_hooks hooks;
+
+void luamem_lower_thread_priority(int niceness) {
+    // On Linux, PRIO_PROCESS with a thread id sets that thread's nice value alone.
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), niceness);
+}
 
 void luamem_set_hooks(const luamem_hooks *new_hooks) {
     hooks = *new_hooks;

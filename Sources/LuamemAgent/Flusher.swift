@@ -159,6 +159,7 @@ public final class Flusher {
     }
 
     private func loop() {
+        luamem_lower_thread_priority(10)
         lock.withLock {
             var next = Clock.nowMs() + intervalMs
             while !stopping {

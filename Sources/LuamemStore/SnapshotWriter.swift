@@ -231,19 +231,30 @@ public final class SnapshotWriter {
             .integer(snapshotID),
         ]
         // Every boundary gets a rollup, a checkpoint too included, so that a series can step
-        // from rollup to rollup without reading checkpoints.
-        try db.prepare(
-            """
-            INSERT INTO site_rollups (state_id, level, snapshot_id, site_id, type, \(Store.figureColumns))
-            SELECT ?1, 1, ?4, site_id, type, \(Store.figureColumns) FROM (
-                SELECT max(snapshot_id), site_id, type, \(Store.figureColumns) FROM site_stats
-                WHERE state_id = ?1 AND snapshot_id > ?3 AND snapshot_id <= ?4
-                GROUP BY site_id, type)
-            """
-        ).run(bindings)
+        // from rollup to rollup without reading checkpoints. Only a checkpoint at the state's
+        // very first snapshot needs none: nothing ever reads changes up to it.
+        var firstSnapshot = false
+        if marks.boundary == 0 {
+            firstSnapshot =
+                try db.scalar(
+                    "SELECT count(*) FROM snapshots WHERE +state_id = ? AND id < ?",
+                    [.integer(stateID), .integer(snapshotID)]) == 0
+        }
+        let checkpointDue = 2 * (rolledUp + pending) >= 3 * max(minimumRollupRows, keys)
+        if !(firstSnapshot && checkpointDue) {
+            try db.prepare(
+                """
+                INSERT INTO site_rollups (state_id, level, snapshot_id, site_id, type, \(Store.figureColumns))
+                SELECT ?1, 1, ?4, site_id, type, \(Store.figureColumns) FROM (
+                    SELECT max(snapshot_id), site_id, type, \(Store.figureColumns) FROM site_stats
+                    WHERE state_id = ?1 AND snapshot_id > ?3 AND snapshot_id <= ?4
+                    GROUP BY site_id, type)
+                """
+            ).run(bindings)
+        }
         // A checkpoint once the rollups since the last one are half again its size: reading a
         // state then costs at most 2.5 times its size, and checkpoints add about 6% to the file.
-        if 2 * (rolledUp + pending) >= 3 * max(minimumRollupRows, keys) {
+        if checkpointDue {
             try db.prepare(
                 """
                 INSERT INTO site_rollups (state_id, level, snapshot_id, site_id, type, \(Store.figureColumns))

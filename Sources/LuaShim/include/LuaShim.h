@@ -82,6 +82,10 @@ typedef struct luamem_hooks {
 
 void luamem_set_hooks(const luamem_hooks *hooks);
 
+/// Gives the calling thread (only) a nice value: the flusher runs at a lower priority than the
+/// host's threads, so that on a busy machine it waits for them rather than they for it.
+void luamem_lower_thread_priority(int niceness);
+
 /// The context of a state whose allocator is luamem's, else NULL.
 luamem_context *luamem_context_of(lua_State *L);
 
