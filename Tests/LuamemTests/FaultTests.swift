@@ -239,8 +239,11 @@ import Testing
         while writer.isRunning {
             let query = try Harness.luamem(["query", "--db", db.path, "--format", "json"])
             #expect(query.status == 0, "\(query.stderr)")
+            // The shell waits for no lock by default; while a connection opening the file
+            // rebuilds the WAL index, any reader briefly gets "database is locked".
             let sql = try Harness.run(
-                "/usr/bin/sqlite3", [db.path, "SELECT count(*) FROM site_latest"])
+                "/usr/bin/sqlite3",
+                ["-cmd", ".timeout 5000", db.path, "SELECT count(*) FROM site_latest"])
             #expect(sql.status == 0 && sql.stderr.isEmpty, "\(sql.stderr)")
             reads += 1
         }
