@@ -143,6 +143,13 @@ def main():
     print(f"  after VACUUM: {size(copy) / mb:,.0f} MiB")
     seconds, output = timed([args.luamem, "query", "--db", copy, "--since", back(1)], args.runs)
     print(f"  query --since 1h afterwards: {seconds * 1000:.0f} ms")
+    seconds, output = timed([args.luamem, "prune", "--db", copy, "--thin-older-than", "24h"], 1)
+    subprocess.run(["sqlite3", copy, "VACUUM"], check=True)
+    print(f"  prune --thin-older-than 24h: {seconds:.1f} s; {output.strip()}")
+    print(f"  after VACUUM: {size(copy) / mb:,.0f} MiB")
+    seconds, output = timed([args.luamem, "leaks", "--db", copy, "--since", back(48)], args.runs)
+    print(f"  leaks over the last 48 h afterwards: {seconds * 1000:.0f} ms; "
+          f"{output.splitlines()[0] if output else ''}")
     os.remove(copy)
 
 

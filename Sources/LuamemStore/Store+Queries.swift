@@ -581,6 +581,76 @@ extension Store {
     }
 }
 
+/// What `thin` removed.
+public struct ThinResult: Sendable {
+    public var snapshots = 0
+    public var rows = 0
+}
+
+extension Store {
+    /// Down-samples what is older than `cutoffMs` to the snapshots where rollups or checkpoints
+    /// were taken: the snapshots between two of them go, and their site_stats rows are replaced
+    /// by the later one's rollup (the latest figures of every site that changed in between), so
+    /// every kept snapshot still reads back in full, from site_stats alone too. Each span is one
+    /// short transaction.
+    public func thin(olderThan cutoffMs: Int64) throws -> ThinResult {
+        var result = ThinResult()
+        let db = database
+        let states = try db.prepare(
+            "SELECT DISTINCT state_id FROM snapshots WHERE time_ms < ? ORDER BY state_id"
+        ).rows([.integer(cutoffMs)]).compactMap { row -> Int64? in
+            if case .integer(let id) = row[0] { id } else { nil }
+        }
+        for stateID in states {
+            // The state's rollup and checkpoint snapshots older than the cutoff, with the level
+            // that holds the rows of each (a rollup, else a checkpoint).
+            let boundaries = try db.prepare(
+                """
+                SELECT r.snapshot_id, min(r.level) FROM site_rollups r
+                JOIN snapshots s ON s.id = r.snapshot_id AND s.time_ms < ?2
+                WHERE r.state_id = ?1 GROUP BY r.snapshot_id ORDER BY r.snapshot_id
+                """
+            ).rows([.integer(stateID), .integer(cutoffMs)]).compactMap {
+                row -> (Int64, Int64)? in
+                guard case .integer(let id) = row[0], case .integer(let level) = row[1] else {
+                    return nil
+                }
+                return (id, level)
+            }
+            for (low, high) in zip(boundaries, boundaries.dropFirst()) {
+                try db.transaction {
+                    try db.prepare(
+                        "DELETE FROM snapshots WHERE +state_id = ? AND id > ? AND id < ?"
+                    )
+                    .run([.integer(stateID), .integer(low.0), .integer(high.0)])
+                    let snapshots = Int(db.changes)
+                    guard snapshots > 0 else { return }
+                    result.snapshots += snapshots
+                    try db.prepare(
+                        """
+                        INSERT OR IGNORE INTO site_stats (state_id, snapshot_id, site_id, type, \(Self.figureColumns))
+                        SELECT state_id, snapshot_id, site_id, type, \(Self.figureColumns) FROM site_rollups
+                        WHERE state_id = ? AND level = ? AND snapshot_id = ?
+                        """
+                    ).run([.integer(stateID), .integer(high.1), .integer(high.0)])
+                    try db.prepare(
+                        "DELETE FROM site_stats WHERE state_id = ? AND snapshot_id > ? AND snapshot_id < ?"
+                    ).run([.integer(stateID), .integer(low.0), .integer(high.0)])
+                    result.rows += Int(db.changes)
+                    try db.prepare(
+                        """
+                        UPDATE snapshots SET site_rows =
+                            (SELECT count(*) FROM site_stats WHERE state_id = ?1 AND snapshot_id = ?2)
+                        WHERE id = ?2 AND site_rows IS NOT NULL
+                        """
+                    ).run([.integer(stateID), .integer(high.0)])
+                }
+            }
+        }
+        return result
+    }
+}
+
 /// A frame as printed in stacks.
 public struct FrameInfo: Sendable {
     public var file: String

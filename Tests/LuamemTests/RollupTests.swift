@@ -1,4 +1,5 @@
 import Foundation
+import LuamemAgent
 import LuamemStore
 import Testing
 
@@ -222,5 +223,63 @@ import Testing
                     == (try Self.replayed(
                         db, stateID: snapshot.ref.stateID, snapshotID: snapshot.ref.id)))
         }
+    }
+
+    @Test func thinningKeepsRollupSnapshotsWholeAndTheRestUntouched() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("g.db")
+        try Self.generate(db, hours: 1, sites: 300, changing: 40, rollupRows: 150)
+        let snapshots = try Store.openForReading(path: db.path).snapshots(runID: 1)
+        let cut = snapshots[snapshots.count / 2].ref.timeMs
+        let boundaries = Set(
+            try Harness.rows(db, "SELECT DISTINCT snapshot_id FROM site_rollups").map {
+                Int64($0[0]!)!
+            })
+        var before: [Int64: [String: [Int64]]] = [:]
+        for snapshot in snapshots {
+            before[snapshot.ref.id] = try Self.replayed(
+                db, stateID: snapshot.ref.stateID, snapshotID: snapshot.ref.id)
+        }
+        let rows = try Harness.integer(db, "SELECT count(*) FROM site_stats")
+        let output = try Harness.luamem([
+            "prune", "--db", db.path, "--thin-older-than", "\(Clock.epochMs() - cut)ms",
+        ])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.hasPrefix("thinned out "), "\(output.stdout)")
+        #expect(try Harness.rows(db, "PRAGMA integrity_check") == [["ok"]])
+        #expect(try Harness.integer(db, "SELECT count(*) FROM site_stats") < rows)
+        let store = try Store.openForReading(path: db.path)
+        let kept = try store.snapshots(runID: 1)
+        let firstBoundary = boundaries.min()!
+        for snapshot in snapshots {
+            let id = snapshot.ref.id
+            let old = snapshot.ref.timeMs < cut
+            // Older snapshots are kept where rollups were taken (and before the first of them).
+            let expected = !old || boundaries.contains(id) || id < firstBoundary
+            #expect(kept.contains { $0.ref.id == id } == expected, "snapshot \(id)")
+        }
+        // Every kept snapshot reads as before, through rollups and from site_stats alone.
+        for snapshot in kept {
+            let replayed = try Self.replayed(
+                db, stateID: snapshot.ref.stateID, snapshotID: snapshot.ref.id)
+            #expect(replayed == before[snapshot.ref.id], "snapshot \(snapshot.ref.id)")
+            #expect(try Self.read(store, snapshot.ref) == replayed, "snapshot \(snapshot.ref.id)")
+        }
+        #expect(
+            try Harness.integer(
+                db,
+                """
+                SELECT count(*) FROM snapshots s WHERE site_rows IS NOT
+                    (SELECT count(*) FROM site_stats WHERE state_id = s.state_id AND snapshot_id = s.id)
+                """) == 0)
+        // The series over the whole run still finds the planted leak.
+        let series = try Series(
+            store: store, run: try #require(try store.run(id: 1)), fromMs: nil, by: .line,
+            selected: { _ in true })
+        let leaky = try #require(
+            series.afterGC.first { key, _ in key.file == "server/module0.lua" && key.line == 1 })
+        #expect(Trend(times: series.times, values: leaky.value)!.isSuspect)
+        let bad = try Harness.luamem(["prune", "--db", db.path])
+        #expect(bad.status == 64 && bad.stderr.contains("give --older-than, --thin-older-than"))
     }
 }
