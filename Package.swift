@@ -3,7 +3,8 @@ import PackageDescription
 
 // One target per part of the data flow (see ../shared/DESIGN.md):
 // LuaShim (C) → LuamemTracker → LuamemAgent (flusher) → LuamemStore (SQLite) ← LuamemCommands (CLI).
-// Only the `luamem` executable links liblua5.3; in-process targets never import Foundation.
+// Only the `luamem` and `luamem-run` executables link liblua5.3; in-process targets (and
+// luamem-run, which runs the scripts of `luamem run`) never import Foundation.
 // In-process Swift targets import neither _Concurrency nor _StringProcessing, so the shared
 // library loaded into a host does not map those runtimes (measured with README's RSS check).
 let leanRuntime: [SwiftSetting] = [
@@ -17,6 +18,7 @@ let package = Package(
     name: "luamem",
     products: [
         .executable(name: "luamem", targets: ["luamem"]),
+        .executable(name: "luamem-run", targets: ["luamem-run"]),
         // The Lua module (`require "luamem"`) and the C API (luamem.h) in one shared library:
         // libluamem-embed.so. It links neither liblua5.3 (the host has Lua) nor Foundation.
         .library(name: "luamem-embed", type: .dynamic, targets: ["Luamem", "LuamemAgent"]),
@@ -48,6 +50,13 @@ let package = Package(
             dependencies: ["LuamemCommands"],
             linkerSettings: [.linkedLibrary("lua5.3")]
         ),
+        // `luamem run` without Foundation or ArgumentParser; `luamem run` executes it.
+        .executableTarget(
+            name: "luamem-run",
+            dependencies: ["LuamemAgent"],
+            swiftSettings: leanRuntime,
+            linkerSettings: [.linkedLibrary("lua5.3")]
+        ),
         // Writes a large synthetic history through the real snapshot writer, for
         // Benchmarks/storage.py.
         .executableTarget(
@@ -58,7 +67,8 @@ let package = Package(
         .testTarget(
             name: "LuamemTests",
             dependencies: [
-                "luamem", "luamem-gendb", "LuamemCommands", "LuamemStore", "LuamemMigrations",
+                "luamem", "luamem-run", "luamem-gendb", "LuamemCommands", "LuamemStore",
+                "LuamemMigrations",
                 "LuamemAgent",
             ],
             exclude: ["Fixtures"]

@@ -102,15 +102,22 @@ def main():
         db = os.path.join(scratch, "bench.db")
         empty = os.path.join(scratch, "empty.lua")
         open(empty, "w").close()
-        # An empty script shows what the luamem executable itself costs (Swift runtime,
-        # Foundation for the CLI) before the tracker holds anything.
+        # An empty script shows what the process that runs scripts costs before the tracker
+        # holds anything: luamem-run, which `luamem run` executes once its options are checked.
+        # (The peak RSS of `luamem run` itself never drops below the ~21 MiB the CLI takes
+        # before that exec, which only matters for small programs.)
+        runner = os.path.join(os.path.dirname(args.luamem), "luamem-run")
+        if not os.path.exists(runner):
+            runner = None
         baseline = statistics.median(
-            measure([args.luamem, "run", "--db", db, empty])[1] for _ in range(3)) - \
+            measure([runner, "--db", db, empty] if runner else
+                    [args.luamem, "run", "--db", db, empty])[1] for _ in range(3)) - \
             statistics.median(measure([args.lua, empty])[1] for _ in range(3))
         mode = f"sample {args.sample}" if args.sample else "every allocation"
         print(f"luamem {os.path.relpath(args.luamem)}, depth {args.depth}, {mode}, {args.runs} runs each, "
-              f"medians. The luamem executable adds {baseline / 1024:.1f} MiB RSS on an empty "
-              f"script; 'tracker' is the extra RSS beyond that.")
+              f"medians. The process running the script ({'luamem-run' if runner else 'luamem'}) "
+              f"adds {baseline / 1024:.1f} MiB RSS on an empty script; 'tracker' is the extra RSS "
+              f"beyond that.")
         header = ("workload", "lua5.3 s", "luamem s", "ratio", "lua5.3 MiB", "luamem MiB",
                   "extra MiB", "tracker MiB")
         print("%-16s %9s %9s %6s %11s %11s %10s %17s" % header)

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=.build-asan
 swift build --sanitize=address --build-path "$build" --product luamem
+# `luamem run` executes luamem-run next to it, where the scripts run: sanitize it too.
+swift build --sanitize=address --build-path "$build" --product luamem-run
 luamem="$build/debug/luamem"
 fixtures=Tests/LuamemTests/Fixtures
 work="$(mktemp -d)"

@@ -170,22 +170,3 @@ struct SiteKey: Hashable {
         return info.file == "[host]" ? nil : "function <\(info.file):\(info.lineDefined)>"
     }
 }
-
-/// Parses byte sizes: 1024, 512KiB, 1.5MB, 2G (powers of 1024).
-enum ByteSize {
-    static func parse(_ text: String) -> Int64? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        let digits = trimmed.prefix { $0.isNumber || $0 == "." }
-        guard !digits.isEmpty, let value = Double(digits), value >= 0 else { return nil }
-        let unit = trimmed.dropFirst(digits.count).lowercased()
-        let scale: Double
-        switch unit {
-        case "", "b": scale = 1
-        case "k", "kb", "kib": scale = 1024
-        case "m", "mb", "mib": scale = 1024 * 1024
-        case "g", "gb", "gib": scale = 1024 * 1024 * 1024
-        default: return nil
-        }
-        return Int64((value * scale).rounded())
-    }
-}

@@ -15,6 +15,36 @@ import Testing
         #expect(tracked.stdout.hasPrefix("3\t\(script)\tone\t--two\t3\tone\t--two\t3"))
     }
 
+    /// The script runs in luamem-run: no Foundation in its process, no hand-over variable left.
+    @Test func scriptsRunInTheLeanExecutable() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("m.db")
+        let tracked = try Harness.track("maps.lua", db: db, options: ["--name", "lean"])
+        #expect(tracked.stdout == "false\tnil\n", "\(tracked.stdout)")
+        #expect(try Harness.rows(db, "SELECT name FROM runs") == [["lean"]])
+        // Run directly, it takes the same options.
+        let runner = Harness.productsDirectory.appendingPathComponent("luamem-run").path
+        let direct = try Harness.run(
+            runner,
+            [
+                "--db", db.path, "--interval=0.05", "--name", "direct", "--sample", "1KiB",
+                Harness.fixture("args.lua"), "one", "--two",
+            ])
+        #expect(direct.status == 0, "\(direct.stderr)")
+        #expect(direct.stdout.hasPrefix("2\t\(Harness.fixture("args.lua"))\tone\t--two"))
+        #expect(
+            try Harness.rows(db, "SELECT name, options FROM runs WHERE id = 2")
+                == [["direct", "{\"interval_ms\":50,\"depth\":1,\"sample\":1024}"]])
+        for (arguments, message) in [
+            (["--depth", "0", "x.lua"], "--depth must be between 1 and"),
+            (["--colour", "red", "x.lua"], "unknown option '--colour'"),
+            (["--db", db.path], "missing script"),
+        ] {
+            let bad = try Harness.run(runner, arguments)
+            #expect(bad.status == 64 && bad.stderr.hasPrefix("Error: \(message)"), "\(bad.stderr)")
+        }
+    }
+
     @Test func runtimeErrorPrintsTheSameTracebackAndStatusAsLua() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("m.db")

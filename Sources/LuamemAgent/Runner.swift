@@ -1,0 +1,218 @@
+import Glibc
+import LuamemStore
+import LuamemTracker
+
+/// `luamem run` without the CLI: the options, their checks, and the run itself. The `luamem-run`
+/// executable (no Foundation, no ArgumentParser, about 13 MiB less RSS than `luamem`) and the
+/// CLI's own `run` share it.
+public enum Runner {
+    public struct Options: Sendable {
+        public var db: String
+        public var interval: Double = 10
+        public var build: String?
+        public var name: String?
+        public var depth = 1
+        public var sample: Int64 = 0
+        public var maxSites = Tracker.defaultMaxSites
+        public var maxDbSize: Int64?
+        /// Index of the script in the command line; what follows it is the script's.
+        public var scriptIndex: Int
+
+        public init(db: String, scriptIndex: Int) {
+            self.db = db
+            self.scriptIndex = scriptIndex
+        }
+    }
+
+    /// The environment variable through which `luamem run` hands its parsed options to
+    /// `luamem-run`, which it executes with the same command line (the script's `arg` table
+    /// shows the command line, so it must not change).
+    public static let handOverVariable = "LUAMEM_RUN_OPTIONS"
+
+    /// `options` as the value of `handOverVariable`.
+    public static func handOver(_ options: Options) -> String {
+        func optional(_ text: String?) -> String { text.map { "+" + $0 } ?? "-" }
+        return [
+            "1", String(options.scriptIndex), options.db, String(options.interval),
+            optional(options.build), optional(options.name), String(options.depth),
+            String(options.sample), String(options.maxSites),
+            options.maxDbSize.map(String.init) ?? "-",
+        ].joined(separator: "\u{1F}")
+    }
+
+    /// Options handed over by `luamem run`, nil when `text` is not such a value.
+    public static func takeOver(_ text: String) -> Options? {
+        let fields = text.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(
+            String.init)
+        guard fields.count == 10, fields[0] == "1", let scriptIndex = Int(fields[1]),
+            let interval = Double(fields[3]), let depth = Int(fields[6]),
+            let sample = Int64(fields[7]), let maxSites = Int(fields[8])
+        else { return nil }
+        func optional(_ text: String) -> String? {
+            text.hasPrefix("+") ? String(text.dropFirst()) : nil
+        }
+        var options = Options(db: fields[2], scriptIndex: scriptIndex)
+        options.interval = interval
+        options.build = optional(fields[4])
+        options.name = optional(fields[5])
+        options.depth = depth
+        options.sample = sample
+        options.maxSites = maxSites
+        options.maxDbSize = Int64(fields[9])
+        return problem(options) == nil ? options : nil
+    }
+
+    /// The message for options out of range, nil when they are fine.
+    public static func problem(_ options: Options) -> String? {
+        if !options.interval.isFinite || options.interval <= 0 {
+            return "--interval must be a positive number of seconds, got \(options.interval)"
+        }
+        if options.maxSites < 16 {
+            return "--max-sites must be at least 16, got \(options.maxSites)"
+        }
+        if !(1...Tracker.maxDepth).contains(options.depth) {
+            return "--depth must be between 1 and \(Tracker.maxDepth), got \(options.depth)"
+        }
+        return nil
+    }
+
+    /// Parses `luamem run` options from `commandLine[first...]`: `--name value` or
+    /// `--name=value`, before the script (`-` is standard input; `--` ends the options).
+    public static func parse(_ commandLine: [String], from first: Int) -> Result<
+        Options, RunnerError
+    > {
+        var options = Options(
+            db: getenv("LUAMEM_DB").map { String(cString: $0) } ?? "luamem.db", scriptIndex: -1)
+        var index = first
+        while index < commandLine.count {
+            var word = commandLine[index]
+            if word == "--" {
+                index += 1
+                break
+            }
+            guard word.hasPrefix("--") else { break }
+            var value: String?
+            if let equals = word.firstIndex(of: "=") {
+                value = String(word[word.index(after: equals)...])
+                word = String(word[..<equals])
+            } else if index + 1 < commandLine.count {
+                index += 1
+                value = commandLine[index]
+            }
+            guard let value else { return .failure(RunnerError("missing value for '\(word)'")) }
+            func number<T: LosslessStringConvertible>(_: T.Type) -> T? { T(value) }
+            switch word {
+            case "--db": options.db = value
+            case "--build": options.build = value
+            case "--name": options.name = value
+            case "--interval":
+                guard let seconds = number(Double.self) else {
+                    return .failure(RunnerError("--interval must be a number, got '\(value)'"))
+                }
+                options.interval = seconds
+            case "--depth":
+                guard let depth = number(Int.self) else {
+                    return .failure(RunnerError("--depth must be a number, got '\(value)'"))
+                }
+                options.depth = depth
+            case "--max-sites":
+                guard let sites = number(Int.self) else {
+                    return .failure(RunnerError("--max-sites must be a number, got '\(value)'"))
+                }
+                options.maxSites = sites
+            case "--sample":
+                guard let bytes = ByteSize.parse(value) else {
+                    return .failure(
+                        RunnerError("--sample must be a size such as 512KiB, got '\(value)'"))
+                }
+                options.sample = bytes
+            case "--max-db-size":
+                guard let bytes = ByteSize.parse(value) else {
+                    return .failure(
+                        RunnerError("--max-db-size must be a size such as 64MB, got '\(value)'"))
+                }
+                options.maxDbSize = bytes
+            default:
+                return .failure(RunnerError("unknown option '\(word)'"))
+            }
+            index += 1
+        }
+        guard index < commandLine.count else { return .failure(RunnerError("missing script")) }
+        options.scriptIndex = index
+        if let problem = problem(options) { return .failure(RunnerError(problem)) }
+        return .success(options)
+    }
+
+    /// Runs the script at `options.scriptIndex` of `commandLine` as lua5.3 would, tracked, and
+    /// returns its exit status; a state that cannot be set up throws.
+    public static func run(_ options: Options, commandLine: [String]) throws(RunnerError) -> Int32 {
+        guard
+            let state = TrackedLuaState(
+                depth: options.depth, maxSites: options.maxSites,
+                sampleInterval: Int(options.sample))
+        else {
+            throw RunnerError("cannot create a Lua state: out of memory")
+        }
+        do {
+            try state.prepare()
+        } catch {
+            throw RunnerError("cannot prepare the Lua state: \(error)")
+        }
+        // A script that cannot be read or compiled fails like lua5.3 and leaves no run behind.
+        guard
+            let loaded = state.loadScript(
+                progname: "luamem", arguments: commandLine, script: options.scriptIndex)
+        else {
+            state.close()
+            return 1
+        }
+        let script = commandLine[options.scriptIndex]
+        let scriptName =
+            script == "-" ? "stdin" : String(script.split(separator: "/").last ?? Substring(script))
+        let runOptions =
+            "{\"interval_ms\":\(Int64((options.interval * 1000).rounded())),"
+            + "\"depth\":\(options.depth),\"sample\":\(options.sample)}"
+        let flusher = Flusher(
+            path: options.db,
+            run: RunInfo(
+                build: options.build, name: options.name ?? scriptName,
+                host: ProcessFacts.hostName, pid: Int64(getpid()),
+                command: commandLine.joined(separator: " "), luaVersion: TrackedLuaState.luaRelease,
+                options: runOptions, startedMs: Clock.epochMs()),
+            interval: options.interval, maxDatabaseBytes: options.maxDbSize)
+        flusher.track(state.tracker, name: options.name ?? scriptName)
+        flusher.flush(kind: .start)
+        flusher.start()
+        let status = loaded.run()
+        flusher.complete()
+        state.close()
+        return status
+    }
+}
+
+public struct RunnerError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+    public init(_ message: String) { self.message = message }
+}
+
+/// Parses byte sizes: 1024, 512KiB, 1.5MB, 2G (powers of 1024).
+public enum ByteSize {
+    public static func parse(_ text: String) -> Int64? {
+        let trimmed = text.drop { $0 == " " || $0 == "\t" }.reversed().drop {
+            $0 == " " || $0 == "\t"
+        }.reversed()
+        let digits = trimmed.prefix { $0.isNumber || $0 == "." }
+        guard !digits.isEmpty, let value = Double(String(digits)), value >= 0 else { return nil }
+        let unit = String(trimmed.dropFirst(digits.count)).lowercased()
+        let scale: Double
+        switch unit {
+        case "", "b": scale = 1
+        case "k", "kb", "kib": scale = 1024
+        case "m", "mb", "mib": scale = 1024 * 1024
+        case "g", "gb", "gib": scale = 1024 * 1024 * 1024
+        default: return nil
+        }
+        return Int64((value * scale).rounded())
+    }
+}
