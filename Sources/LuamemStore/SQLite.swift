@@ -189,6 +189,11 @@ public final class Statement {
         String(cString: sqlite3_column_name(handle, column))
     }
 
+    /// The first column of every row, as integers (rows where it is not one are skipped).
+    public func integers(_ values: [Value] = []) throws -> [Int64] {
+        try rows(values).compactMap { if case .integer(let number) = $0[0] { number } else { nil } }
+    }
+
     /// Every row, each as its columns in order (integers, text or NULL).
     public func rows(_ values: [Value] = []) throws -> [[Value]] {
         try bind(values)

@@ -203,21 +203,8 @@ extension Store {
 
         /// Rows of `level` (0: site_stats) after snapshot `after` up to `through`.
         mutating func read(_ store: Store, level: Int, after: Int64, through: Int64) throws {
-            guard through > after else { return }
-            let source =
-                level == 0
-                ? "site_stats WHERE state_id = ?1"
-                : "site_rollups WHERE state_id = ?1 AND level = \(level)"
-            let statement = try store.database.prepare(
-                """
-                SELECT site_id, type, \(Store.figureColumns) FROM \(source)
-                AND snapshot_id > ?2 AND snapshot_id <= ?3 ORDER BY snapshot_id
-                """)
-            try statement.bind([.integer(stateID), .integer(after), .integer(through)])
-            while try statement.step() {
-                let entry = SiteFigures(
-                    stateID: stateID, siteID: statement.int64(0), type: statement.int64(1),
-                    figures: Store.figures(statement, from: 2))
+            try store.readRows(stateID: stateID, level: level, after: after, through: through) {
+                _, entry in
                 let key = entry.siteID << 8 | entry.type
                 if let at = index[key] {
                     result[at] = entry
@@ -226,6 +213,32 @@ extension Store {
                     result.append(entry)
                 }
             }
+        }
+    }
+
+    /// Calls `each` with the rows of `level` (0: site_stats, 1: rollups, 2: checkpoints) of a
+    /// state after snapshot `after` up to `through`, in snapshot order.
+    func readRows(
+        stateID: Int64, level: Int, after: Int64, through: Int64,
+        _ each: (_ snapshotID: Int64, _ entry: SiteFigures) -> Void
+    ) throws {
+        guard through > after else { return }
+        let source =
+            level == 0
+            ? "site_stats WHERE state_id = ?1"
+            : "site_rollups WHERE state_id = ?1 AND level = \(level)"
+        let statement = try database.prepare(
+            """
+            SELECT snapshot_id, site_id, type, \(Store.figureColumns) FROM \(source)
+            AND snapshot_id > ?2 AND snapshot_id <= ?3 ORDER BY snapshot_id
+            """)
+        try statement.bind([.integer(stateID), .integer(after), .integer(through)])
+        while try statement.step() {
+            each(
+                statement.int64(0),
+                SiteFigures(
+                    stateID: stateID, siteID: statement.int64(1), type: statement.int64(2),
+                    figures: Store.figures(statement, from: 3)))
         }
     }
 
@@ -405,44 +418,22 @@ extension Store {
     ) throws -> (rows: [(snapshotID: Int64, figures: SiteFigures)], points: Set<Int64>?) {
         var boundary = after
         var points: Set<Int64>?
-        var result: [(Int64, SiteFigures)] = []
-        func read(_ sql: String, _ bindings: [Value]) throws {
-            let statement = try database.prepare(sql)
-            try statement.bind(bindings)
-            while try statement.step() {
-                result.append(
-                    (
-                        statement.int64(0),
-                        SiteFigures(
-                            stateID: stateID, siteID: statement.int64(1),
-                            type: statement.int64(2),
-                            figures: Self.figures(statement, from: 3))
-                    ))
-            }
-        }
+        var result: [(snapshotID: Int64, figures: SiteFigures)] = []
         if rollups {
             boundary = max(after, try rollupMarks(stateID: stateID, atOrBefore: through).boundary)
-            try read(
-                """
-                SELECT snapshot_id, site_id, type, \(Self.figureColumns) FROM site_rollups
-                WHERE state_id = ?1 AND level = 1 AND snapshot_id > ?2 AND snapshot_id <= ?3
-                ORDER BY snapshot_id
-                """, [.integer(stateID), .integer(after), .integer(boundary)])
-            points = Set(result.map(\.0))
+            try readRows(stateID: stateID, level: 1, after: after, through: boundary) {
+                result.append(($0, $1))
+            }
+            points = Set(result.map(\.snapshotID))
             points!.formUnion(
                 try database.prepare(
                     "SELECT id FROM snapshots WHERE +state_id = ? AND id > ? AND id <= ?"
-                ).rows([.integer(stateID), .integer(boundary), .integer(through)]).compactMap {
-                    if case .integer(let id) = $0[0] { id } else { nil }
-                })
+                ).integers([.integer(stateID), .integer(boundary), .integer(through)]))
             points!.insert(after)
         }
-        try read(
-            """
-            SELECT snapshot_id, site_id, type, \(Self.figureColumns) FROM site_stats
-            WHERE state_id = ?1 AND snapshot_id > ?2 AND snapshot_id <= ?3
-            ORDER BY snapshot_id
-            """, [.integer(stateID), .integer(boundary), .integer(through)])
+        try readRows(stateID: stateID, level: 0, after: boundary, through: through) {
+            result.append(($0, $1))
+        }
         return (result, points)
     }
 
@@ -479,9 +470,7 @@ extension Store {
         var result = PruneResult()
         let db = database
         func ids(_ sql: String, _ bindings: [Value]) throws -> [Int64] {
-            try db.prepare(sql).rows(bindings).compactMap {
-                if case .integer(let id) = $0[0] { id } else { nil }
-            }
+            try db.prepare(sql).integers(bindings)
         }
         // A run that never recorded its end (killed) ends at its last snapshot.
         for runID in try ids(
@@ -598,9 +587,7 @@ extension Store {
         let db = database
         let states = try db.prepare(
             "SELECT DISTINCT state_id FROM snapshots WHERE time_ms < ? ORDER BY state_id"
-        ).rows([.integer(cutoffMs)]).compactMap { row -> Int64? in
-            if case .integer(let id) = row[0] { id } else { nil }
-        }
+        ).integers([.integer(cutoffMs)])
         for stateID in states {
             // The state's rollup and checkpoint snapshots older than the cutoff, with the level
             // that holds the rows of each (a rollup, else a checkpoint).
