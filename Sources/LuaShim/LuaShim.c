@@ -98,22 +98,46 @@ static int probe_through(lua_State *L) {
     return 1;
 }
 
-int luamem_probe_stack_walk(lua_State *L) {
+/// Lua frames inside a C frame inside Lua frames, on several lines, around the probe.
+static const char probe_chunk[] = "local probe, through = ...\n"
+                                  "local function a()\n"
+                                  "  local r = probe()\n"
+                                  "  return r\n"
+                                  "end\n"
+                                  "local function b() local r = through(a) return r end\n"
+                                  "local function c()\n"
+                                  "  local x = 1\n"
+                                  "  local r = b()\n"
+                                  "  return r and x == 1\n"
+                                  "end\n"
+                                  "return (c())";
+
+/// Lua frames inside a C frame inside Lua frames, on one line each: enough for the stack walk.
+static const char walk_chunk[] = "local probe, through = ...\n"
+                                 "local function a() local r = probe() return r end\n"
+                                 "local function b() local r = through(a) return r end\n"
+                                 "local function c() local r = b() return r end\n"
+                                 "return (c())";
+
+/// Runs `chunk` (`size` bytes), loaded under `name` (the walk probe is named by its own text, as
+/// luaL_loadstring names a chunk), with `probe` at its deepest call; returns
+/// what the probe returned (1 when it found what it checks). Runs before the libraries are open.
+static int run_probe(lua_State *L, const char *chunk, size_t size, lua_CFunction probe,
+                     const char *name) {
     int top = lua_gettop(L), ok = 0;
     if (*lua_version(L) != 503)
         return 0;
-    // Lua frames inside a C frame inside Lua frames. Runs before the libraries are open.
-    if (luaL_loadstring(L, "local probe, through = ...\n"
-                           "local function a() local r = probe() return r end\n"
-                           "local function b() local r = through(a) return r end\n"
-                           "local function c() local r = b() return r end\n"
-                           "return (c())") == LUA_OK) {
-        lua_pushcfunction(L, probe_walk);
+    if (luaL_loadbuffer(L, chunk, size, name) == LUA_OK) {
+        lua_pushcfunction(L, probe);
         lua_pushcfunction(L, probe_through);
         ok = lua_pcall(L, 2, 1, 0) == LUA_OK && lua_toboolean(L, -1);
     }
     lua_settop(L, top);
     return ok;
+}
+
+int luamem_probe_stack_walk(lua_State *L) {
+    return run_probe(L, walk_chunk, sizeof walk_chunk - 1, probe_walk, walk_chunk);
 }
 
 /// Proto, LClosure and the Lua part of CallInfo as every 5.3 release lays them out.
@@ -204,36 +228,11 @@ static int probe_info(lua_State *L) {
     return 1;
 }
 
-static const char probe_chunk[] = "local probe, through = ...\n"
-                                  "local function a()\n"
-                                  "  local r = probe()\n"
-                                  "  return r\n"
-                                  "end\n"
-                                  "local function b() local r = through(a) return r end\n"
-                                  "local function c()\n"
-                                  "  local x = 1\n"
-                                  "  local r = b()\n"
-                                  "  return r and x == 1\n"
-                                  "end\n"
-                                  "return (c())";
-
 int luamem_probe_frame_info(lua_State *L) {
-    int top = lua_gettop(L), ok = 1;
-    if (*lua_version(L) != 503)
-        return 0;
-    // Runs before the libraries are open. The second chunk name is a long string in Lua.
-    static const char *const names[] = {
-        "=probe", "@a/chunk/name/long/enough/to/be/a/long/string/in/lua/5.3.lua"};
-    for (int i = 0; ok && i < 2; i++) {
-        ok = 0;
-        if (luaL_loadbuffer(L, probe_chunk, sizeof probe_chunk - 1, names[i]) == LUA_OK) {
-            lua_pushcfunction(L, probe_info);
-            lua_pushcfunction(L, probe_through);
-            ok = lua_pcall(L, 2, 1, 0) == LUA_OK && lua_toboolean(L, -1);
-        }
-        lua_settop(L, top);
-    }
-    return ok;
+    // The second chunk name is a long string in Lua.
+    return run_probe(L, probe_chunk, sizeof probe_chunk - 1, probe_info, "=probe") &&
+           run_probe(L, probe_chunk, sizeof probe_chunk - 1, probe_info,
+                     "@a/chunk/name/long/enough/to/be/a/long/string/in/lua/5.3.lua");
 }
 
 static int probe_self(lua_State *L, lua_CFunction self) {
