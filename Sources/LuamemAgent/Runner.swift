@@ -62,6 +62,16 @@ public enum Runner {
         return problem(options) == nil ? options : nil
     }
 
+    /// The bytes a size option (`--sample`, `--max-db-size`) stands for.
+    public static func size(_ option: String, _ value: String, example: String) throws(RunnerError)
+        -> Int64
+    {
+        guard let bytes = ByteSize.parse(value) else {
+            throw RunnerError("\(option) must be a size such as \(example), got '\(value)'")
+        }
+        return bytes
+    }
+
     /// The message for options out of range, nil when they are fine.
     public static func problem(_ options: Options) -> String? {
         if !options.interval.isFinite || options.interval <= 0 {
@@ -100,40 +110,26 @@ public enum Runner {
                 value = commandLine[index]
             }
             guard let value else { return .failure(RunnerError("missing value for '\(word)'")) }
-            func number<T: LosslessStringConvertible>(_: T.Type) -> T? { T(value) }
-            switch word {
-            case "--db": options.db = value
-            case "--build": options.build = value
-            case "--name": options.name = value
-            case "--interval":
-                guard let seconds = number(Double.self) else {
-                    return .failure(RunnerError("--interval must be a number, got '\(value)'"))
+            func number<T: LosslessStringConvertible>(_: T.Type) throws(RunnerError) -> T {
+                guard let number = T(value) else {
+                    throw RunnerError("\(word) must be a number, got '\(value)'")
                 }
-                options.interval = seconds
-            case "--depth":
-                guard let depth = number(Int.self) else {
-                    return .failure(RunnerError("--depth must be a number, got '\(value)'"))
+                return number
+            }
+            do throws(RunnerError) {
+                switch word {
+                case "--db": options.db = value
+                case "--build": options.build = value
+                case "--name": options.name = value
+                case "--interval": options.interval = try number(Double.self)
+                case "--depth": options.depth = try number(Int.self)
+                case "--max-sites": options.maxSites = try number(Int.self)
+                case "--sample": options.sample = try size(word, value, example: "512KiB")
+                case "--max-db-size": options.maxDbSize = try size(word, value, example: "64MB")
+                default: throw RunnerError("unknown option '\(word)'")
                 }
-                options.depth = depth
-            case "--max-sites":
-                guard let sites = number(Int.self) else {
-                    return .failure(RunnerError("--max-sites must be a number, got '\(value)'"))
-                }
-                options.maxSites = sites
-            case "--sample":
-                guard let bytes = ByteSize.parse(value) else {
-                    return .failure(
-                        RunnerError("--sample must be a size such as 512KiB, got '\(value)'"))
-                }
-                options.sample = bytes
-            case "--max-db-size":
-                guard let bytes = ByteSize.parse(value) else {
-                    return .failure(
-                        RunnerError("--max-db-size must be a size such as 64MB, got '\(value)'"))
-                }
-                options.maxDbSize = bytes
-            default:
-                return .failure(RunnerError("unknown option '\(word)'"))
+            } catch {
+                return .failure(error)
             }
             index += 1
         }

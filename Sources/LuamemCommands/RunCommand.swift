@@ -57,11 +57,11 @@ struct RunCommand: ParsableCommand {
     var arguments: [String] = []
 
     func validate() throws {
-        if let maxDbSize, ByteSize.parse(maxDbSize) == nil {
-            throw ValidationError("--max-db-size must be a size such as 64MB, got '\(maxDbSize)'")
-        }
-        if let sample, ByteSize.parse(sample) == nil {
-            throw ValidationError("--sample must be a size such as 512KiB, got '\(sample)'")
+        do {
+            if let maxDbSize { _ = try Runner.size("--max-db-size", maxDbSize, example: "64MB") }
+            if let sample { _ = try Runner.size("--sample", sample, example: "512KiB") }
+        } catch {
+            throw ValidationError(error.message)
         }
         if let problem = Runner.problem(options(scriptIndex: 0)) {
             throw ValidationError(problem)
