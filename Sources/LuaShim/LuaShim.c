@@ -1,4 +1,5 @@
 #include "LuaShim.h"
+#include "Internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,7 +315,7 @@ static int auxresume(lua_State *L, lua_State *co, int narg) {
 static int coroutine_resume(lua_State *L) {
     lua_State *co = lua_tothread(L, 1);
     int r;
-    luaL_argcheck(L, co, 1, "coroutine expected");
+    luaL_argcheck(L, co, 1, "thread expected");
     r = auxresume(L, co, lua_gettop(L) - 1);
     if (r < 0) {
         lua_pushboolean(L, 0);
@@ -352,12 +353,22 @@ static int coroutine_wrap(lua_State *L) {
 
 // ---------------------------------------------------------------------------------------------
 // os.exit ends the process without returning to the host: the final snapshot is written first.
+// The arguments are checked before, by the stock os.exit's rules and with its messages (it is
+// named 'os.exit' through package.loaded, as the stock one is), so that a call that fails
+// leaves tracking as it was. A replacement the host installed (a Lua function) checks its own.
+
+/// Registry key of the os.exit that luamem's replaces (kept out of upvalues: the stock one has
+/// none, and `debug.getinfo(os.exit).nups` must not tell them apart).
+static const char original_exit_key = 0;
 
 static int os_exit(lua_State *L) {
     luamem_context *context = luamem_context_of(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &original_exit_key);
+    if (lua_iscfunction(L, -1) && !lua_isboolean(L, 1))
+        (void)luaL_optinteger(L, 1, EXIT_SUCCESS);
     if (context != NULL && hooks.exiting != NULL)
         hooks.exiting(context);
-    lua_pushvalue(L, lua_upvalueindex(1));
+    luamem_die_if_terminating();
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
     return lua_gettop(L);
@@ -368,8 +379,6 @@ static int os_exit(lua_State *L) {
 // cycle's sweep, so each time it fires, one cycle has completed; it then plants the next one.
 
 static const char sentinel_key = 0;
-static int load_script(lua_State *L);
-static int run_script(lua_State *L);
 static int instrument(lua_State *L);
 static int prepare(lua_State *L);
 
@@ -592,7 +601,8 @@ static int instrument(lua_State *L) {
     replace_function(L, "coroutine", "wrap", coroutine_wrap, 0);
     if (lua_getglobal(L, "os") == LUA_TTABLE && lua_getfield(L, -1, "exit") == LUA_TFUNCTION &&
         lua_tocfunction(L, -1) != os_exit) {
-        lua_pushcclosure(L, os_exit, 1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &original_exit_key);
+        lua_pushcfunction(L, os_exit);
         lua_setfield(L, -2, "exit");
         lua_pop(L, 1);
     } else {
@@ -624,8 +634,8 @@ static int instrument(lua_State *L) {
 void luamem_name_own_functions(luamem_context *context) {
     hooks.name_cfunction(context, sentinel_gc, "luamem.gc_sentinel");
     hooks.name_cfunction(context, close_gc, "luamem.close");
-    hooks.name_cfunction(context, load_script, "luamem.load_script");
-    hooks.name_cfunction(context, run_script, "luamem.run_script");
+    hooks.name_cfunction(context, luamem_runner_load_script, "luamem.load_script");
+    hooks.name_cfunction(context, luamem_runner_run_script, "luamem.run_script");
     hooks.name_cfunction(context, instrument, "luamem.instrument");
     hooks.name_cfunction(context, prepare, "luamem.prepare");
     hooks.name_cfunction(context, module_start, "luamem.start");
@@ -677,143 +687,20 @@ lua_State *luamem_main_thread(lua_State *L) {
 
 int luamem_resume_tracked(lua_State *co, lua_State *from, int nargs) {
     luamem_context *context = luamem_context_of(co);
+    lua_State *resumer = from;
     int status;
+    // The manual allows from == NULL: the thread running until now resumes, as far as luamem
+    // knows it, and never NULL, which the allocator would read.
+    if (context != NULL && resumer == NULL)
+        resumer = context->current != NULL ? context->current
+                  : context->main != NULL  ? context->main
+                                           : co;
     if (context != NULL)
-        enter_thread(context, from, co);
+        enter_thread(context, resumer, co);
     status = lua_resume(co, from, nargs);
     if (context != NULL)
-        leave_thread(context, from);
+        leave_thread(context, resumer);
     return status;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Running a script the way lua.c does.
-
-/// The program name in error messages, copied: the caller's string may not outlive the call.
-static char progname[64] = "lua";
-
-static void report_message(const char *message) {
-    fprintf(stderr, "%s: %s\n", progname, message);
-    fflush(stderr);
-}
-
-static int report(lua_State *L, int status) {
-    if (status != LUA_OK) {
-        const char *message = lua_tostring(L, -1);
-        report_message(message != NULL ? message : "(error object is not a string)");
-        lua_pop(L, 1);
-    }
-    return status;
-}
-
-static int message_handler(lua_State *L) {
-    const char *message = lua_tostring(L, 1);
-    if (message == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-            return 1;
-        message = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    }
-    luaL_traceback(L, L, message, 1);
-    return 1;
-}
-
-static int docall(lua_State *L, int narg, int nres) {
-    int base = lua_gettop(L) - narg;
-    int status;
-    lua_pushcfunction(L, message_handler);
-    lua_insert(L, base);
-    status = lua_pcall(L, narg, nres, base);
-    lua_remove(L, base);
-    return status;
-}
-
-static int dochunk(lua_State *L, int status) {
-    if (status == LUA_OK)
-        status = docall(L, 0, 0);
-    return report(L, status);
-}
-
-static int handle_luainit(lua_State *L) {
-    const char *name = "=LUA_INIT_5_3";
-    const char *init = getenv(name + 1);
-    if (init == NULL) {
-        name = "=LUA_INIT";
-        init = getenv(name + 1);
-    }
-    if (init == NULL)
-        return LUA_OK;
-    if (init[0] == '@')
-        return dochunk(L, luaL_loadfile(L, init + 1));
-    return dochunk(L, luaL_loadbuffer(L, init, strlen(init), name));
-}
-
-struct script_call {
-    int argc;
-    char **argv;
-    int script;
-    int status;
-};
-
-/// Builds `arg` and loads the script; the chunk is left as the result.
-static int load_script(lua_State *L) {
-    struct script_call *call = (struct script_call *)lua_touserdata(L, 1);
-    const char *fname = call->argv[call->script];
-    int i;
-
-    lua_createtable(L, call->argc - call->script - 1, call->script + 1);
-    for (i = 0; i < call->argc; i++) {
-        lua_pushstring(L, call->argv[i]);
-        lua_rawseti(L, -2, i - call->script);
-    }
-    lua_setglobal(L, "arg");
-
-    if (strcmp(fname, "-") == 0 && (call->script == 0 || strcmp(call->argv[call->script - 1], "--") != 0))
-        fname = NULL;
-    call->status = luaL_loadfile(L, fname);
-    return 1;                                   /* the chunk, or the error message */
-}
-
-/// Runs LUA_INIT, then the chunk (argument 2) with the script's arguments.
-static int run_script(lua_State *L) {
-    struct script_call *call = (struct script_call *)lua_touserdata(L, 1);
-    int i, narg, status;
-    if (handle_luainit(L) != LUA_OK) {
-        call->status = EXIT_FAILURE;
-        return 0;
-    }
-    lua_pushvalue(L, 2);
-    narg = call->argc - call->script - 1;
-    luaL_checkstack(L, narg, "too many arguments to script");
-    for (i = call->script + 1; i < call->argc; i++)
-        lua_pushstring(L, call->argv[i]);
-    status = docall(L, narg, LUA_MULTRET);
-    call->status = report(L, status) == LUA_OK ? EXIT_SUCCESS : EXIT_FAILURE;
-    return 0;
-}
-
-int luamem_load_script(lua_State *L, const char *name, int argc, char **argv, int script) {
-    struct script_call call = {argc, argv, script, LUA_OK};
-    int status;
-    snprintf(progname, sizeof progname, "%s", name);
-    lua_pushcfunction(L, load_script);
-    lua_pushlightuserdata(L, &call);
-    status = lua_pcall(L, 1, 1, 0);
-    if (status == LUA_OK && call.status == LUA_OK)
-        return 0;                               /* the chunk stays on the stack */
-    report(L, LUA_ERRRUN);
-    return EXIT_FAILURE;
-}
-
-int luamem_run_script(lua_State *L, int argc, char **argv, int script) {
-    struct script_call call = {argc, argv, script, EXIT_FAILURE};
-    int status;
-    lua_pushcfunction(L, run_script);
-    lua_insert(L, -2);
-    lua_pushlightuserdata(L, &call);
-    lua_insert(L, -2);
-    status = lua_pcall(L, 2, 0, 0);
-    report(L, status);
-    return status == LUA_OK ? call.status : EXIT_FAILURE;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -78,7 +78,8 @@ enum Embedding {
         return .success(L)
     }
 
-    private static let flusherLock = Lock()
+    /// Held while the process's flusher is looked up or created (and across fork).
+    static let flusherLock = Lock()
 
     /// The process's flusher, created (and its database opened) by the first state.
     private static func processFlusher(_ options: luamem_start_options) -> Result<
@@ -131,9 +132,6 @@ enum Embedding {
 
     private static let exitHandler: Void = {
         atexit { Flusher.current?.complete() }
-        // A forked child has a copy of the database connection and no flusher thread: it must
-        // not write (SQLite connections do not survive fork). Its states run on, unrecorded.
-        pthread_atfork(nil, nil) { Flusher.abandonInChild() }
     }()
 
     /// `exit()` (os.exit, or the host returning from main) writes every state's final snapshot.

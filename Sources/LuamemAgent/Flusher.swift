@@ -42,6 +42,7 @@ public final class Flusher {
         self.runInfo = run
         self.intervalMs = max(1, Int64((interval * 1000).rounded()))
         Hooks.install()
+        _ = Flusher.forkHandlers
         Flusher.current = self
     }
 
@@ -63,9 +64,8 @@ public final class Flusher {
         lock.withLock {
             guard let index = states.firstIndex(where: { $0.tracker.context == tracker.context })
             else { return }
-            if let writer = try? openLocked() {
-                try? write(&states[index], writer: writer, kind: .final, timeMs: Clock.epochMs())
-            }
+            _ = flushLocked(
+                kind: .final, only: states[index].tracker, patienceMs: Flusher.finalPatienceMs)
             let state = states.remove(at: index)
             if let writer, let stateID = state.stateID {
                 try? writer.closeState(stateID, closedMs: Clock.epochMs())
@@ -75,9 +75,19 @@ public final class Flusher {
     }
 
     /// Opens the database now (it is otherwise opened at the first flush), so that a caller
-    /// can report a path that cannot be written.
+    /// can report a path that cannot be written; waits for other writers as a final snapshot does.
     public func open() throws {
-        try lock.withLock { _ = try openLocked() }
+        let deadline = Clock.nowMs() + Flusher.finalPatienceMs
+        try lock.withLock {
+            while true {
+                do {
+                    _ = try openLocked()
+                    return
+                } catch let error as StoreError where error.isBusy && Clock.nowMs() < deadline {
+                    usleep(20_000)
+                }
+            }
+        }
     }
 
     /// Writes one snapshot of every tracked state now. Returns the error message on failure
@@ -87,10 +97,32 @@ public final class Flusher {
         lock.withLock { flushLocked(kind: kind, only: tracker) }
     }
 
-    /// In a forked child: forget the parent's flusher without touching its lock or connection
-    /// (another thread of the parent may have held either at the fork).
-    static func abandonInChild() {
-        currentFlusher = nil
+    /// fork() while luamem runs (the pre-fork worker pattern): no luamem lock may be held and no
+    /// luamem thread may be inside SQLite at the fork, and no SQLite connection may cross it
+    /// (SQLite keeps each file's POSIX locks per process, and the child holds none of them). So
+    /// the fork waits for a flush in progress and closes the writer's connection (the parent
+    /// reopens it at its next flush); the child starts with no flusher, and a state it tracks
+    /// gets a flusher and a run of its own. States the child inherited run on unrecorded.
+    private static let forkHandlers: Void = {
+        pthread_atfork(
+            { Flusher.prepareFork() }, { Flusher.resumeAfterFork(inChild: false) },
+            { Flusher.resumeAfterFork(inChild: true) })
+    }()
+
+    private static func prepareFork() {
+        Embedding.flusherLock.lock()
+        currentLock.lock()
+        if let flusher = currentFlusher {
+            flusher.lock.lock()
+            flusher.writer = nil
+        }
+    }
+
+    private static func resumeAfterFork(inChild: Bool) {
+        currentFlusher?.lock.unlock()
+        if inChild { currentFlusher = nil }
+        currentLock.unlock()
+        Embedding.flusherLock.unlock()
     }
 
     /// Stops `flusher` being the process's, if it still is.
@@ -143,7 +175,7 @@ public final class Flusher {
         lock.withLock {
             guard !completed else { return }
             completed = true
-            _ = flushLocked(kind: .final)
+            _ = flushLocked(kind: .final, patienceMs: Flusher.finalPatienceMs)
             let now = Clock.epochMs()
             if let writer {
                 for state in states {
@@ -160,6 +192,7 @@ public final class Flusher {
 
     private func loop() {
         luamem_lower_thread_priority(10)
+        luamem_block_async_signals()
         lock.withLock {
             var next = Clock.nowMs() + intervalMs
             while !stopping {
@@ -177,33 +210,70 @@ public final class Flusher {
 
     // MARK: Writing (lock held)
 
-    private func flushLocked(kind: SnapshotKind, only tracker: Tracker? = nil) -> String? {
-        do {
-            let writer = try openLocked()
-            let now = Clock.epochMs()
-            for index in states.indices {
-                if let tracker, states[index].tracker.context != tracker.context { continue }
-                try write(&states[index], writer: writer, kind: kind, timeMs: now)
-                if !states[index].reportedFolding && states[index].tracker.foldedAllocations > 0 {
-                    states[index].reportedFolding = true
-                    report(
-                        "state '\(states[index].name)' has more than \(states[index].tracker.maxSitesShared) "
-                            + "distinct allocation sites; new ones are counted together as [other sites]"
-                    )
+    /// How long a final snapshot waits for other writers of the file (processes sharing it)
+    /// before it is given up: it is the one snapshot that cannot be written later.
+    static let finalPatienceMs: Int64 = 10_000
+
+    /// Writes a snapshot; while another connection holds the file's lock, tries again for up to
+    /// `patienceMs` before reporting.
+    private func flushLocked(kind: SnapshotKind, only tracker: Tracker? = nil, patienceMs: Int64 = 0)
+        -> String?
+    {
+        let deadline = Clock.nowMs() + patienceMs
+        var written = Set<Int>()
+        while true {
+            do {
+                try flushOnceLocked(kind: kind, only: tracker, written: &written)
+                checkpointLocked(final: kind == .final)
+                if lastError != nil {
+                    report("snapshots are written to \(path) again")
+                    lastError = nil
                 }
+                return nil
+            } catch let error as StoreError where error.isBusy && Clock.nowMs() < deadline {
+                usleep(20_000)
+            } catch {
+                // Reopen next time: the connection may be what broke (I/O error, file gone).
+                writer = nil
+                let message = "cannot write snapshot to \(path): \(error)"
+                if message != lastError { report(message) }
+                lastError = message
+                return message
             }
-            if lastError != nil {
-                report("snapshots are written to \(path) again")
-                lastError = nil
+        }
+    }
+
+    /// Monotonic time of the last WAL checkpoint.
+    private var checkpointedMs: Int64 = 0
+
+    /// Every second at most, and after a final snapshot, what the WAL holds goes into the
+    /// database file: if the WAL is lost (deleted, or the machine crashes before it is synced),
+    /// all but the latest snapshots survive. SQLite's own checkpoint waits for ~4 MB of WAL.
+    private func checkpointLocked(final: Bool) {
+        let now = Clock.nowMs()
+        guard final || now - checkpointedMs >= 1000, let writer else { return }
+        writer.store.database.checkpointPassively()
+        checkpointedMs = now
+    }
+
+    /// One attempt at a snapshot of every state not in `written`, each in its own transaction;
+    /// the states written are added to `written`, so a retry writes none twice.
+    private func flushOnceLocked(
+        kind: SnapshotKind, only tracker: Tracker?, written: inout Set<Int>
+    ) throws {
+        let writer = try openLocked()
+        let now = Clock.epochMs()
+        for index in states.indices where !written.contains(index) {
+            if let tracker, states[index].tracker.context != tracker.context { continue }
+            try write(&states[index], writer: writer, kind: kind, timeMs: now)
+            written.insert(index)
+            if !states[index].reportedFolding && states[index].tracker.foldedAllocations > 0 {
+                states[index].reportedFolding = true
+                report(
+                    "state '\(states[index].name)' has more than \(states[index].tracker.maxSitesShared) "
+                        + "distinct allocation sites; new ones are counted together as [other sites]"
+                )
             }
-            return nil
-        } catch {
-            // Reopen next time: the connection may be what broke (I/O error, file gone).
-            writer = nil
-            let message = "cannot write snapshot to \(path): \(error)"
-            if message != lastError { report(message) }
-            lastError = message
-            return message
         }
     }
 

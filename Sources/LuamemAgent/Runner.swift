@@ -1,4 +1,5 @@
 import Glibc
+import LuaShim
 import LuamemStore
 import LuamemTracker
 
@@ -179,8 +180,11 @@ public enum Runner {
         flusher.track(state.tracker, name: options.name ?? scriptName)
         flusher.flush(kind: .start)
         flusher.start()
+        // SIGTERM and SIGHUP: the final snapshot, then death by the same signal, as lua5.3 dies.
+        _ = luamem_finish_on_termination { Flusher.current?.complete() }
         let status = loaded.run()
         flusher.complete()
+        luamem_die_if_terminating()
         state.close()
         return status
     }

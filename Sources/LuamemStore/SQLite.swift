@@ -14,6 +14,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { message }
+
+    /// Another connection holds a lock the statement needs (SQLITE_BUSY or SQLITE_LOCKED).
+    public var isBusy: Bool { code & 0xff == SQLITE_BUSY || code & 0xff == SQLITE_LOCKED }
 }
 
 /// One SQLite connection. Every sqlite3_* call of luamem goes through this file.
@@ -73,6 +76,12 @@ public final class Database {
 
     /// Rows the last INSERT, UPDATE or DELETE changed.
     public var changes: Int64 { sqlite3_changes64(handle) }
+
+    /// Copies what the WAL holds into the database file, as far as readers allow, without
+    /// waiting for any of them (a passive checkpoint). Errors are left to the next one.
+    public func checkpointPassively() {
+        sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+    }
 
     /// How long a statement waits for another connection's lock before failing with SQLITE_BUSY.
     public func setBusyTimeout(milliseconds: Int32) {

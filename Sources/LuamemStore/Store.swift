@@ -39,7 +39,7 @@ public final class Store {
     /// `maxBytes` caps the file's size (PRAGMA max_page_count); writes past it fail as a full
     /// disk would.
     public static func openForWriting(
-        path: String, busyTimeout: Int32 = 200, maxBytes: Int64? = nil
+        path: String, busyTimeout: Int32 = 1000, maxBytes: Int64? = nil
     ) throws
         -> Store
     {

@@ -4,9 +4,12 @@ import Testing
 
 /// What a finished process printed and returned.
 struct ProcessOutput {
+    /// The exit status, or the signal number when `signaled`.
     var status: Int32
     var stdout: String
     var stderr: String
+    /// The process was ended by signal `status`.
+    var signaled = false
 }
 
 /// Runs built binaries and fixtures for the end-to-end tests.
@@ -168,12 +171,18 @@ final class Launched: @unchecked Sendable {
 
     var isRunning: Bool { process.isRunning }
 
+    /// Sends `signal` to the process.
+    func send(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
+    }
+
     /// Waits for the process to end and returns what it printed.
     func finish() -> ProcessOutput {
         group.wait()
         process.waitUntilExit()
         return ProcessOutput(
             status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
-            stderr: String(decoding: errorData, as: UTF8.self))
+            stderr: String(decoding: errorData, as: UTF8.self),
+            signaled: process.terminationReason == .uncaughtSignal)
     }
 }

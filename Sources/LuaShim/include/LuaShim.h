@@ -163,6 +163,24 @@ int luamem_load_script(lua_State *L, const char *progname, int argc, char **argv
 /// and a traceback handler; errors are printed like lua.c. Returns the exit status.
 int luamem_run_script(lua_State *L, int argc, char **argv, int script);
 
+/// Resets to SIG_DFL each crash signal whose handler is the Swift runtime's backtracer, which
+/// the runtime installs when it loads: a host (or `luamem run`) must crash, dump core and print
+/// exactly as it would without luamem. Also run by a constructor when luamem is loaded.
+void luamem_drop_runtime_crash_handler(void);
+
+/// Blocks every signal that is not a fault in the calling thread (luamem's flusher): a signal
+/// sent to the process then reaches the host's threads and handlers, as it would without luamem.
+void luamem_block_async_signals(void);
+
+/// `luamem run` only: on SIGTERM or SIGHUP (unless ignored), `final_snapshot` runs on a thread
+/// of its own, then the process dies of the same signal; a second signal ends it at once.
+/// Returns 0, or -1 when the thread cannot be started.
+int luamem_finish_on_termination(void (*final_snapshot)(void));
+
+/// Ends the process by the termination signal received, if one was; for code that would
+/// otherwise exit normally after the final snapshot.
+void luamem_die_if_terminating(void);
+
 /// Relaxed atomic access to counters that one Lua thread writes and the flusher reads.
 static inline int64_t luamem_load_relaxed(const int64_t *p) {
     return __atomic_load_n(p, __ATOMIC_RELAXED);
