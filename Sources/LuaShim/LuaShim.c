@@ -450,6 +450,27 @@ static double option_number(lua_State *L, const char *key, double fallback) {
     return value;
 }
 
+/// Raises for a key of the options table (at index 1) that is not an option: a misspelt
+/// option would otherwise be silently ignored.
+static void check_option_names(lua_State *L) {
+    static const char *const names[] = {"db", "build", "name", "interval", "depth", "sample", NULL};
+    lua_pushnil(L);
+    while (lua_next(L, 1) != 0) {
+        int index;
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_argerror(L, 1, lua_pushfstring(L, "options are named; got a %s key",
+                                                luaL_typename(L, -1)));
+        for (index = 0; names[index] != NULL; index++)
+            if (strcmp(lua_tostring(L, -1), names[index]) == 0)
+                break;
+        if (names[index] == NULL)
+            luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s' (options: db, build, "
+                                                "name, interval, depth, sample)",
+                                                lua_tostring(L, -1)));
+    }
+}
+
 static int module_start(lua_State *L) {
     luamem_start_options options = {NULL, 10, NULL, NULL, 1, 0};
     char error[512];
@@ -458,17 +479,18 @@ static int module_start(lua_State *L) {
         luaL_checktype(L, 1, LUA_TTABLE);
     else
         lua_settop(L, 0), lua_newtable(L);
+    check_option_names(L);
     options.db = option_string(L, "db");
     options.build = option_string(L, "build");
     options.name = option_string(L, "name");
     options.interval = option_number(L, "interval", 10);
     depth = option_number(L, "depth", 1);
     options.sample = option_number(L, "sample", 0);
-    if (!(options.sample >= 0) || options.sample > 1e15)
-        luaL_argerror(L, 1, "option 'sample' must be a number of bytes, 0 or more");
+    if (!(options.sample >= 0) || options.sample > 1073741824.0)
+        luaL_argerror(L, 1, "option 'sample' must be a number of bytes from 0 to 1GiB");
     if (!(options.interval > 0) || options.interval > 1e9)
-        luaL_argerror(L, 1, "option 'interval' must be a positive number of seconds");
-    if (depth != (int)depth || depth < 1 || depth > 32)
+        luaL_argerror(L, 1, "option 'interval' must be a positive number of seconds up to 1e9");
+    if (!(depth >= 1 && depth <= 32) || depth != (int)depth)
         luaL_argerror(L, 1, "option 'depth' must be an integer from 1 to 32");
     options.depth = (int)depth;
     if (options.db == NULL)

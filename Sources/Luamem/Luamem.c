@@ -14,6 +14,8 @@ extern lua_State *luamem_agent_newstate(const luamem_start_options *options, cha
 extern int luamem_agent_attach(lua_State *L, const luamem_start_options *options, char *error, size_t size);
 extern int luamem_agent_detach(lua_State *L, char *error, size_t size);
 extern int luamem_agent_flush(char *error, size_t size);
+extern int luamem_agent_environment_numbers(double *interval, int *depth, double *sample,
+                                            char *error, size_t size);
 
 static __thread char last_error[512];
 
@@ -41,8 +43,8 @@ static int valid(const luamem_start_options *options) {
         snprintf(last_error, sizeof last_error, "depth must be from 1 to 32, got %d", options->depth);
         return 0;
     }
-    if (!(options->sample >= 0) || options->sample > 1e15) {
-        snprintf(last_error, sizeof last_error, "sample must be a number of bytes, 0 or more");
+    if (!(options->sample >= 0) || options->sample > 1073741824.0) {
+        snprintf(last_error, sizeof last_error, "sample must be a number of bytes from 0 to 1GiB");
         return 0;
     }
     if (!(options->interval > 0) || options->interval > 1e9) {
@@ -102,15 +104,15 @@ int luaopen_luamem_auto(lua_State *L) {
     luamem_options options = {0};
     luamem_start_options resolved;
     char error[512];
-    const char *interval = getenv("LUAMEM_INTERVAL"), *depth = getenv("LUAMEM_DEPTH");
-    const char *sample = getenv("LUAMEM_SAMPLE");
     options.build = getenv("LUAMEM_BUILD");
     options.name = getenv("LUAMEM_NAME");
-    options.interval = interval != NULL ? atof(interval) : 0;
-    options.depth = depth != NULL ? atoi(depth) : 0;
-    options.sample = sample != NULL ? atof(sample) : 0;
     stay_loaded();
     luamem_agent_install();
+    if (luamem_agent_environment_numbers(&options.interval, &options.depth, &options.sample, error,
+                                         sizeof error) != 0) {
+        fprintf(stderr, "luamem: %s; not tracking\n", error);
+        return luamem_open_module(L);
+    }
     resolved = with_defaults(&options);
     if (!valid(&resolved))
         fprintf(stderr, "luamem: %s; not tracking\n", last_error);

@@ -1,3 +1,4 @@
+import Glibc
 import LuaShim
 import LuamemTracker
 
@@ -53,4 +54,45 @@ public func luamemAgentFlush(_ error: UnsafeMutablePointer<CChar>, _ size: Int) 
     guard let message = flusher.flush(kind: .manual) else { return 0 }
     Hooks.copy(message, into: error, size: size)
     return -1
+}
+
+/// `lua5.3 -l luamem.auto`: the numeric options from $LUAMEM_INTERVAL (seconds), $LUAMEM_DEPTH
+/// and $LUAMEM_SAMPLE (a size, as `luamem run --sample` takes it), checked as `luamem run`
+/// checks its options. Unset or empty variables leave the defaults. 0, or -1 and `message`.
+@_cdecl("luamem_agent_environment_numbers")
+public func luamemAgentEnvironmentNumbers(
+    _ interval: UnsafeMutablePointer<Double>, _ depth: UnsafeMutablePointer<Int32>,
+    _ sample: UnsafeMutablePointer<Double>, _ message: UnsafeMutablePointer<CChar>, _ size: Int
+) -> Int32 {
+    func variable(_ name: String) -> String? {
+        guard let value = getenv(name), value.pointee != 0 else { return nil }
+        return String(cString: value)
+    }
+    do throws(RunnerError) {
+        if let text = variable("LUAMEM_INTERVAL") {
+            guard let seconds = Double(text), seconds > 0, seconds <= Runner.maxInterval else {
+                throw RunnerError(
+                    "LUAMEM_INTERVAL must be a positive number of seconds up to 1e9, got '\(text)'")
+            }
+            interval.pointee = seconds
+        }
+        if let text = variable("LUAMEM_DEPTH") {
+            guard let frames = Int32(text), (1...Int32(Tracker.maxDepth)).contains(frames) else {
+                throw RunnerError(
+                    "LUAMEM_DEPTH must be a whole number from 1 to \(Tracker.maxDepth), got '\(text)'")
+            }
+            depth.pointee = frames
+        }
+        if let text = variable("LUAMEM_SAMPLE") {
+            let bytes = try Runner.size("LUAMEM_SAMPLE", text, example: "512KiB")
+            guard bytes <= Runner.maxSample else {
+                throw RunnerError("LUAMEM_SAMPLE must be at most 1GiB, got '\(text)'")
+            }
+            sample.pointee = Double(bytes)
+        }
+    } catch {
+        Hooks.copy(error.message, into: message, size: size)
+        return -1
+    }
+    return 0
 }

@@ -87,6 +87,9 @@ enum Embedding {
     > {
         flusherLock.withLock {
             let path = String(cString: options.db)
+            if let problem = Database.pathProblem(path) {
+                return .failure(EmbeddingError(message: "cannot use '\(path)' as the database: \(problem)"))
+            }
             if let current = Flusher.current {
                 guard current.path == path else {
                     return .failure(

@@ -30,22 +30,40 @@ public enum Runner {
     /// shows the command line, so it must not change).
     public static let handOverVariable = "LUAMEM_RUN_OPTIONS"
 
-    /// `options` as the value of `handOverVariable`.
+    /// `options` as the value of `handOverVariable`: each field as its UTF-8 length, a colon and
+    /// the text, so that labels and paths may hold any character.
     public static func handOver(_ options: Options) -> String {
         func optional(_ text: String?) -> String { text.map { "+" + $0 } ?? "-" }
         return [
-            "1", String(options.scriptIndex), options.db, String(options.interval),
+            "2", String(options.scriptIndex), options.db, String(options.interval),
             optional(options.build), optional(options.name), String(options.depth),
             String(options.sample), String(options.maxSites),
             options.maxDbSize.map(String.init) ?? "-",
-        ].joined(separator: "\u{1F}")
+        ].map { "\($0.utf8.count):\($0)" }.joined()
+    }
+
+    /// The fields of a handed-over value, nil when it is malformed.
+    private static func fields(_ text: String) -> [String]? {
+        var rest = Substring(text).utf8[...]
+        var fields: [String] = []
+        while !rest.isEmpty {
+            guard let colon = rest.firstIndex(of: UInt8(ascii: ":")),
+                let count = Int(String(decoding: rest[..<colon], as: UTF8.self)), count >= 0
+            else { return nil }
+            let start = rest.index(after: colon)
+            guard let end = rest.index(start, offsetBy: count, limitedBy: rest.endIndex) else {
+                return nil
+            }
+            fields.append(String(decoding: rest[start..<end], as: UTF8.self))
+            rest = rest[end...]
+        }
+        return fields
     }
 
     /// Options handed over by `luamem run`, nil when `text` is not such a value.
     public static func takeOver(_ text: String) -> Options? {
-        let fields = text.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(
-            String.init)
-        guard fields.count == 10, fields[0] == "1", let scriptIndex = Int(fields[1]),
+        guard let fields = fields(text), fields.count == 10, fields[0] == "2",
+            let scriptIndex = Int(fields[1]),
             let interval = Double(fields[3]), let depth = Int(fields[6]),
             let sample = Int64(fields[7]), let maxSites = Int(fields[8])
         else { return nil }
@@ -73,13 +91,25 @@ public enum Runner {
         return bytes
     }
 
+    /// The longest interval between snapshots, in seconds (about 31 years), as in the C API.
+    public static let maxInterval: Double = 1e9
+    /// The largest mean distance between samples: past it, a sampled block's weight would not
+    /// fit the counters.
+    public static let maxSample: Int64 = 1 << 30
+
     /// The message for options out of range, nil when they are fine.
     public static func problem(_ options: Options) -> String? {
-        if !options.interval.isFinite || options.interval <= 0 {
-            return "--interval must be a positive number of seconds, got \(options.interval)"
+        if !options.interval.isFinite || options.interval <= 0 || options.interval > maxInterval {
+            return "--interval must be a positive number of seconds up to 1e9, got \(options.interval)"
         }
-        if options.maxSites < 16 {
-            return "--max-sites must be at least 16, got \(options.maxSites)"
+        if options.maxSites < 16 || options.maxSites > Tracker.maxSitesLimit {
+            return "--max-sites must be from 16 to \(Tracker.maxSitesLimit), got \(options.maxSites)"
+        }
+        if let problem = Database.pathProblem(options.db) {
+            return "--db cannot be '\(options.db)': \(problem)"
+        }
+        if options.sample < 0 || options.sample > maxSample {
+            return "--sample must be from 0 to 1GiB, got \(options.sample) bytes"
         }
         if !(1...Tracker.maxDepth).contains(options.depth) {
             return "--depth must be between 1 and \(Tracker.maxDepth), got \(options.depth)"
@@ -213,6 +243,7 @@ public enum ByteSize {
         case "g", "gb", "gib": scale = 1024 * 1024 * 1024
         default: return nil
         }
-        return Int64((value * scale).rounded())
+        // Int64(exactly:) is nil past Int64's range, where Int64(_:) would trap.
+        return Int64(exactly: (value * scale).rounded())
     }
 }

@@ -10,9 +10,13 @@ struct OutputOptions: ParsableArguments {
     @Option(help: "How many rows to print.")
     var top: Int = 20
 
-    func validate() throws {
+    mutating func validate() throws {
         guard top > 0 else { throw ValidationError("--top must be at least 1, got \(top)") }
+        top = min(top, OutputOptions.maxTop)
     }
+
+    /// More rows than any file holds; larger values are clamped to it, so no count overflows.
+    static let maxTop = 1 << 31
 
     /// Colours only for a table on a terminal, and never with NO_COLOR set.
     var colored: Bool {

@@ -23,7 +23,7 @@ struct ReportCommand: ParsableCommand {
     @OptionGroup var selection: SelectionOptions
     @OptionGroup var window: WindowOptions
 
-    @Option(name: .shortAndLong, help: "The HTML file to write.")
+    @Option(name: .shortAndLong, help: "The HTML file to write; - writes to standard output.")
     var output = "luamem-report.html"
 
     @Option(help: "Rows in the tables, and lines in the treemap before the rest is 'other'.")
@@ -41,8 +41,9 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Which moment of a run the diff compares: end, peak, or an elapsed time.")
     var at: Moment = .end
 
-    func validate() throws {
+    mutating func validate() throws {
         guard top > 0 else { throw ValidationError("--top must be at least 1, got \(top)") }
+        top = min(top, OutputOptions.maxTop)
         guard (base == nil) == (head == nil) else {
             throw ValidationError("--base and --head go together")
         }
@@ -79,12 +80,45 @@ struct ReportCommand: ParsableCommand {
             byType: byType,
             stacks: try stacks(store, run: run, selected: selected), diff: diff,
             top: top)
+        let html = page.html()
+        if output == "-" {
+            print(html, terminator: "")
+            return
+        }
+        let target = try Self.writableFile(output)
         do {
-            try page.html().write(toFile: output, atomically: true, encoding: .utf8)
+            try html.write(toFile: target, atomically: true, encoding: .utf8)
         } catch {
             throw CommandError("cannot write \(output): \(error.localizedDescription)")
         }
         print("wrote \(output)")
+    }
+
+    /// The regular file to write for `path`: the path itself, or the file a symlink points to
+    /// (the link stays a link, as with a shell's `>`). A directory, FIFO, device or socket is
+    /// refused: the page is written atomically, by renaming over the path, which would replace
+    /// the node itself.
+    static func writableFile(_ path: String) throws -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            // Nothing there yet; a dangling link is written through like an existing one.
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path)
+            else { return path }
+            return target.hasPrefix("/")
+                ? target
+                : (path as NSString).deletingLastPathComponent + "/" + target
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            let kind =
+                switch info.st_mode & S_IFMT {
+                case S_IFDIR: "a directory"
+                case S_IFIFO: "a FIFO"
+                case S_IFCHR, S_IFBLK: "a device"
+                default: "not a regular file"
+                }
+            throw CommandError("cannot write \(path): it is \(kind); give a file path or - for standard output")
+        }
+        return URL(fileURLWithPath: path).resolvingSymlinksInPath().path
     }
 
     /// Live bytes (after GC) per call stack at the latest snapshot of each state.

@@ -17,6 +17,8 @@ struct TimeExpression {
         TimeExpression.milliseconds(text, nowMs: nowMs)!
     }
 
+    static let maxDurationMs: Double = 1e15
+
     static let help = "30s, 15m, 1h, 2d, 1h30m or -1h (back from now), or an ISO 8601 time"
 
     private static func milliseconds(_ text: String, nowMs: Int64) -> Int64? {
@@ -48,7 +50,8 @@ struct TimeExpression {
             }
             total += value * scale
         }
-        return Int64(total.rounded())
+        // Longer than any history (about 31,700 years) means all of it; never past Int64.
+        return Int64(min(total, maxDurationMs).rounded())
     }
 
     private static func isoTimeMs(_ text: String) -> Int64? {

@@ -26,15 +26,21 @@ public final class Database {
 
     public enum Mode: Sendable { case readOnly, readWrite }
 
-    /// Opens `path`; read-write mode creates the file when missing.
+    /// Opens `path`; read-write mode creates the file when missing. A path is only ever a
+    /// file's path: never a URI (`file:…`), `:memory:` or a temporary database (""), and never
+    /// a FIFO, device or directory.
     public init(path: String, mode: Mode) throws {
+        if let problem = Database.pathProblem(path) {
+            throw StoreError(code: SQLITE_CANTOPEN, message: "cannot open '\(path)': \(problem)")
+        }
         var db: OpaquePointer?
         let flags: Int32 =
             switch mode {
             case .readOnly: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
             case .readWrite: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
             }
-        let code = sqlite3_open_v2(path, &db, flags, nil)
+        // "./" keeps SQLite from reading a relative path as a URI or as ":memory:".
+        let code = sqlite3_open_v2(path.hasPrefix("/") ? path : "./" + path, &db, flags, nil)
         guard code == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             sqlite3_close_v2(db)
@@ -47,6 +53,21 @@ public final class Database {
 
     deinit {
         sqlite3_close_v2(handle)
+    }
+
+    /// Why `path` cannot hold a database, nil when it can (missing files can be created).
+    public static func pathProblem(_ path: String) -> String? {
+        if path.isEmpty { return "the path is empty" }
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return nil
+        case S_IFDIR: return "it is a directory, not a database file"
+        case S_IFIFO: return "it is a FIFO, not a database file"
+        case S_IFCHR, S_IFBLK: return "it is a device, not a database file"
+        case S_IFSOCK: return "it is a socket, not a database file"
+        default: return "it is not a regular file"
+        }
     }
 
     /// Runs one or more statements that return no rows.

@@ -60,6 +60,9 @@ public final class Store {
     /// Opens an existing database for queries (or, `writable`, for maintenance such as prune).
     /// An older schema is upgraded first.
     public static func openForReading(path: String, writable: Bool = false) throws -> Store {
+        if let problem = Database.pathProblem(path) {
+            throw StoreError(code: SQLITE_CANTOPEN, message: "cannot open '\(path)': \(problem)")
+        }
         guard access(path, F_OK) == 0 else {
             throw StoreError(
                 code: SQLITE_CANTOPEN,

@@ -40,12 +40,18 @@ public struct Tracker {
     /// Distinct sites a tracker keeps by default before folding new ones into `[other sites]`.
     public static let defaultMaxSites = 100_000
 
-    /// Lowers or raises the cap on distinct sites (on the Lua thread, before the state runs code).
+    /// The highest cap on distinct sites: site numbers are 32-bit, and the site cache is sized
+    /// from the cap.
+    public static let maxSitesLimit = 1 << 30
+
+    /// Lowers or raises the cap on distinct sites (on the Lua thread, before the state runs code);
+    /// clamped to 16...maxSitesLimit.
     public var maxSites: Int {
         get { storage.pointee.maxSites }
         nonmutating set {
-            storage.pointee.maxSites = max(16, newValue)
-            luamem_store_relaxed(shared.pointee.maxSites, Int64(max(16, newValue)))
+            let clamped = min(max(16, newValue), Tracker.maxSitesLimit)
+            storage.pointee.maxSites = clamped
+            luamem_store_relaxed(shared.pointee.maxSites, Int64(clamped))
         }
     }
 

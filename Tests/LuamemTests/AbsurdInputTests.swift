@@ -1,0 +1,184 @@
+import Foundation
+import Testing
+
+/// Numbers past every sensible range, odd bytes in labels and paths that are not files: each is
+/// a one-line error or clamped, in the CLI, in `luamem.start{}` and in `LUAMEM_*` variables;
+/// nothing traps, nothing writes somewhere unexpected.
+@Suite struct AbsurdInputTests {
+    private static let huge = "99999999999999999999"
+
+    /// A directory with a small real run in `a.db`.
+    private func recorded() throws -> (URL, URL) {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("a.db")
+        try Harness.track("sites.lua", db: db)
+        return (directory, db)
+    }
+
+    /// No Swift runtime failure (exit 132, "Fatal error"), and any error is one line.
+    private func expectClean(_ output: ProcessOutput, _ command: [String]) {
+        #expect(!output.signaled && output.status != 132, "\(command): \(output.stderr)")
+        #expect(!output.stderr.contains("Fatal error"), "\(command): \(output.stderr)")
+        if output.status != 0 {
+            #expect(output.stderr.hasPrefix("Error: "), "\(command): \(output.stderr)")
+        }
+    }
+
+    @Test func hugeNumbersInRunOptionsAreOneLineErrors() throws {
+        let (_, db) = try recorded()
+        let script = Harness.fixture("sites.lua")
+        for option in [
+            ["--interval", "1e16"], ["--max-db-size", Self.huge], ["--sample", "9000000000G"],
+            ["--max-sites", "4611686018427387904"], ["--sample", "2GiB"], ["--interval", "inf"],
+        ] {
+            let command = ["run", "--db", db.path] + option + [script]
+            let output = try Harness.luamem(command)
+            expectClean(output, command)
+            #expect(output.status == 64, "\(command)")
+            #expect(output.stderr.contains(option[0]), "\(command): \(output.stderr)")
+        }
+    }
+
+    @Test func hugeTimesCountsAndThresholdsAreErrorsOrClamped() throws {
+        let (_, db) = try recorded()
+        let commands: [[String]] = [
+            ["query", "--since", Self.huge + "d"], ["query", "--until", Self.huge + "d"],
+            ["query", "--since", "-" + Self.huge + "s"], ["query", "--since", "9223372036854775807s"],
+            ["diff", "--base", "run:1", "--head", "run:1", "--at", Self.huge + "d"],
+            ["diff", "--base", "-99999999999999h", "--head", "run:1"],
+            ["prune", "--older-than", Self.huge + "d"], ["leaks", "--since", Self.huge + "d"],
+            ["history", "sites.lua", "--since", Self.huge + "d"],
+            ["query", "--fail-above", "99999999999999999999999"],
+            ["query", "--fail-above", "99999999999G"],
+            ["query", "--fail-above", "99999999999999999999999%"],
+            ["query", "--top", "4611686018427387904"], ["leaks", "--top", "9223372036854775807"],
+            ["report", "--top", "4611686018427387904", "-o", db.path + ".html"],
+            ["query", "--run", Self.huge], ["diff", "--base", "snapshot:9223372036854775807", "--head", "run:1"],
+        ]
+        for command in commands {
+            let output = try Harness.luamem(command + ["--db", db.path])
+            expectClean(output, command)
+        }
+        // A window longer than any history is the whole history.
+        let all = try Harness.luamem(["query", "--db", db.path, "--since", Self.huge + "d"])
+        let plain = try Harness.luamem(["query", "--db", db.path])
+        #expect(all.status == 0 && all.stdout == plain.stdout)
+    }
+
+    @Test func pathsThatAreNotDatabaseFilesAreRefused() throws {
+        let directory = try Harness.temporaryDirectory()
+        let fifo = directory.appendingPathComponent("fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let script = Harness.fixture("sites.lua")
+        for (path, problem) in [
+            (fifo, "it is a FIFO"), (directory.path, "it is a directory"),
+            ("/dev/null", "it is a device"), ("", "the path is empty"),
+        ] {
+            let run = try Harness.luamem(["run", "--db", path, script])
+            #expect(run.status == 64 && run.stderr.contains(problem), "\(path): \(run.stderr)")
+            let query = try Harness.luamem(["query", "--db", path])
+            #expect(query.status == 2 && query.stderr.contains(problem), "\(path): \(query.stderr)")
+            #expect(query.stderr.split(separator: "\n").count == 1)
+        }
+        // SQLite URIs and ":memory:" are plain file names: what is recorded persists there.
+        for name in ["file:x.db?mode=memory", ":memory:"] {
+            let run = try Harness.luamem(["run", "--db", name, script], in: directory)
+            #expect(run.status == 0, "\(run.stderr)")
+            let file = directory.appendingPathComponent(name)
+            #expect(try Harness.integer(file, "SELECT count(*) FROM runs") == 1)
+        }
+    }
+
+    @Test func reportWritesFilesThroughLinksAndRefusesOtherNodes() throws {
+        let (directory, db) = try recorded()
+        let stdout = try Harness.luamem(["report", "--db", db.path, "-o", "-"])
+        #expect(stdout.status == 0 && stdout.stdout.hasPrefix("<!DOCTYPE html>"))
+        let fifo = directory.appendingPathComponent("fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for (path, kind) in [(fifo, "a FIFO"), (directory.path, "a directory"), ("/dev/full", "a device")] {
+            let output = try Harness.luamem(["report", "--db", db.path, "-o", path])
+            #expect(output.status == 2, "\(path)")
+            #expect(output.stderr == "Error: cannot write \(path): it is \(kind); give a file path or - for standard output\n")
+        }
+        var info = stat()
+        #expect(stat("/dev/full", &info) == 0 && info.st_mode & S_IFMT == S_IFCHR)
+        let link = directory.appendingPathComponent("link.html").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "page.html")
+        let linked = try Harness.luamem(["report", "--db", db.path, "-o", link])
+        #expect(linked.status == 0, "\(linked.stderr)")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == "page.html")
+        let page = try String(contentsOfFile: directory.appendingPathComponent("page.html").path, encoding: .utf8)
+        #expect(page.hasPrefix("<!DOCTYPE html>"))
+    }
+
+    @Test func labelsMayHoldAnyCharacter() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("odd\u{1F}name.db")
+        let output = try Harness.luamem([
+            "run", "--db", db.path, "--build", "a\u{1F}b", "--name", "n\u{1F}", "--",
+            Harness.fixture("sites.lua"),
+        ])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(try Harness.rows(db, "SELECT build, name FROM runs") == [["a\u{1F}b", "n\u{1F}"]])
+    }
+
+    private func moduleDirectory() throws -> URL {
+        let directory = try Harness.temporaryDirectory()
+        try FileManager.default.createSymbolicLink(
+            atPath: directory.appendingPathComponent("luamem.so").path,
+            withDestinationPath: EmbeddingTests.library)
+        return directory
+    }
+
+    @Test func badEnvironmentVariablesLeaveTheProgramRunningUntracked() throws {
+        let modules = try moduleDirectory()
+        let db = modules.appendingPathComponent("env.db")
+        for (variable, value) in [
+            ("LUAMEM_INTERVAL", "abc"), ("LUAMEM_INTERVAL", "1e99"), ("LUAMEM_SAMPLE", "lots"),
+            ("LUAMEM_SAMPLE", "9000000000G"), ("LUAMEM_DEPTH", "99"), ("LUAMEM_DEPTH", "2x"),
+        ] {
+            let output = try Harness.run(
+                "/usr/bin/lua5.3", ["-l", "luamem.auto", "-e", "print('ran')"],
+                environment: ["LUA_CPATH": modules.path + "/?.so", "LUAMEM_DB": db.path, variable: value])
+            #expect(output.status == 0 && output.stdout == "ran\n")
+            #expect(
+                output.stderr.hasPrefix("luamem: \(variable) must be")
+                    && output.stderr.hasSuffix("got '\(value)'; not tracking\n"), "\(output.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: db.path))
+        // Sizes are read as `luamem run --sample` reads them: 4KiB is 4096 bytes, not 4.
+        let sized = try Harness.run(
+            "/usr/bin/lua5.3", ["-l", "luamem.auto", "-e", "print('ran')"],
+            environment: ["LUA_CPATH": modules.path + "/?.so", "LUAMEM_DB": db.path, "LUAMEM_SAMPLE": "4KiB"])
+        #expect(sized.status == 0 && sized.stderr == "")
+        #expect(try Harness.rows(db, "SELECT options FROM runs") == [[#"{"interval_ms":10000,"depth":1,"sample":4096}"#]])
+    }
+
+    @Test func startRejectsUnknownOptionsAndHugeNumbers() throws {
+        let modules = try moduleDirectory()
+        let db = modules.appendingPathComponent("s.db").path
+        let script = """
+            local luamem = require "luamem"
+            for _, options in ipairs {
+                { db = "\(db)", intervall = 3 }, { db = "\(db)", [1] = 3 },
+                { db = "\(db)", sample = 1e300 }, { db = "\(db)", interval = 1e300 },
+                { db = "\(db)", depth = 1e300 }, { db = "\(db)", depth = 0/0 },
+            } do print(select(2, pcall(luamem.start, options))) end
+            print(luamem.start { db = "" })
+            """
+        let output = try Harness.run(
+            "/usr/bin/lua5.3", ["-"], environment: ["LUA_CPATH": modules.path + "/?.so"], stdin: script)
+        #expect(output.status == 0, "\(output.stderr)")
+        let prefix = "bad argument #1 to 'luamem.start' "
+        #expect(
+            output.stdout.split(separator: "\n").map(String.init) == [
+                prefix + "(unknown option 'intervall' (options: db, build, name, interval, depth, sample))",
+                prefix + "(options are named; got a number key)",
+                prefix + "(option 'sample' must be a number of bytes from 0 to 1GiB)",
+                prefix + "(option 'interval' must be a positive number of seconds up to 1e9)",
+                prefix + "(option 'depth' must be an integer from 1 to 32)",
+                prefix + "(option 'depth' must be an integer from 1 to 32)",
+                "nil\tcannot use '' as the database: the path is empty",
+            ])
+    }
+}
