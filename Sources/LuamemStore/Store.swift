@@ -95,7 +95,9 @@ public final class Store {
         } catch let error as StoreError where error.code & 0xff == SQLITE_NOTADB {
             throw StoreError(code: error.code, message: "\(path) is not a SQLite database")
         }
-        if application == 0 && tables == 0 {
+        // Empty: nothing in it at all. A file with a user_version but no tables belongs to a
+        // program that has not created them yet, not to luamem.
+        if try application == 0 && tables == 0 && version(of: database) == 0 {
             if allowEmpty { return }
             throw StoreError(
                 code: SQLITE_NOTADB, message: "\(path) is empty, not a luamem database")

@@ -91,6 +91,19 @@ import Testing
         #expect(luamemLines(onNewer.stderr).count == 1)
         #expect(onNewer.stderr.contains("schema version 99, newer than this luamem knows"))
         #expect(try Harness.integer(newer, "SELECT count(*) FROM runs") == 1)
+
+        // No tables yet, but a user_version: another program's file, left as it was (not
+        // switched to WAL, not migrated).
+        let versioned = directory.appendingPathComponent("versioned.db")
+        _ = try Harness.run("/usr/bin/sqlite3", [versioned.path, "PRAGMA user_version = 3;"])
+        let onVersioned = try runSteady(db: versioned.path)
+        #expect(
+            luamemLines(onVersioned.stderr) == [
+                "luamem: cannot write snapshot to \(versioned.path): \(versioned.path) is a SQLite database but not a luamem database"
+            ])
+        #expect(try Harness.rows(versioned, "PRAGMA journal_mode") == [["delete"]])
+        #expect(try Harness.integer(versioned, "SELECT count(*) FROM sqlite_master") == 0)
+        #expect(try Harness.integer(versioned, "PRAGMA user_version") == 3)
     }
 
     @Test func aFullDatabaseIsReportedOnceAndKeepsWhatItHas() throws {
