@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// One target per part of the data flow (see ../shared/DESIGN.md):
+// One target per part of the data flow (see docs/ARCHITECTURE.md):
 // LuaShim (C) → LuamemTracker → LuamemAgent (flusher) → LuamemStore (SQLite) ← LuamemCommands (CLI).
 // Only the `luamem` and `luamem-run` executables link liblua5.3; in-process targets (and
 // luamem-run, which runs the scripts of `luamem run`) never import Foundation.
