@@ -34,7 +34,15 @@ import Testing
         #expect(first["live_bytes"] is Int)
         let rep = try #require(rows.first { $0["line"] as? Int == 17 })
         #expect(rep["c_function"] as? String == "string.rep")
-        #expect(rep["live_bytes"] as? Int == 3025)
+        // The string itself is exact; a collection that runs a finalizer during the line may add
+        // a call frame or stack growth (type other) there, depending on GC timing, which Lua's
+        // randomised string hashing makes vary from run to run.
+        #expect((rep["live_bytes"] as? Int ?? 0) >= 3025)
+        #expect(
+            try Harness.integer(
+                db,
+                "SELECT live_bytes FROM site_latest WHERE line = 17 AND type = 'string' "
+                    + "AND file LIKE '%sites.lua'") == 3025)
         // Garbage collected before the end shows no growth.
         let garbage = try #require(rows.first { $0["line"] as? Int == 12 })
         #expect(garbage["growth_bytes"] as? Int == 0)
