@@ -77,16 +77,8 @@ public final class Flusher {
     /// Opens the database now (it is otherwise opened at the first flush), so that a caller
     /// can report a path that cannot be written; waits for other writers as a final snapshot does.
     public func open() throws {
-        let deadline = Clock.nowMs() + Flusher.finalPatienceMs
         try lock.withLock {
-            while true {
-                do {
-                    _ = try openLocked()
-                    return
-                } catch let error as StoreError where error.isBusy && Clock.nowMs() < deadline {
-                    usleep(20_000)
-                }
-            }
+            try retryingWhileBusy(patienceMs: Flusher.finalPatienceMs) { _ = try openLocked() }
         }
     }
 
@@ -219,26 +211,36 @@ public final class Flusher {
     private func flushLocked(kind: SnapshotKind, only tracker: Tracker? = nil, patienceMs: Int64 = 0)
         -> String?
     {
-        let deadline = Clock.nowMs() + patienceMs
         var written = Set<Int>()
+        do {
+            try retryingWhileBusy(patienceMs: patienceMs) {
+                try flushOnceLocked(kind: kind, only: tracker, written: &written)
+            }
+            checkpointLocked(final: kind == .final)
+            if lastError != nil {
+                report("snapshots are written to \(path) again")
+                lastError = nil
+            }
+            return nil
+        } catch {
+            // Reopen next time: the connection may be what broke (I/O error, file gone).
+            writer = nil
+            let message = "cannot write snapshot to \(path): \(error)"
+            if message != lastError { report(message) }
+            lastError = message
+            return message
+        }
+    }
+
+    /// Runs `body`, and again every 20 ms while another connection holds the file's lock, for
+    /// up to `patienceMs`; then its error stands.
+    private func retryingWhileBusy(patienceMs: Int64, _ body: () throws -> Void) throws {
+        let deadline = Clock.nowMs() + patienceMs
         while true {
             do {
-                try flushOnceLocked(kind: kind, only: tracker, written: &written)
-                checkpointLocked(final: kind == .final)
-                if lastError != nil {
-                    report("snapshots are written to \(path) again")
-                    lastError = nil
-                }
-                return nil
+                return try body()
             } catch let error as StoreError where error.isBusy && Clock.nowMs() < deadline {
                 usleep(20_000)
-            } catch {
-                // Reopen next time: the connection may be what broke (I/O error, file gone).
-                writer = nil
-                let message = "cannot write snapshot to \(path): \(error)"
-                if message != lastError { report(message) }
-                lastError = message
-                return message
             }
         }
     }
