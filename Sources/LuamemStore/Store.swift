@@ -89,15 +89,21 @@ public final class Store {
         let path = database.path
         let application: Int64
         let tables: Int64
+        let version: Int64
         do {
-            application = try database.scalar("PRAGMA application_id") ?? 0
-            tables = try database.scalar("SELECT count(*) FROM sqlite_master") ?? 0
+            // One statement, so one read transaction: another process creating the file at the
+            // same moment is seen either before its first migration or after it.
+            let statement = try database.prepare(
+                "SELECT (SELECT application_id FROM pragma_application_id), "
+                    + "(SELECT count(*) FROM sqlite_master), (SELECT user_version FROM pragma_user_version)")
+            _ = try statement.step()
+            (application, tables, version) = (statement.int64(0), statement.int64(1), statement.int64(2))
         } catch let error as StoreError where error.code & 0xff == SQLITE_NOTADB {
             throw StoreError(code: error.code, message: "\(path) is not a SQLite database")
         }
         // Empty: nothing in it at all. A file with a user_version but no tables belongs to a
         // program that has not created them yet, not to luamem.
-        if try application == 0 && tables == 0 && version(of: database) == 0 {
+        if application == 0 && tables == 0 && version == 0 {
             if allowEmpty { return }
             throw StoreError(
                 code: SQLITE_NOTADB, message: "\(path) is empty, not a luamem database")
@@ -107,7 +113,6 @@ public final class Store {
                 code: SQLITE_NOTADB,
                 message: "\(path) is a SQLite database but not a luamem database")
         }
-        let version = try version(of: database)
         if version > latestVersion {
             throw StoreError(
                 code: SQLITE_NOTADB,
