@@ -274,8 +274,8 @@ struct Comparison {
             let type = typeNames[entry.type] ?? "?"
             let key = SiteKey(info, type: type, by: by, acrossBuilds: true)
             let value = current ? entry.figures.liveBytes : entry.figures.gcLiveBytes
-            side.values[key, default: 0] += value
-            side.total += value
+            side.values[key] = (side.values[key] ?? 0).saturatingAdd(value)
+            side.total = side.total.saturatingAdd(value)
             if side.labels[key] == nil {
                 side.labels[key] = (SiteKey.label(info, type: type, by: by), info)
             }
@@ -298,6 +298,9 @@ struct Comparison {
         let sorted = values.sorted()
         guard !sorted.isEmpty else { return 0 }
         let middle = sorted.count / 2
-        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+        // Halves first: the two middle values may be near Int64's limits.
+        let (low, high) = (sorted[middle - 1], sorted[middle])
+        return sorted.count % 2 == 1
+            ? sorted[middle] : low / 2 + high / 2 + (low % 2 + high % 2) / 2
     }
 }

@@ -57,8 +57,8 @@ struct ExportCommand: ParsableCommand {
         case .folded:
             var weights: [String: Int64] = [:]
             for row in rows {
-                weights[row.stack, default: 0] +=
-                    weight == .live ? row.figures.liveBytes : row.figures.allocBytes
+                weights[row.stack] = (weights[row.stack] ?? 0).saturatingAdd(
+                    weight == .live ? row.figures.liveBytes : row.figures.allocBytes)
             }
             for (stack, value) in weights.sorted(by: { $0.key < $1.key }) where value > 0 {
                 print("\(stack) \(value)")

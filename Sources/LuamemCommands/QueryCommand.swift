@@ -147,16 +147,20 @@ struct QueryCommand: ParsableCommand {
                 }
                 let baseLive = current ? base.liveBytes : base.gcLiveBytes
                 let figures = entry.figures
+                // Figures are clamped when read, so one difference fits; sums saturate.
                 groups.withUnsafeMutableBufferPointer { groups in
-                    groups[index].growth +=
-                        (current ? figures.liveBytes : figures.gcLiveBytes) - baseLive
-                    groups[index].liveBytes += figures.liveBytes
-                    groups[index].liveCount += figures.liveCount
-                    groups[index].gcLiveBytes += figures.gcLiveBytes
-                    groups[index].allocBytes += figures.allocBytes - base.allocBytes
-                    groups[index].allocCount += figures.allocCount - base.allocCount
+                    groups[index].growth = groups[index].growth.saturatingAdd(
+                        (current ? figures.liveBytes : figures.gcLiveBytes) - baseLive)
+                    groups[index].liveBytes = groups[index].liveBytes.saturatingAdd(figures.liveBytes)
+                    groups[index].liveCount = groups[index].liveCount.saturatingAdd(figures.liveCount)
+                    groups[index].gcLiveBytes = groups[index].gcLiveBytes.saturatingAdd(
+                        figures.gcLiveBytes)
+                    groups[index].allocBytes = groups[index].allocBytes.saturatingAdd(
+                        figures.allocBytes - base.allocBytes)
+                    groups[index].allocCount = groups[index].allocCount.saturatingAdd(
+                        figures.allocCount - base.allocCount)
                 }
-                baseTotal += baseLive
+                baseTotal = baseTotal.saturatingAdd(baseLive)
             }
         }
 

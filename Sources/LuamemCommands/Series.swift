@@ -128,8 +128,8 @@ struct Series {
                 let slot = entry.siteID << 8 | entry.type
                 let before = contributed[slot] ?? (0, 0)
                 let now = (entry.figures.gcLiveBytes, entry.figures.liveBytes)
-                value[0][row] += now.0 - before.0
-                value[1][row] += now.1 - before.1
+                value[0][row] = value[0][row].saturatingAdd(now.0 - before.0)
+                value[1][row] = value[1][row].saturatingAdd(now.1 - before.1)
                 contributed[slot] = now
                 touched.insert(row)
             }

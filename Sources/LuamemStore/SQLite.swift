@@ -202,7 +202,14 @@ public final class Statement {
         sqlite3_reset(handle)
     }
 
-    public func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+    /// An integer column, clamped to ±2^52 (4 PiB as bytes, 142,000 years as milliseconds): no
+    /// real figure, id or time comes near it, and a file altered to hold Int64's limits then
+    /// cannot overflow a difference or a short sum (`saturatingAdd` covers long ones).
+    public func int64(_ column: Int32) -> Int64 {
+        min(max(sqlite3_column_int64(handle, column), -Statement.integerLimit), Statement.integerLimit)
+    }
+
+    public static let integerLimit: Int64 = 1 << 52
 
     public func isNull(_ column: Int32) -> Bool {
         sqlite3_column_type(handle, column) == SQLITE_NULL
@@ -240,5 +247,14 @@ public final class Statement {
             result.append(row)
         }
         return result
+    }
+}
+
+extension Int64 {
+    /// `self + other`, stopping at Int64's limits instead of trapping: sums of figures read from
+    /// a file, however many and however large, never end the process.
+    @inlinable public func saturatingAdd(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? (other > 0 ? .max : .min) : sum
     }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import LuamemStore
+import Synchronization
 import Testing
 
 /// Random input never gets past a clean error, and a real Lua code base runs unchanged.
@@ -97,5 +99,64 @@ import Testing
             try Harness.integer(
                 db, "SELECT count(DISTINCT file) FROM site_latest WHERE file LIKE '%luacheck/%'")
                 >= 20)
+    }
+
+    /// Every integer column of a real database set to Int64's limits (and to text), one column
+    /// at a time: every reading command shows the figures or refuses with one line, never traps.
+    @Test func mutatedDatabasesNeverCrashTheReadingCommands() throws {
+        let directory = try Harness.temporaryDirectory()
+        let base = directory.appendingPathComponent("base.db")
+        _ = try Harness.luamem([
+            "run", "--db", base.path, "--interval", "0.05", Harness.fixture("steady.lua"), "0.3",
+        ])
+        try Harness.track("sites.lua", db: base, options: ["--build", "b2"])
+        _ = try Harness.run("/usr/bin/sqlite3", [base.path, "PRAGMA wal_checkpoint(TRUNCATE)"])
+        let columns = [
+            "site_stats": ["live_bytes", "live_count", "alloc_bytes", "alloc_count", "gc_live_bytes", "type", "site_id"],
+            "site_rollups": ["live_bytes", "gc_live_bytes", "level"],
+            "snapshots": ["time_ms", "live_bytes", "peak_bytes", "gc_live_bytes", "gc_cycles", "site_rows"],
+            "runs": ["started_ms", "ended_ms", "pid"],
+            "states": ["started_ms", "closed_ms"],
+            "frames": ["line", "line_defined"],
+            "sites": ["frame_id"],
+        ]
+        let mutations = columns.sorted { $0.key < $1.key }.flatMap { table, names in
+            names.flatMap { column in
+                ["9223372036854775807", "-9223372036854775808", "'x'"].map {
+                    // OR IGNORE: rows whose key would collide keep their value.
+                    "UPDATE OR IGNORE \(table) SET \(column) = \($0)"
+                }
+            }
+        }
+        let commands: [[String]] = [
+            ["query"], ["query", "--by", "type", "--fail-above", "5%"],
+            ["diff", "--base", "run:1", "--head", "run:2"], ["leaks", "--all"],
+            ["history", "sites.lua"], ["runs"], ["snapshots"], ["report", "-o", "-"],
+            ["export", "--format", "json"],
+        ]
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: mutations.count) { index in
+            let db = directory.appendingPathComponent("m\(index).db")
+            do {
+                try FileManager.default.copyItem(at: base, to: db)
+                try Database(path: db.path, mode: .readWrite).execute(mutations[index])
+                for command in commands {
+                    let output = try Harness.luamem(command + ["--db", db.path])
+                    let clean =
+                        [0, 1, 2].contains(output.status) && !output.signaled
+                        && (output.status == 0 || output.status == 1
+                            || (output.stderr.hasPrefix("Error: ")
+                                && output.stderr.split(separator: "\n").count == 1))
+                    if !clean {
+                        failures.withLock {
+                            $0.append("\(mutations[index]); \(command): \(output.status) \(output.stderr)")
+                        }
+                    }
+                }
+            } catch {
+                failures.withLock { $0.append("\(mutations[index]): \(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
     }
 }
