@@ -381,6 +381,7 @@ static int os_exit(lua_State *L) {
 static const char sentinel_key = 0;
 static int instrument(lua_State *L);
 static int prepare(lua_State *L);
+static int prepare_without_environment(lua_State *L);
 
 static void plant_sentinel(lua_State *L) {
     lua_newtable(L);
@@ -660,6 +661,7 @@ void luamem_name_own_functions(luamem_context *context) {
     hooks.name_cfunction(context, luamem_runner_run_script, "luamem.run_script");
     hooks.name_cfunction(context, instrument, "luamem.instrument");
     hooks.name_cfunction(context, prepare, "luamem.prepare");
+    hooks.name_cfunction(context, prepare_without_environment, "luamem.prepare");
     hooks.name_cfunction(context, module_start, "luamem.start");
     hooks.name_cfunction(context, module_stop, "luamem.stop");
     hooks.name_cfunction(context, module_stats, "luamem.stats");
@@ -691,8 +693,16 @@ static int protected_call(lua_State *L, lua_CFunction function, char *error, siz
     return 0;
 }
 
-int luamem_prepare_state(lua_State *L, char *error, size_t error_size) {
-    return protected_call(L, prepare, error, error_size);
+/// prepare, after telling the libraries to ignore environment variables (lua.c's -E).
+static int prepare_without_environment(lua_State *L) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+    return prepare(L);
+}
+
+int luamem_prepare_state(lua_State *L, int ignore_environment, char *error, size_t error_size) {
+    return protected_call(L, ignore_environment ? prepare_without_environment : prepare, error,
+                          error_size);
 }
 
 int luamem_instrument_state(lua_State *L, char *error, size_t error_size) {

@@ -67,7 +67,7 @@ enum Embedding {
         }
         tracker.attach(mainThread: L)
         var error = [CChar](repeating: 0, count: 512)
-        guard luamem_prepare_state(L, &error, error.count) == 0 else {
+        guard luamem_prepare_state(L, 0, &error, error.count) == 0 else {
             lua_close(L)
             tracker.destroy()
             return .failure(EmbeddingError(message: String(cString: error)))

@@ -16,12 +16,13 @@ public enum Runner {
         public var sample: Int64 = 0
         public var maxSites = Tracker.defaultMaxSites
         public var maxDbSize: Int64?
-        /// Index of the script in the command line; what follows it is the script's.
-        public var scriptIndex: Int
+        /// Index in the command line where lua5.3's own command line starts (its options, the
+        /// script, the script's arguments), right after luamem's options.
+        public var firstLuaArgument: Int
 
-        public init(db: String, scriptIndex: Int) {
+        public init(db: String, firstLuaArgument: Int) {
             self.db = db
-            self.scriptIndex = scriptIndex
+            self.firstLuaArgument = firstLuaArgument
         }
     }
 
@@ -35,7 +36,7 @@ public enum Runner {
     public static func handOver(_ options: Options) -> String {
         func optional(_ text: String?) -> String { text.map { "+" + $0 } ?? "-" }
         return [
-            "2", String(options.scriptIndex), options.db, String(options.interval),
+            "2", String(options.firstLuaArgument), options.db, String(options.interval),
             optional(options.build), optional(options.name), String(options.depth),
             String(options.sample), String(options.maxSites),
             options.maxDbSize.map(String.init) ?? "-",
@@ -63,14 +64,14 @@ public enum Runner {
     /// Options handed over by `luamem run`, nil when `text` is not such a value.
     public static func takeOver(_ text: String) -> Options? {
         guard let fields = fields(text), fields.count == 10, fields[0] == "2",
-            let scriptIndex = Int(fields[1]),
+            let firstLuaArgument = Int(fields[1]),
             let interval = Double(fields[3]), let depth = Int(fields[6]),
             let sample = Int64(fields[7]), let maxSites = Int(fields[8])
         else { return nil }
         func optional(_ text: String) -> String? {
             text.hasPrefix("+") ? String(text.dropFirst()) : nil
         }
-        var options = Options(db: fields[2], scriptIndex: scriptIndex)
+        var options = Options(db: fields[2], firstLuaArgument: firstLuaArgument)
         options.interval = interval
         options.build = optional(fields[4])
         options.name = optional(fields[5])
@@ -118,20 +119,18 @@ public enum Runner {
     }
 
     /// Parses `luamem run` options from `commandLine[first...]`: `--name value` or
-    /// `--name=value`, before the script (`-` is standard input; `--` ends the options).
+    /// `--name=value`. They end at the first word that does not start with `--`, or at `--`:
+    /// from there on, the command line is lua5.3's (`-e`, `-l`, …, `--`, the script).
     public static func parse(_ commandLine: [String], from first: Int) -> Result<
         Options, RunnerError
     > {
+        let fromEnvironment = getenv("LUAMEM_DB").map { String(cString: $0) } ?? ""
         var options = Options(
-            db: getenv("LUAMEM_DB").map { String(cString: $0) } ?? "luamem.db", scriptIndex: -1)
+            db: fromEnvironment.isEmpty ? "luamem.db" : fromEnvironment, firstLuaArgument: -1)
         var index = first
         while index < commandLine.count {
             var word = commandLine[index]
-            if word == "--" {
-                index += 1
-                break
-            }
-            guard word.hasPrefix("--") else { break }
+            guard word.hasPrefix("--"), word != "--" else { break }
             var value: String?
             if let equals = word.firstIndex(of: "=") {
                 value = String(word[word.index(after: equals)...])
@@ -164,15 +163,22 @@ public enum Runner {
             }
             index += 1
         }
-        guard index < commandLine.count else { return .failure(RunnerError("missing script")) }
-        options.scriptIndex = index
+        options.firstLuaArgument = index
         if let problem = problem(options) { return .failure(RunnerError(problem)) }
         return .success(options)
     }
 
-    /// Runs the script at `options.scriptIndex` of `commandLine` as lua5.3 would, tracked, and
-    /// returns its exit status; a state that cannot be set up throws.
+    /// Runs lua5.3's command line, from `options.firstLuaArgument` of `commandLine`, as lua5.3
+    /// would, tracked, and returns its exit status; a state that cannot be set up throws.
     public static func run(_ options: Options, commandLine: [String]) throws(RunnerError) -> Int32 {
+        var badWord = 0
+        guard
+            let command = TrackedLuaState.LuaCommandLine(
+                commandLine, first: options.firstLuaArgument, badWord: &badWord)
+        else {
+            TrackedLuaState.LuaCommandLine.usage(progname: "luamem", bad: commandLine[badWord])
+            return 1
+        }
         guard
             let state = TrackedLuaState(
                 depth: options.depth, maxSites: options.maxSites,
@@ -181,21 +187,27 @@ public enum Runner {
             throw RunnerError("cannot create a Lua state: out of memory")
         }
         do {
-            try state.prepare()
+            try state.prepare(ignoringEnvironment: command.has(LUAMEM_LUA_NOENV))
         } catch {
             throw RunnerError("cannot prepare the Lua state: \(error)")
         }
         // A script that cannot be read or compiled fails like lua5.3 and leaves no run behind.
         guard
             let loaded = state.loadScript(
-                progname: "luamem", arguments: commandLine, script: options.scriptIndex)
+                progname: "luamem", arguments: commandLine, command: command)
         else {
             state.close()
             return 1
         }
-        let script = commandLine[options.scriptIndex]
-        let scriptName =
-            script == "-" ? "stdin" : String(script.split(separator: "/").last ?? Substring(script))
+        let scriptName: String
+        if command.script < commandLine.count {
+            let script = commandLine[command.script]
+            scriptName =
+                script == "-" ? "stdin" : String(script.split(separator: "/").last ?? Substring(script))
+        } else {
+            scriptName =
+                command.has(LUAMEM_LUA_LIBRARY | LUAMEM_LUA_VERSION) ? "(command line)" : "stdin"
+        }
         let runOptions =
             "{\"interval_ms\":\(Int64((options.interval * 1000).rounded())),"
             + "\"depth\":\(options.depth),\"sample\":\(options.sample)}"

@@ -26,33 +26,75 @@ public final class TrackedLuaState {
     }
 
     /// Opens the standard libraries and installs luamem's coroutine wrappers, GC sentinel and
-    /// `luamem` module. Throws the Lua error message.
-    public func prepare() throws(LuaError) {
+    /// `luamem` module; `ignoringEnvironment` is lua.c's -E. Throws the Lua error message.
+    public func prepare(ignoringEnvironment: Bool = false) throws(LuaError) {
         var error = [CChar](repeating: 0, count: 512)
-        if luamem_prepare_state(L, &error, error.count) != 0 {
+        if luamem_prepare_state(L, ignoringEnvironment ? 1 : 0, &error, error.count) != 0 {
             throw LuaError(message: String(cString: error))
         }
     }
 
-    /// Loads a script like lua.c (`arguments[script]` is the script, "-" for stdin) and builds
-    /// `arg`; nil after printing "progname: message" when it cannot be read or compiled.
-    public func loadScript(progname: String, arguments: [String], script: Int) -> LoadedScript? {
-        let argv = CArguments(arguments)
-        guard luamem_load_script(L, progname, argv.count, argv.pointers, Int32(script)) == 0 else {
-            return nil
+    /// lua.c's command line from `arguments[first...]`: its options and where the script is
+    /// (`arguments.count` when there is none). nil, with the bad word's index, when an option is
+    /// wrong.
+    public struct LuaCommandLine {
+        public var first: Int
+        public var options: Int32
+        public var script: Int
+
+        public init?(_ arguments: [String], first: Int, badWord: inout Int) {
+            let argv = CArguments(arguments)
+            var script: Int32 = 0
+            let options = luamem_lua_options(argv.pointers, Int32(first), &script)
+            guard options != LUAMEM_LUA_ERROR else {
+                badWord = Int(script)
+                return nil
+            }
+            self.first = first
+            self.options = options
+            self.script = Int(script)
         }
-        return LoadedScript(state: self, argv: argv, script: script)
+
+        public func has(_ option: Int32) -> Bool { options & option != 0 }
+
+        /// Prints lua.c's usage message for the bad word.
+        public static func usage(progname: String, bad: String) {
+            luamem_lua_usage(progname, bad)
+        }
     }
 
-    /// A script loaded by `loadScript`, waiting on the Lua stack to be run.
+    /// Builds `arg` as lua.c does and, when the script is all there is to run, loads it (so that
+    /// a script that cannot be read or compiled fails before anything else happens); nil after
+    /// printing "progname: message" when it cannot be.
+    public func loadScript(progname: String, arguments: [String], command: LuaCommandLine)
+        -> LoadedScript?
+    {
+        let argv = CArguments(arguments)
+        let load =
+            command.script < arguments.count
+            && !command.has(LUAMEM_LUA_LIBRARY | LUAMEM_LUA_VERSION | LUAMEM_LUA_INTERACTIVE)
+        guard
+            luamem_load_script(
+                L, progname, argv.count, argv.pointers, Int32(command.first),
+                Int32(command.script), command.options, load ? 1 : 0) == 0
+        else {
+            return nil
+        }
+        return LoadedScript(state: self, argv: argv, command: command)
+    }
+
+    /// A command line prepared by `loadScript`, waiting on the Lua stack to be run.
     public struct LoadedScript {
         let state: TrackedLuaState
         let argv: CArguments
-        let script: Int
+        let command: LuaCommandLine
 
-        /// Runs LUA_INIT and the script; returns the exit status (errors printed like lua.c).
+        /// Runs the rest of lua.c's command line; returns the exit status (errors printed like
+        /// lua.c).
         public func run() -> Int32 {
-            luamem_run_script(state.L, argv.count, argv.pointers, Int32(script))
+            luamem_run_script(
+                state.L, argv.count, argv.pointers, Int32(command.first), Int32(command.script),
+                command.options)
         }
     }
 

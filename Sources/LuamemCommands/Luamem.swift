@@ -30,7 +30,12 @@ public struct Luamem: ParsableCommand {
     /// Parses and runs. Errors about the data (a missing run, a file that is not a luamem
     /// database) exit with status 2, so that 1 keeps meaning "threshold crossed".
     public static func main() {
-        let arguments = Self.attachingNegativeTimes(Array(CommandLine.arguments.dropFirst()))
+        var arguments = Self.attachingNegativeTimes(Array(CommandLine.arguments.dropFirst()))
+        if arguments.first == "run" {
+            // The rest of the command line is lua5.3's, which ArgumentParser cannot read.
+            guard RunCommand.asksForHelp(arguments) else { RunCommand.start(CommandLine.arguments) }
+            arguments = ["help", "run"]
+        }
         do {
             var command = try parseAsRoot(arguments)
             try command.run()

@@ -13,8 +13,9 @@ struct RunCommand: ParsableCommand {
             The script runs as under lua5.3: same `arg` table and `...`, standard libraries, \
             LUA_INIT, exit status, and error message with traceback on stderr. Snapshots are \
             written when tracking starts, every --interval seconds, and once more when the \
-            script ends or calls os.exit. Options \
-            go before the script; everything after it is the script's.
+            script ends or calls os.exit. luamem's options come first, then lua5.3's own \
+            command line, read as lua5.3 reads it: so the `arg[-n]` prefix a script sees \
+            re-runs a tracked interpreter.
             """
     )
 
@@ -50,39 +51,41 @@ struct RunCommand: ParsableCommand {
     )
     var maxDbSize: String?
 
-    @Argument(help: "The Lua script; \"-\" reads standard input.")
-    var script: String
+    @Argument(
+        parsing: .captureForPassthrough,
+        help: """
+            lua5.3's own command line: its options (-e stat, -l name, -i, -v, -E, --, -), the \
+            script ("-" reads standard input) and the script's arguments.
+            """)
+    var command: [String] = []
 
-    @Argument(parsing: .captureForPassthrough, help: "Arguments for the script.")
-    var arguments: [String] = []
-
-    func validate() throws {
-        do {
-            if let maxDbSize { _ = try Runner.size("--max-db-size", maxDbSize, example: "64MB") }
-            if let sample { _ = try Runner.size("--sample", sample, example: "512KiB") }
-        } catch {
-            throw ValidationError(error.message)
-        }
-        if let problem = Runner.problem(options(scriptIndex: 0)) {
-            throw ValidationError(problem)
-        }
-    }
-
-    private func options(scriptIndex: Int) -> Runner.Options {
-        var options = Runner.Options(db: database.path, scriptIndex: scriptIndex)
-        options.interval = interval
-        options.build = build
-        options.name = name
-        options.depth = depth
-        options.sample = sample.flatMap(ByteSize.parse) ?? 0
-        options.maxSites = maxSites
-        options.maxDbSize = maxDbSize.flatMap(ByteSize.parse)
-        return options
-    }
-
+    /// `luamem run` is parsed by Runner.parse, the parser luamem-run uses, not by ArgumentParser:
+    /// lua5.3's options (-e, -l, …) follow luamem's and must reach the script's interpreter as
+    /// lua5.3 would read them. The declarations above give `luamem run --help`.
     func run() throws {
-        let commandLine = CommandLine.arguments
-        let options = options(scriptIndex: commandLine.count - arguments.count - 1)
+        Self.start(CommandLine.arguments)
+    }
+
+    /// Whether `arguments` (after `luamem`) ask for `luamem run`'s help: `--help` or `-h` among
+    /// luamem's own options.
+    static func asksForHelp(_ arguments: [String]) -> Bool {
+        for word in arguments.dropFirst() {
+            if word == "--help" || word == "-h" { return true }
+            if !word.hasPrefix("--") || word == "--" { return false }
+        }
+        return false
+    }
+
+    /// Runs `luamem run` from the whole command line and exits with the script's status.
+    static func start(_ commandLine: [String]) -> Never {
+        let options: Runner.Options
+        switch Runner.parse(commandLine, from: 2) {
+        case .success(let parsed): options = parsed
+        case .failure(let error):
+            FileHandle.standardError.write(
+                Data("Error: \(error.message)\n\(usageString())\n  See 'luamem run --help' for more information.\n".utf8))
+            Foundation.exit(64)
+        }
         // The script runs in luamem-run, next to this executable when it is there: the same run
         // without Foundation and ArgumentParser in the process, about 13 MiB less RSS.
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
@@ -95,12 +98,17 @@ struct RunCommand: ParsableCommand {
             // Not reached unless exec failed: run here instead.
             unsetenv(Runner.handOverVariable)
         }
-        let status: Int32
         do {
-            status = try Runner.run(options, commandLine: commandLine)
+            Foundation.exit(try Runner.run(options, commandLine: commandLine))
         } catch {
-            throw ValidationError(error.message)
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            Foundation.exit(2)
         }
-        if status != 0 { throw ExitCode(status) }
+    }
+
+    static func usageString() -> String {
+        "Usage: luamem run [--db <db>] [--interval <interval>] [--build <build>] [--name <name>] "
+            + "[--depth <depth>] [--sample <sample>] [--max-sites <max-sites>] "
+            + "[--max-db-size <max-db-size>] [lua5.3 options] [script [args...]]"
     }
 }

@@ -10,7 +10,7 @@ func fail(_ message: String) -> Never {
     fputs(
         "Error: \(message)\nUsage: luamem-run [--db FILE] [--interval SECONDS] [--build LABEL] "
             + "[--name NAME] [--depth N] [--sample BYTES] [--max-sites N] [--max-db-size BYTES] "
-            + "script.lua [args]\n", stderr)
+            + "[lua5.3 options] [script.lua [args]]\n", stderr)
     exit(64)
 }
 
@@ -18,7 +18,7 @@ var options: Runner.Options
 if let handed = getenv(Runner.handOverVariable) {
     let text = String(cString: handed)
     unsetenv(Runner.handOverVariable)
-    guard let taken = Runner.takeOver(text), taken.scriptIndex < commandLine.count else {
+    guard let taken = Runner.takeOver(text), taken.firstLuaArgument <= commandLine.count else {
         fail("\(Runner.handOverVariable) is not a set of luamem run options")
     }
     options = taken

@@ -38,7 +38,6 @@ import Testing
         for (arguments, message) in [
             (["--depth", "0", "x.lua"], "--depth must be between 1 and"),
             (["--colour", "red", "x.lua"], "unknown option '--colour'"),
-            (["--db", db.path], "missing script"),
         ] {
             let bad = try Harness.run(runner, arguments)
             #expect(bad.status == 64 && bad.stderr.hasPrefix("Error: \(message)"), "\(bad.stderr)")
@@ -164,5 +163,53 @@ import Testing
     private func withoutProgramName(_ text: String) -> Substring {
         guard let range = text.range(of: ": ") else { return Substring(text) }
         return text[range.upperBound...]
+    }
+
+    /// `luamem run [luamem options] [lua5.3 options] script [args]`: lua5.3's own options mean
+    /// what they mean to lua5.3, and the `arg[-n]` prefix re-runs a tracked interpreter.
+    @Test func luaOptionsWorkAsInLuaAndTheArgPrefixRerunsTrackedLua() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("m.db")
+        let script = Harness.fixture("args.lua")
+        let lua = ["-e", "x = 1", "-l", "string", "-e", "print('e', x, string ~= nil)", script, "a", "--b"]
+        let plain = try Harness.run("/usr/bin/lua5.3", lua)
+        let tracked = try Harness.luamem(["run", "--db", db.path] + lua)
+        #expect(plain.status == 0 && tracked.status == 0, "\(tracked.stderr)")
+        #expect(tracked.stdout == plain.stdout)
+        #expect(tracked.stdout.hasPrefix("e\t1\ttrue\n"))
+
+        let rerun = Harness.fixture("rerun.lua")
+        let plainRerun = try Harness.run("/usr/bin/lua5.3", [rerun])
+        let trackedRerun = try Harness.luamem(["run", "--db", db.path, "--build", "r", rerun])
+        #expect(plainRerun.stdout == "child\t42\t1\nparent\ttrue\texit\t0\n")
+        #expect(trackedRerun.stdout == plainRerun.stdout, "\(trackedRerun.stderr)")
+        #expect(
+            try Harness.rows(db, "SELECT name FROM runs WHERE build = 'r' ORDER BY id")
+                == [["rerun.lua"], ["rerun.lua"]])
+
+        // Standard input, -v, -E, and the usage message for a bad option.
+        let fromStdin = try Harness.luamem(["run", "--db", db.path], stdin: "print('in', ...)")
+        #expect(fromStdin.status == 0 && fromStdin.stdout == "in\n")
+        let dash = try Harness.luamem(["run", "--db", db.path, "-", "1", "2"], stdin: "print(...)")
+        #expect(dash.stdout == "1\t2\n")
+        let version = try Harness.luamem(["run", "--db", db.path, "-v"])
+        #expect(version.stdout == (try Harness.run("/usr/bin/lua5.3", ["-v"])).stdout)
+        let noEnvironment = try Harness.luamem(
+            ["run", "--db", db.path, "-E", "-e", "print(package.path:find('/nowhere') == nil)"],
+            environment: ["LUA_PATH": "/nowhere/?.lua", "LUA_INIT": "print('init')"])
+        #expect(noEnvironment.stdout == "true\n")
+        for bad in [["-x"], ["-e"], ["-l", "-e"], ["--x", "s.lua"]] {
+            let plainBad = try Harness.run("/usr/bin/lua5.3", bad)
+            let trackedBad = try Harness.luamem(["run", "--db", db.path] + bad)
+            if bad[0] == "--x" {
+                // A word of luamem's own options' shape is one of luamem's.
+                #expect(trackedBad.status == 64 && trackedBad.stderr.hasPrefix("Error: unknown option '--x'"))
+                continue
+            }
+            #expect(trackedBad.status == plainBad.status, "\(bad)")
+            #expect(
+                trackedBad.stderr
+                    == plainBad.stderr.replacingOccurrences(of: "/usr/bin/lua5.3", with: "luamem"), "\(bad)")
+        }
     }
 }

@@ -134,8 +134,9 @@ int luamem_probe_frame_info(lua_State *L);
 
 /// Opens the standard libraries, replaces coroutine.resume and coroutine.wrap with versions that
 /// keep `context->current` right, wraps os.exit to write a final snapshot first, names the C functions of package.loaded, installs the GC-cycle
-/// sentinel and preloads the `luamem` module. Runs protected; returns 0 or -1 with a message.
-int luamem_prepare_state(lua_State *L, char *error, size_t error_size);
+/// sentinel and preloads the `luamem` module. With `ignore_environment` (lua.c's -E), the
+/// libraries ignore LUA_PATH and LUA_CPATH. Runs protected; returns 0 or -1 with a message.
+int luamem_prepare_state(lua_State *L, int ignore_environment, char *error, size_t error_size);
 
 /// Installs what a tracked state needs in a state that already has its libraries (the module's
 /// and the C API's attach): wrappers, C function names and sentinels. 0, or -1 and `error`.
@@ -154,14 +155,34 @@ lua_State *luamem_main_thread(lua_State *L);
 /// lua_resume with the running thread recorded, for hosts that resume coroutines themselves.
 int luamem_resume_tracked(lua_State *co, lua_State *from, int nargs);
 
-/// Like lua.c, first half: builds `arg` (argv[0..script-1] at negative indices, the script at
-/// 0, its arguments after) and loads the script ("-" is stdin), leaving the chunk on the stack.
-/// On failure prints "<progname>: message" on stderr and returns the exit status (1).
-int luamem_load_script(lua_State *L, const char *progname, int argc, char **argv, int script);
+/// lua.c's options, as luamem_lua_options reports them.
+#define LUAMEM_LUA_ERROR -1
+#define LUAMEM_LUA_INTERACTIVE 1              /* -i */
+#define LUAMEM_LUA_VERSION 2                  /* -v (and -i) */
+#define LUAMEM_LUA_EXECUTE 4                  /* -e */
+#define LUAMEM_LUA_LIBRARY 8                  /* -e or -l: code runs before the script */
+#define LUAMEM_LUA_NOENV 16                   /* -E */
 
-/// Second half: runs LUA_INIT_5_3/LUA_INIT, then the loaded chunk with the script's arguments
-/// and a traceback handler; errors are printed like lua.c. Returns the exit status.
-int luamem_run_script(lua_State *L, int argc, char **argv, int script);
+/// Reads lua.c's options (-e stat, -l name, -i, -v, -E, --, -) from argv[first] on (argv ends
+/// with NULL): returns the LUAMEM_LUA_* flags they set and, in *script, the index of the script
+/// (argc when there is none); LUAMEM_LUA_ERROR with *script at the bad word when one is wrong.
+int luamem_lua_options(char **argv, int first, int *script);
+
+/// lua.c's usage message for the bad option `bad`, on stderr.
+void luamem_lua_usage(const char *progname, const char *bad);
+
+/// Like lua.c, first half: builds `arg` (argv[0..script-1] at negative indices, the script at
+/// 0, its arguments after) and, when `load` (the script is all there is to run), loads the
+/// script ("-" is stdin), leaving the chunk on the stack (nil when not loaded). On failure
+/// prints "<progname>: message" on stderr and returns the exit status (1).
+int luamem_load_script(lua_State *L, const char *progname, int argc, char **argv, int first,
+                       int script, int options, int load);
+
+/// Second half: -v, LUA_INIT_5_3/LUA_INIT (unless -E), -e and -l in order, the script with its
+/// arguments and a traceback handler, then -i or, with nothing else to do, the interactive loop
+/// (standard input a terminal) or standard input. Errors are printed like lua.c. Returns the
+/// exit status.
+int luamem_run_script(lua_State *L, int argc, char **argv, int first, int script, int options);
 
 /// Resets to SIG_DFL each crash signal whose handler is the Swift runtime's backtracer, which
 /// the runtime installs when it loads: a host (or `luamem run`) must crash, dump core and print
