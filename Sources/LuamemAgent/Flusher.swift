@@ -245,6 +245,11 @@ public final class Flusher {
         }
     }
 
+    /// A C string's bytes, whatever they are.
+    private static func bytes(_ string: UnsafePointer<CChar>) -> [UInt8] {
+        Array(UnsafeRawBufferPointer(start: string, count: strlen(string)))
+    }
+
     /// Monotonic time of the last WAL checkpoint.
     private var checkpointedMs: Int64 = 0
 
@@ -339,9 +344,9 @@ public final class Flusher {
                     let frame = tracker.frame(index)
                     state.frameIDs.append(
                         try writer.frameID(
-                            source: String(cString: frame.source), line: Int64(frame.line),
+                            source: Self.bytes(frame.source), line: Int64(frame.line),
                             lineDefined: Int64(frame.lineDefined),
-                            function: frame.function.map { String(cString: $0) }))
+                            function: frame.function.map(Self.bytes)))
                 }
                 for index in state.siteIDs.count..<siteCount {
                     let site = tracker.site(index)

@@ -25,7 +25,9 @@ struct OutputOptions: ParsableArguments {
     }
 
     func print(_ listing: Listing, heading: String? = nil) {
-        if let heading, format == .table || format == .markdown {
+        if let heading = heading.map({ Listing.printable($0, keepingNewlines: true) }),
+            format == .table || format == .markdown
+        {
             // Markdown: one hard-broken line per heading line, then a blank line.
             Swift.print(
                 format == .markdown

@@ -91,8 +91,10 @@ struct ExportCommand: ParsableCommand {
             frames[id].map { $0.file == "[host]" ? "[host]" : "\($0.file):\($0.line)" } ?? "?"
         }
         if !info.cfunction.isEmpty { parts.append(info.cfunction) }
+        // One line per stack, frames split by ";", the weight after the last space.
         return parts.map {
-            $0.replacingOccurrences(of: ";", with: ":").replacingOccurrences(of: " ", with: "_")
+            Listing.printable($0).replacingOccurrences(of: ";", with: ":")
+                .replacingOccurrences(of: " ", with: "_")
         }
     }
 }

@@ -120,10 +120,40 @@ struct Listing {
         switch cell {
         case .integer(let value): String(value)
         case .bytes(let value, let signed): formatBytes(value, signed: signed)
-        case .text(let text): text ?? ""
+        case .text(let text): shortened(printable(text ?? ""))
         case .duration(let value): formatDuration(value)
         case .percent(let value): value.map { String(format: "%+.1f%%", $0 * 100) } ?? ""
         }
+    }
+
+    /// `text` safe for a terminal: control characters (a newline, an escape sequence) become
+    /// `\n`, `\t`, `\r` or `\xNN`; with `keepingNewlines`, newlines stay (headings).
+    static func printable(_ text: String, keepingNewlines: Bool = false) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var result = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n" where keepingNewlines: result += "\n"
+            case "\n": result += "\\n"
+            case "\t": result += "\\t"
+            case "\r": result += "\\r"
+            case _ where isControl(scalar): result += String(format: "\\x%02X", scalar.value)
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+    }
+
+    /// The longest text a table cell shows; longer names keep their end, as Lua shortens long
+    /// chunk names in its messages (the end of a path is what tells files apart).
+    static let cellLimit = 80
+
+    static func shortened(_ text: String) -> String {
+        text.count <= cellLimit ? text : "..." + text.suffix(cellLimit - 3)
     }
 
     /// 999 B, 1.5 KiB, 12.3 MiB; with `signed`, "+" for growth and "-" for shrinkage.

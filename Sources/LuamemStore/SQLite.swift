@@ -132,7 +132,33 @@ public final class Database {
 public enum Value: Sendable {
     case integer(Int64)
     case text(String)
+    /// Text given as bytes, stored as they are even when they are not UTF-8 (Lua's chunk and
+    /// field names can hold any byte; a String would replace those, merging distinct names).
+    case bytes([UInt8])
     case null
+}
+
+extension Value {
+    /// `bytes` as text: UTF-8 as it is, every byte that is not part of valid UTF-8 as `\xNN`.
+    public static func decoding<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
+        if let valid = String(validating: bytes, as: UTF8.self) { return valid }
+        let digits = Array("0123456789ABCDEF")
+        var result = ""
+        var rest = bytes[...]
+        while let first = rest.first {
+            // The scalar at the start when it is valid, else its first byte, escaped.
+            var iterator = rest.makeIterator()
+            var decoder = UTF8()
+            if case .scalarValue(let scalar) = decoder.decode(&iterator) {
+                result.unicodeScalars.append(scalar)
+                rest = rest.dropFirst(UTF8.width(scalar))
+            } else {
+                result += "\\x\(digits[Int(first >> 4)])\(digits[Int(first & 15)])"
+                rest = rest.dropFirst()
+            }
+        }
+        return result
+    }
 }
 
 /// A prepared statement; finalized when released.
@@ -166,6 +192,15 @@ public final class Statement {
                 case .integer(let number): sqlite3_bind_int64(handle, index, number)
                 case .text(let text):
                     sqlite3_bind_text(handle, index, text, -1, luamem_sqlite_transient())
+                case .bytes(let bytes):
+                    // An empty array may have no storage: bind one NUL byte as zero bytes.
+                    (bytes.isEmpty ? [0] : bytes).withUnsafeBufferPointer {
+                        $0.withMemoryRebound(to: CChar.self) {
+                            sqlite3_bind_text(
+                                handle, index, $0.baseAddress, Int32(clamping: bytes.count),
+                                luamem_sqlite_transient())
+                        }
+                    }
                 case .null: sqlite3_bind_null(handle, index)
                 }
             guard code == SQLITE_OK else { throw database.error(code, sql: sql) }
@@ -215,9 +250,12 @@ public final class Statement {
         sqlite3_column_type(handle, column) == SQLITE_NULL
     }
 
+    /// A text column; bytes that are not UTF-8 read as `\xNN`, so that names stored as bytes
+    /// stay distinct and printable.
     public func text(_ column: Int32) -> String? {
         guard let bytes = sqlite3_column_text(handle, column) else { return nil }
-        return String(cString: bytes)
+        let count = Int(sqlite3_column_bytes(handle, column))
+        return Value.decoding(UnsafeBufferPointer(start: bytes, count: count))
     }
 
     public var columnCount: Int32 { sqlite3_column_count(handle) }

@@ -148,12 +148,23 @@ public final class SnapshotWriter {
     public func frameID(source: String, line: Int64, lineDefined: Int64, function: String?) throws
         -> Int64
     {
+        try frameID(
+            source: Array(source.utf8), line: line, lineDefined: lineDefined,
+            function: function.map { Array($0.utf8) })
+    }
+
+    /// The id of a frame, inserted when new. `source` is Lua's chunk name and `function` the
+    /// function's name, as the bytes Lua has (not always UTF-8): stored as they are, so that
+    /// distinct chunks stay distinct.
+    public func frameID(source: [UInt8], line: Int64, lineDefined: Int64, function: [UInt8]?)
+        throws -> Int64
+    {
         try insertFrame.run([
-            .text(source), .text(Self.file(ofSource: source)), .integer(line),
-            .integer(lineDefined), function.map(Value.text) ?? .null,
+            .bytes(source), .bytes(Self.file(ofSource: source)), .integer(line),
+            .integer(lineDefined), function.map(Value.bytes) ?? .null,
         ])
         try selectFrame.bind([
-            .text(source), .integer(line), .integer(lineDefined), function.map(Value.text) ?? .null,
+            .bytes(source), .integer(line), .integer(lineDefined), function.map(Value.bytes) ?? .null,
         ])
         defer { try? selectFrame.bind([]) }
         guard try selectFrame.step() else {
@@ -277,14 +288,16 @@ public final class SnapshotWriter {
 
     /// How luamem prints a chunk name: "@file.lua" → "file.lua", "=stdin" → "stdin", code given
     /// to load() → `[string "first line…"]` as Lua's own messages do.
-    public static func file(ofSource source: String) -> String {
-        if let first = source.first, first == "@" || first == "=" {
-            return String(source.dropFirst())
+    public static func file(ofSource source: [UInt8]) -> [UInt8] {
+        if let first = source.first, first == UInt8(ascii: "@") || first == UInt8(ascii: "=") {
+            return Array(source.dropFirst())
         }
-        let line =
-            source.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first
-            ?? ""
-        let truncated = line.count > 40 || line.count < source.count
-        return "[string \"\(line.prefix(40))\(truncated ? "..." : "")\"]"
+        let line = source.prefix { $0 != UInt8(ascii: "\n") }
+        // 40 characters when the line is UTF-8, else 40 bytes.
+        let shown: ArraySlice<UInt8> =
+            String(validating: line, as: UTF8.self).map { ArraySlice($0.prefix(40).utf8) }
+            ?? line.prefix(40)
+        let truncated = shown.count < source.count
+        return Array("[string \"".utf8) + shown + Array("\(truncated ? "..." : "")\"]".utf8)
     }
 }

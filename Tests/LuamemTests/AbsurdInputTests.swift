@@ -182,3 +182,61 @@ import Testing
             ])
     }
 }
+
+/// Chunk names with any bytes: stored as they are, kept apart, printed safely in every format.
+@Suite struct OddNameTests {
+    private func recorded() throws -> URL {
+        let db = try Harness.temporaryDirectory().appendingPathComponent("names.db")
+        try Harness.track("odd_names.lua", db: db)
+        return db
+    }
+
+    @Test func namesAreStoredAsTheirBytesAndStayDistinct() throws {
+        let db = try recorded()
+        let sources = try Harness.rows(db, "SELECT DISTINCT hex(source) FROM frames").map { $0[0]! }
+        #expect(sources.contains("3D626164FF6E616D65"))  // "=bad\xFFname"
+        #expect(sources.contains("3D626164FE6E616D65"))  // "=bad\xFEname"
+        #expect(
+            try Harness.rows(
+                db,
+                "SELECT live_count FROM site_latest WHERE type = 'table' AND file LIKE 'bad%' "
+                    + "ORDER BY live_count") == [["14"], ["15"]])
+    }
+
+    @Test func everyFormatStaysWellFormed() throws {
+        let db = try recorded()
+        let arguments = ["query", "--db", db.path, "--top", "100"]
+        let table = try Harness.luamem(arguments)
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(!table.stdout.contains("\u{1B}"))
+        let lines = table.stdout.split(separator: "\n")
+        #expect(lines.contains { $0.contains("a\\nb:1") })
+        #expect(lines.contains { $0.contains("\\x1B[31mred:1") })
+        #expect(lines.contains { $0.contains("bad\\xFFname:1") })
+        #expect(lines.contains { $0.contains("bad\\xFEname:1") })
+        // The 1,200-character name keeps its end, within the cell limit.
+        let long = try #require(lines.first { $0.contains("xxxend:1") })
+        #expect(long.contains("...xxx") && !long.contains(String(repeating: "x", count: 100)))
+
+        let json = try Harness.luamem(arguments + ["--format", "json"])
+        let rows = try Harness.jsonRows(json.stdout)
+        let sources = rows.compactMap { $0["source"] as? String }
+        #expect(sources.contains("a\nb"))
+        #expect(sources.contains("\u{1B}[31mred"))
+        #expect(sources.contains(String(repeating: "x", count: 1200) + "end"))
+
+        let markdown = try Harness.luamem(arguments + ["--format", "markdown"])
+        let body = markdown.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+            .drop { !$0.hasPrefix("|") }.filter { !$0.isEmpty }
+        #expect(body.count == rows.count + 2)
+        #expect(body.allSatisfy { $0.hasPrefix("|") && $0.hasSuffix("|") })
+
+        let folded = try Harness.luamem(["export", "--db", db.path])
+        #expect(!folded.stdout.contains("\u{1B}"))
+        for line in folded.stdout.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            #expect(parts.count == 2 && Int64(parts[1]) != nil, "\(line)")
+        }
+        #expect(folded.stdout.contains("semi:colon_name:1"))
+    }
+}

@@ -126,6 +126,7 @@ enum Harness {
                 switch value {
                 case .integer(let number): String(number)
                 case .text(let text): text
+                case .bytes(let bytes): Value.decoding(bytes)
                 case .null: nil
                 }
             }
