@@ -454,7 +454,8 @@ static double option_number(lua_State *L, const char *key, double fallback) {
 /// Raises for a key of the options table (at index 1) that is not an option: a misspelt
 /// option would otherwise be silently ignored.
 static void check_option_names(lua_State *L) {
-    static const char *const names[] = {"db", "build", "name", "interval", "depth", "sample", NULL};
+    static const char *const names[] = {"db",     "build", "name",      "interval",    "depth",
+                                        "sample", "keep",  "keep_full", "max_db_size", NULL};
     lua_pushnil(L);
     while (lua_next(L, 1) != 0) {
         int index;
@@ -467,13 +468,14 @@ static void check_option_names(lua_State *L) {
                 break;
         if (names[index] == NULL)
             luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s' (options: db, build, "
-                                                "name, interval, depth, sample)",
+                                                "name, interval, depth, sample, keep, keep_full, "
+                                                "max_db_size)",
                                                 lua_tostring(L, -1)));
     }
 }
 
 static int module_start(lua_State *L) {
-    luamem_start_options options = {NULL, 10, NULL, NULL, 1, 0};
+    luamem_start_options options = {NULL, 10, NULL, NULL, 1, 0, NULL, NULL, NULL};
     char error[512];
     double depth;
     if (!lua_isnoneornil(L, 1))
@@ -484,6 +486,11 @@ static int module_start(lua_State *L) {
     options.db = option_string(L, "db");
     options.build = option_string(L, "build");
     options.name = option_string(L, "name");
+    options.keep = option_string(L, "keep");
+    options.keep_full = option_string(L, "keep_full");
+    options.max_db_size = option_string(L, "max_db_size");
+    if (hooks.check_options != NULL && hooks.check_options(&options, error, sizeof error) != 0)
+        luaL_argerror(L, 1, lua_pushstring(L, error));
     options.interval = option_number(L, "interval", 10);
     depth = option_number(L, "depth", 1);
     options.sample = option_number(L, "sample", 0);

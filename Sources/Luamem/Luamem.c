@@ -14,7 +14,7 @@ extern lua_State *luamem_agent_newstate(const luamem_start_options *options, cha
 extern int luamem_agent_attach(lua_State *L, const luamem_start_options *options, char *error, size_t size);
 extern int luamem_agent_detach(lua_State *L, char *error, size_t size);
 extern int luamem_agent_flush(char *error, size_t size);
-extern int luamem_agent_environment_numbers(double *interval, int *depth, double *sample,
+extern int luamem_agent_environment_options(double *interval, int *depth, double *sample,
                                             char *error, size_t size);
 
 static __thread char last_error[512];
@@ -24,7 +24,7 @@ const char *luamem_last_error(void) {
 }
 
 static luamem_start_options with_defaults(const luamem_options *options) {
-    luamem_start_options result = {NULL, 10, NULL, NULL, 1, 0};
+    luamem_start_options result = {NULL, 10, NULL, NULL, 1, 0, NULL, NULL, NULL};
     const char *environment = getenv("LUAMEM_DB");
     result.db = environment != NULL && *environment ? environment : "luamem.db";
     if (options != NULL) {
@@ -34,6 +34,9 @@ static luamem_start_options with_defaults(const luamem_options *options) {
         result.sample = options->sample;
         result.build = options->build;
         result.name = options->name;
+        result.keep = options->keep;
+        result.keep_full = options->keep_full;
+        result.max_db_size = options->max_db_size;
     }
     return result;
 }
@@ -106,9 +109,12 @@ int luaopen_luamem_auto(lua_State *L) {
     char error[512];
     options.build = getenv("LUAMEM_BUILD");
     options.name = getenv("LUAMEM_NAME");
+    options.keep = getenv("LUAMEM_KEEP");
+    options.keep_full = getenv("LUAMEM_KEEP_FULL");
+    options.max_db_size = getenv("LUAMEM_MAX_DB_SIZE");
     stay_loaded();
     luamem_agent_install();
-    if (luamem_agent_environment_numbers(&options.interval, &options.depth, &options.sample, error,
+    if (luamem_agent_environment_options(&options.interval, &options.depth, &options.sample, error,
                                          sizeof error) != 0) {
         fprintf(stderr, "luamem: %s; not tracking\n", error);
         return luamem_open_module(L);

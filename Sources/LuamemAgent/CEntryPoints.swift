@@ -58,9 +58,11 @@ public func luamemAgentFlush(_ error: UnsafeMutablePointer<CChar>, _ size: Int) 
 
 /// `lua5.3 -l luamem.auto`: the numeric options from $LUAMEM_INTERVAL (seconds), $LUAMEM_DEPTH
 /// and $LUAMEM_SAMPLE (a size, as `luamem run --sample` takes it), checked as `luamem run`
-/// checks its options. Unset or empty variables leave the defaults. 0, or -1 and `message`.
-@_cdecl("luamem_agent_environment_numbers")
-public func luamemAgentEnvironmentNumbers(
+/// checks its options, and the check of $LUAMEM_KEEP, $LUAMEM_KEEP_FULL (durations) and
+/// $LUAMEM_MAX_DB_SIZE (a size), which the C side passes on as text. Unset or empty variables
+/// leave the defaults. 0, or -1 and `message`.
+@_cdecl("luamem_agent_environment_options")
+public func luamemAgentEnvironmentOptions(
     _ interval: UnsafeMutablePointer<Double>, _ depth: UnsafeMutablePointer<Int32>,
     _ sample: UnsafeMutablePointer<Double>, _ message: UnsafeMutablePointer<CChar>, _ size: Int
 ) -> Int32 {
@@ -89,6 +91,13 @@ public func luamemAgentEnvironmentNumbers(
                 throw RunnerError("LUAMEM_SAMPLE must be at most 1GiB, got '\(text)'")
             }
             sample.pointee = Double(bytes)
+        }
+        if let text = variable("LUAMEM_KEEP") { _ = try Runner.duration("LUAMEM_KEEP", text) }
+        if let text = variable("LUAMEM_KEEP_FULL") {
+            _ = try Runner.duration("LUAMEM_KEEP_FULL", text)
+        }
+        if let text = variable("LUAMEM_MAX_DB_SIZE") {
+            _ = try Runner.size("LUAMEM_MAX_DB_SIZE", text, example: "512MB")
         }
     } catch {
         Hooks.copy(error.message, into: message, size: size)

@@ -111,7 +111,14 @@ enum Embedding {
                     "{\"interval_ms\":\(Int64((interval * 1000).rounded())),\"depth\":\(options.depth),"
                     + "\"sample\":\(Int64(options.sample))}",
                 startedMs: Clock.epochMs())
-            let flusher = Flusher(path: path, run: run, interval: interval)
+            let retention: RetentionPolicy, maxBytes: Int64?
+            switch storage(options) {
+            case .success(let found): (retention, maxBytes) = found
+            case .failure(let error): return .failure(error)
+            }
+            let flusher = Flusher(
+                path: path, run: run, interval: interval, maxDatabaseBytes: maxBytes,
+                retention: retention)
             do {
                 try flusher.open()
             } catch {
@@ -121,6 +128,33 @@ enum Embedding {
             flusher.start()
             registerExitHandlerOnce()
             return .success(flusher)
+        }
+    }
+
+    /// The retention policy and size cap the options give as text (keep, keep_full,
+    /// max_db_size), parsed as `luamem run` parses --keep, --keep-full and --max-db-size.
+    static func storage(
+        _ options: luamem_start_options,
+        names: (keep: String, keepFull: String, maxDbSize: String) = ("keep", "keep_full", "max_db_size")
+    ) -> Result<(RetentionPolicy, Int64?), EmbeddingError> {
+        func text(_ pointer: UnsafePointer<CChar>?) -> String? {
+            guard let pointer, pointer.pointee != 0 else { return nil }
+            return String(cString: pointer)
+        }
+        do throws(RunnerError) {
+            var policy = RetentionPolicy()
+            policy.keepMs = try text(options.keep).map { value throws(RunnerError) in
+                try Runner.duration(names.keep, value)
+            }
+            policy.keepFullMs = try text(options.keep_full).map { value throws(RunnerError) in
+                try Runner.duration(names.keepFull, value)
+            }
+            let maxBytes = try text(options.max_db_size).map { value throws(RunnerError) in
+                try Runner.size(names.maxDbSize, value, example: "512MB")
+            }
+            return .success((policy, maxBytes))
+        } catch {
+            return .failure(EmbeddingError(message: error.message))
         }
     }
 

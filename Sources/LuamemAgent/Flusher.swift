@@ -36,11 +36,30 @@ public final class Flusher {
     /// Rows written and errors met, for tests and `luamem.stats()`.
     public private(set) var snapshotsWritten = 0
 
-    public init(path: String, run: RunInfo, interval: Double, maxDatabaseBytes: Int64? = nil) {
+    /// What history is kept (the size cap, when there is one, included), applied by the
+    /// flusher thread every `retentionEveryMs`.
+    public let retention: RetentionPolicy
+    private let retentionEveryMs: Int64
+    /// Held while the policy is applied, on a connection of its own (`retentionStore`), without
+    /// `lock`: the host's flushes do not wait for it, only for the short transactions it makes.
+    private let retentionLock = Lock()
+    private var retentionStore: Store?
+    private var retainedMs: Int64 = 0
+    private var retentionError: String?
+
+    public init(
+        path: String, run: RunInfo, interval: Double, maxDatabaseBytes: Int64? = nil,
+        retention: RetentionPolicy = RetentionPolicy()
+    ) {
         self.path = path
         self.maxDatabaseBytes = maxDatabaseBytes
+        var retention = retention
+        retention.maxBytes = maxDatabaseBytes
+        self.retention = retention
         self.runInfo = run
         self.intervalMs = max(1, Int64((interval * 1000).rounded()))
+        // Often enough to follow a short policy, rarely enough to cost nothing on a large file.
+        self.retentionEveryMs = min(60_000, max(1000, 10 * intervalMs))
         Hooks.install()
         _ = Flusher.forkHandlers
         Flusher.current = self
@@ -106,11 +125,14 @@ public final class Flusher {
         currentLock.lock()
         if let flusher = currentFlusher {
             flusher.lock.lock()
+            flusher.retentionLock.lock()
             flusher.writer = nil
+            flusher.retentionStore = nil
         }
     }
 
     private static func resumeAfterFork(inChild: Bool) {
+        currentFlusher?.retentionLock.unlock()
         currentFlusher?.lock.unlock()
         if inChild { currentFlusher = nil }
         currentLock.unlock()
@@ -196,8 +218,42 @@ public final class Flusher {
                 _ = flushLocked(kind: .interval)
                 next += intervalMs
                 if next <= Clock.nowMs() { next = Clock.nowMs() + intervalMs }
+                if retentionDue() {
+                    lock.unlock()
+                    retain()
+                    lock.lock()
+                }
             }
         }
+    }
+
+    /// Whether to apply the retention policy now (`lock` held): every `retentionEveryMs`, and as
+    /// soon as the file passes its size target.
+    private func retentionDue() -> Bool {
+        guard !retention.isEmpty else { return false }
+        if Clock.nowMs() - retainedMs >= retentionEveryMs { return true }
+        guard let used = try? writer?.store.usedBytes() else { return false }
+        return retention.isOverSize(used)
+    }
+
+    /// Applies the retention policy (flusher thread, `lock` not held). A failure is reported
+    /// once, and the next pass tries again.
+    private func retain() {
+        retentionLock.withLock {
+            do {
+                if retentionStore == nil {
+                    retentionStore = try Store.openForWriting(path: path)
+                }
+                try retentionStore!.applyRetention(retention, nowMs: Clock.epochMs())
+                retentionError = nil
+            } catch {
+                retentionStore = nil
+                let message = "cannot apply the retention policy to \(path): \(error)"
+                if message != retentionError { report(message) }
+                retentionError = message
+            }
+        }
+        retainedMs = Clock.nowMs()
     }
 
     // MARK: Writing (lock held)

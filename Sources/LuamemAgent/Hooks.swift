@@ -64,6 +64,13 @@ enum Hooks {
                 tracker.flusherReleased()
             }
         }
+        hooks.check_options = { options, error, size in
+            let names = ("option 'keep'", "option 'keep_full'", "option 'max_db_size'")
+            guard case .failure(let failure) = Embedding.storage(options!.pointee, names: names)
+            else { return 0 }
+            copy(failure.message, into: error!, size: size)
+            return -1
+        }
         luamem_set_hooks(&hooks)
     }()
 

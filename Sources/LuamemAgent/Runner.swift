@@ -16,6 +16,8 @@ public enum Runner {
         public var sample: Int64 = 0
         public var maxSites = Tracker.defaultMaxSites
         public var maxDbSize: Int64?
+        /// What history the run keeps (`--keep`, `--keep-full`; `--max-db-size` is its size).
+        public var retention = RetentionPolicy()
         /// Index in the command line where lua5.3's own command line starts (its options, the
         /// script, the script's arguments), right after luamem's options.
         public var firstLuaArgument: Int
@@ -35,12 +37,14 @@ public enum Runner {
     /// the text, so that labels and paths may hold any character.
     public static func handOver(_ options: Options) -> String {
         func optional(_ text: String?) -> String { text.map { "+" + $0 } ?? "-" }
-        return [
-            "2", String(options.firstLuaArgument), options.db, String(options.interval),
+        func optional(_ number: Int64?) -> String { number.map { String($0) } ?? "-" }
+        let fields: [String] = [
+            "3", String(options.firstLuaArgument), options.db, String(options.interval),
             optional(options.build), optional(options.name), String(options.depth),
-            String(options.sample), String(options.maxSites),
-            options.maxDbSize.map(String.init) ?? "-",
-        ].map { "\($0.utf8.count):\($0)" }.joined()
+            String(options.sample), String(options.maxSites), optional(options.maxDbSize),
+            optional(options.retention.keepMs), optional(options.retention.keepFullMs),
+        ]
+        return fields.map { "\($0.utf8.count):\($0)" }.joined()
     }
 
     /// The fields of a handed-over value, nil when it is malformed.
@@ -63,7 +67,7 @@ public enum Runner {
 
     /// Options handed over by `luamem run`, nil when `text` is not such a value.
     public static func takeOver(_ text: String) -> Options? {
-        guard let fields = fields(text), fields.count == 10, fields[0] == "2",
+        guard let fields = fields(text), fields.count == 12, fields[0] == "3",
             let firstLuaArgument = Int(fields[1]),
             let interval = Double(fields[3]), let depth = Int(fields[6]),
             let sample = Int64(fields[7]), let maxSites = Int(fields[8])
@@ -79,7 +83,17 @@ public enum Runner {
         options.sample = sample
         options.maxSites = maxSites
         options.maxDbSize = Int64(fields[9])
+        options.retention.keepMs = Int64(fields[10])
+        options.retention.keepFullMs = Int64(fields[11])
         return problem(options) == nil ? options : nil
+    }
+
+    /// The milliseconds a duration option (`--keep`, `--keep-full`) stands for.
+    public static func duration(_ option: String, _ value: String) throws(RunnerError) -> Int64 {
+        guard let ms = DurationText.milliseconds(value), ms > 0 else {
+            throw RunnerError("\(option) must be a duration such as 30d or 12h, got '\(value)'")
+        }
+        return ms
     }
 
     /// The bytes a size option (`--sample`, `--max-db-size`) stands for.
@@ -156,6 +170,8 @@ public enum Runner {
                 case "--max-sites": options.maxSites = try number(Int.self)
                 case "--sample": options.sample = try size(word, value, example: "512KiB")
                 case "--max-db-size": options.maxDbSize = try size(word, value, example: "64MB")
+                case "--keep": options.retention.keepMs = try duration(word, value)
+                case "--keep-full": options.retention.keepFullMs = try duration(word, value)
                 default: throw RunnerError("unknown option '\(word)'")
                 }
             } catch {
@@ -218,7 +234,8 @@ public enum Runner {
                 host: ProcessFacts.hostName, pid: Int64(getpid()),
                 command: commandLine.joined(separator: " "), luaVersion: TrackedLuaState.luaRelease,
                 options: runOptions, startedMs: Clock.epochMs()),
-            interval: options.interval, maxDatabaseBytes: options.maxDbSize)
+            interval: options.interval, maxDatabaseBytes: options.maxDbSize,
+            retention: options.retention)
         flusher.track(state.tracker, name: options.name ?? scriptName)
         flusher.flush(kind: .start)
         flusher.start()
@@ -257,5 +274,39 @@ public enum ByteSize {
         }
         // Int64(exactly:) is nil past Int64's range, where Int64(_:) would trap.
         return Int64(exactly: (value * scale).rounded())
+    }
+}
+
+/// Parses durations: 500ms, 30s, 15m, 1h, 2d, 1w, or pairs such as 1h30m.
+public enum DurationText {
+    /// Longer than any history (about 31,700 years): longer durations mean all of it, and no
+    /// arithmetic on them can overflow.
+    public static let maxMs: Double = 1e15
+
+    /// The duration in milliseconds, clamped to `maxMs`; nil unless the whole text is
+    /// number+unit pairs.
+    public static func milliseconds(_ text: String) -> Int64? {
+        var rest = Substring(text)
+        guard !rest.isEmpty else { return nil }
+        var total: Double = 0
+        while !rest.isEmpty {
+            let digits = rest.prefix { $0.isNumber || $0 == "." }
+            guard !digits.isEmpty, let value = Double(digits) else { return nil }
+            rest = rest.dropFirst(digits.count)
+            let unit = rest.prefix { $0.isLetter }
+            rest = rest.dropFirst(unit.count)
+            let scale: Double
+            switch unit {
+            case "ms": scale = 1
+            case "s": scale = 1000
+            case "m": scale = 60_000
+            case "h": scale = 3_600_000
+            case "d": scale = 86_400_000
+            case "w": scale = 7 * 86_400_000
+            default: return nil
+            }
+            total += value * scale
+        }
+        return Int64(min(total, maxMs).rounded())
     }
 }

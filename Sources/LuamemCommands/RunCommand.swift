@@ -47,9 +47,18 @@ struct RunCommand: ParsableCommand {
 
     @Option(
         help:
-            "Largest size the database may grow to, e.g. 512MB; past it, snapshots are not written (a message says so once) and tracking goes on."
+            "Largest size the database may grow to, e.g. 512MB: the oldest history is removed to keep it under three quarters of this, so recording goes on."
     )
     var maxDbSize: String?
+
+    @Option(help: "Remove history older than this, e.g. 30d, while the program runs.")
+    var keep: String?
+
+    @Option(
+        help:
+            "Thin history older than this to its rollup snapshots (one per few thousand changed rows), e.g. 1d."
+    )
+    var keepFull: String?
 
     @Argument(
         parsing: .captureForPassthrough,
@@ -109,6 +118,7 @@ struct RunCommand: ParsableCommand {
     static func usageString() -> String {
         "Usage: luamem run [--db <db>] [--interval <interval>] [--build <build>] [--name <name>] "
             + "[--depth <depth>] [--sample <sample>] [--max-sites <max-sites>] "
-            + "[--max-db-size <max-db-size>] [lua5.3 options] [script [args...]]"
+            + "[--max-db-size <max-db-size>] [--keep <keep>] [--keep-full <keep-full>] "
+            + "[lua5.3 options] [script [args...]]"
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LuamemAgent
 
 /// A moment given on the command line: a duration back from now (`30s`, `15m`, `1h`, `2d`,
 /// `1h30m`, or with a leading minus, `-1h`), or an ISO 8601 time (`2026-11-24T10:00:00Z`,
@@ -17,8 +18,6 @@ struct TimeExpression {
         TimeExpression.milliseconds(text, nowMs: nowMs)!
     }
 
-    static let maxDurationMs: Double = 1e15
-
     static let help = "30s, 15m, 1h, 2d, 1h30m or -1h (back from now), or an ISO 8601 time"
 
     private static func milliseconds(_ text: String, nowMs: Int64) -> Int64? {
@@ -26,32 +25,11 @@ struct TimeExpression {
         return isoTimeMs(text)
     }
 
-    /// "1h30m" → 5_400_000; nil unless the whole text is number+unit pairs.
+    /// "1h30m" → 5_400_000, "-1h" → 3_600_000; nil unless the whole text is number+unit pairs.
     static func durationMs(_ text: String) -> Int64? {
         var rest = Substring(text.trimmingCharacters(in: .whitespaces))
         if rest.hasPrefix("-") { rest = rest.dropFirst() }
-        guard !rest.isEmpty else { return nil }
-        var total: Double = 0
-        while !rest.isEmpty {
-            let digits = rest.prefix { $0.isNumber || $0 == "." }
-            guard !digits.isEmpty, let value = Double(digits) else { return nil }
-            rest = rest.dropFirst(digits.count)
-            let unit = rest.prefix { $0.isLetter }
-            rest = rest.dropFirst(unit.count)
-            let scale: Double
-            switch unit {
-            case "ms": scale = 1
-            case "s": scale = 1000
-            case "m": scale = 60_000
-            case "h": scale = 3_600_000
-            case "d": scale = 86_400_000
-            case "w": scale = 7 * 86_400_000
-            default: return nil
-            }
-            total += value * scale
-        }
-        // Longer than any history (about 31,700 years) means all of it; never past Int64.
-        return Int64(min(total, maxDurationMs).rounded())
+        return DurationText.milliseconds(String(rest))
     }
 
     private static func isoTimeMs(_ text: String) -> Int64? {

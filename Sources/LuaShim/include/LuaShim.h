@@ -60,6 +60,9 @@ typedef struct luamem_start_options {
     const char *name;                 /// NULL when not given
     int depth;                        /// Lua frames per site, 1 to 32
     double sample;                    /// mean bytes between sampled allocations; 0: all
+    const char *keep;                 /// remove history older than this ("30d"), or NULL
+    const char *keep_full;            /// thin history older than this ("1d"), or NULL
+    const char *max_db_size;          /// cap on the file ("512MB"), or NULL
 } luamem_start_options;
 
 /// What the C side calls back into Swift for; set once by the tracker before any state exists.
@@ -78,6 +81,8 @@ typedef struct luamem_hooks {
     int (*stop)(luamem_context *context, char *error, size_t error_size);
     /// lua_close reached the close sentinel: final snapshot, the flusher lets go of the state.
     void (*closing)(luamem_context *context);
+    /// Checks the options given as text (keep, keep_full, max_db_size): 0, or -1 and `error`.
+    int (*check_options)(const luamem_start_options *options, char *error, size_t error_size);
 } luamem_hooks;
 
 void luamem_set_hooks(const luamem_hooks *hooks);

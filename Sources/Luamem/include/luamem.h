@@ -10,7 +10,8 @@
  *     ...                                         // run Lua code as usual, on any thread
  *     lua_close(L);                               // writes the state's final snapshot
  *
- * $LUAMEM_SAMPLE sets `sample` for `lua5.3 -l luamem.auto`.
+ * $LUAMEM_SAMPLE, $LUAMEM_KEEP, $LUAMEM_KEEP_FULL and $LUAMEM_MAX_DB_SIZE set those options for
+ * `lua5.3 -l luamem.auto`.
  * The same library is the Lua module: `require "luamem"` in a stock lua5.3 (see README).
  */
 #ifndef LUAMEM_H
@@ -31,6 +32,9 @@ typedef struct luamem_options {
     int depth;             /* Lua frames per allocation site, 1 to 32; 0: 1 */
     double sample;         /* sample about one allocation per this many bytes (per-site figures
                               become estimates, totals stay exact); 0: record every allocation */
+    const char *keep;      /* remove history older than this while running, e.g. "30d"; NULL: keep */
+    const char *keep_full; /* thin history older than this to rollup snapshots, e.g. "1d"; NULL */
+    const char *max_db_size; /* cap on the file, e.g. "512MB": the oldest history goes first; NULL */
 } luamem_options;
 
 /* A new state tracked from its first allocation, with the standard libraries open; close it
