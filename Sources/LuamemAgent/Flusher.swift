@@ -31,6 +31,10 @@ public final class Flusher {
     /// Device and inode of the file the run was recorded in: another file at the path (deleted
     /// or replaced) gets the run recorded anew.
     private var recordedIn: FileIdentity?
+    /// The -wal and -shm files as they were after the last flush. SQLite finds them by name: one
+    /// deleted or replaced under an open connection leaves it with a log or lock table that
+    /// another connection does not share.
+    private var companions: [FileIdentity?]?
     private var completed = false
 
     /// Rows written and errors met, for tests and `luamem.stats()`.
@@ -273,6 +277,7 @@ public final class Flusher {
                 try flushOnceLocked(kind: kind, only: tracker, written: &written)
             }
             checkpointLocked(final: kind == .final)
+            companions = currentCompanions()
             if lastError != nil {
                 report("snapshots are written to \(path) again")
                 lastError = nil
@@ -304,6 +309,10 @@ public final class Flusher {
     /// A C string's bytes, whatever they are.
     private static func bytes(_ string: UnsafePointer<CChar>) -> [UInt8] {
         Array(UnsafeRawBufferPointer(start: string, count: strlen(string)))
+    }
+
+    private func currentCompanions() -> [FileIdentity?] {
+        [FileIdentity(path: path + "-wal"), FileIdentity(path: path + "-shm")]
     }
 
     /// Monotonic time of the last WAL checkpoint.
@@ -348,8 +357,28 @@ public final class Flusher {
     /// new file when the one it was recorded in was deleted or replaced.
     private func openLocked() throws -> SnapshotWriter {
         if let writer {
-            if FileIdentity(path: path) == recordedIn { return writer }
+            let sameFile = FileIdentity(path: path) == recordedIn
+            let now = currentCompanions()
+            let sameCompanions = companions.map { $0 == now } ?? true
+            if sameFile && sameCompanions { return writer }
+            if companions.map({ $0[1] == now[1] }) ?? true {
+                // The -shm is the one this connection shares with the others, so its view of
+                // the WAL is right: everything it wrote goes into the file it opened, and the
+                // log it leaves is empty, so no file is ever read with another file's log.
+                writer.store.database.checkpointAndTruncate()
+            } else {
+                // Its view of the WAL may be stale: leave the log to the connections that share
+                // the -shm now at the path.
+                writer.store.database.leaveWalOnClose()
+            }
+            if sameFile && !sameCompanions {
+                report("the -wal or -shm file of \(path) was deleted or replaced: reopening it")
+                // What this connection wrote since its last checkpoint may not be in the log the
+                // others read: write every row of every state again.
+                for index in states.indices { states[index].forgetRows() }
+            }
             self.writer = nil
+            companions = nil
         }
         let opened = try SnapshotWriter(
             store: Store.openForWriting(path: path, maxBytes: maxDatabaseBytes))
@@ -473,6 +502,12 @@ struct TrackedState {
     /// The database this state was written to is gone: write everything again.
     mutating func forgetDatabase() {
         stateID = nil
+        forgetRows()
+    }
+
+    /// Its rows may be missing from the file: look frames and sites up again (they are found by
+    /// what they are) and write every (site, type) at the next snapshot.
+    mutating func forgetRows() {
         frameIDs = []
         siteIDs = []
         written = []

@@ -104,6 +104,16 @@ public final class Database {
         sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
     }
 
+    /// Copies the whole WAL into the database file and empties it, when no reader prevents it.
+    public func checkpointAndTruncate() {
+        sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_TRUNCATE, nil, nil)
+    }
+
+    /// Closing will leave the WAL as it is: no checkpoint, no deletion.
+    public func leaveWalOnClose() {
+        _ = luamem_sqlite_no_checkpoint_on_close(handle)
+    }
+
     /// How long a statement waits for another connection's lock before failing with SQLITE_BUSY.
     public func setBusyTimeout(milliseconds: Int32) {
         sqlite3_busy_timeout(handle, milliseconds)

@@ -263,10 +263,10 @@ import Testing
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("read.db")
         try runSteady(db: db.path, seconds: "0.1")
-        // steady.lua counts CPU seconds: 4 of them leave time for several reads even while the
+        // steady.lua counts CPU seconds: 6 of them leave time for several reads even while the
         // rest of the suite loads both cores.
         let writer = try Harness.launchLuamem([
-            "run", "--db", db.path, "--interval", "0.1", Harness.fixture("steady.lua"), "4",
+            "run", "--db", db.path, "--interval", "0.1", Harness.fixture("steady.lua"), "6",
         ])
         var reads = 0
         while writer.isRunning {
@@ -363,5 +363,55 @@ import Testing
         #expect(try Harness.integer(db, "SELECT count(*) FROM runs") == 10)
         #expect(try Harness.integer(db, "SELECT count(*) FROM runs WHERE ended_ms IS NULL") == 0)
         #expect(try Harness.integer(db, "SELECT count(*) FROM snapshots WHERE kind = 'final'") == 10)
+    }
+
+    /// The -shm deleted while a second writer joins: each writer notices that the -shm at the
+    /// path is no longer the one it shares, reopens (one message), and the file stays whole.
+    @Test func aDeletedShmWithASecondWriterLeavesTheFileWhole() throws {
+        let db = try Harness.temporaryDirectory().appendingPathComponent("shm.db")
+        let first = try Harness.launchLuamem([
+            "run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), "3",
+        ])
+        Thread.sleep(forTimeInterval: 0.7)
+        try FileManager.default.removeItem(atPath: db.path + "-shm")
+        let second = try Harness.launchLuamem([
+            "run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), "2",
+        ])
+        let firstOutput = first.finish(), secondOutput = second.finish()
+        #expect(firstOutput.status == 7 && secondOutput.status == 7)
+        #expect(
+            luamemLines(firstOutput.stderr) == [
+                "luamem: the -wal or -shm file of \(db.path) was deleted or replaced: reopening it"
+            ])
+        #expect(luamemLines(secondOutput.stderr) == [])
+        #expect(try Harness.rows(db, "PRAGMA integrity_check") == [["ok"]])
+        #expect(try Harness.integer(db, "SELECT count(*) FROM snapshots WHERE kind = 'final'") == 2)
+        #expect(try keptTables(db, runID: 1) >= 5000)
+        #expect(try keptTables(db, runID: 2) >= 5000)
+    }
+
+    /// Another database moved over the file while its -wal stays: the run's connection empties
+    /// its log into the file it had open first, so the new file is never read with it.
+    @Test func aDatabaseMovedOverTheFileIsNeverMixedWithTheOldLog() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("moved.db")
+        let other = directory.appendingPathComponent("other.db")
+        try runSteady(db: other.path, seconds: "0.2")
+        let otherRows = try Harness.integer(other, "SELECT count(*) FROM site_stats")
+        let writer = try Harness.launchLuamem([
+            "run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), "2",
+        ])
+        Thread.sleep(forTimeInterval: 0.7)
+        #expect(rename(other.path, db.path) == 0)
+        let output = writer.finish()
+        #expect(output.status == 7)
+        #expect(
+            luamemLines(output.stderr) == [
+                "luamem: \(db.path) was deleted or replaced: recording this run in the new file"
+            ])
+        #expect(try Harness.rows(db, "PRAGMA integrity_check") == [["ok"]])
+        #expect(try Harness.integer(db, "SELECT count(*) FROM site_stats WHERE state_id = 1") == otherRows)
+        #expect(try Harness.integer(db, "SELECT count(*) FROM runs") == 2)
+        #expect(try keptTables(db, runID: 2) >= 5000)
     }
 }
