@@ -36,6 +36,13 @@ import Testing
             """)
     }
 
+    /// Starts steady.lua under `luamem run` at a 50 ms interval, without waiting for it.
+    private func launchSteady(_ db: URL, seconds: String) throws -> Launched {
+        try Harness.launchLuamem([
+            "run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), seconds,
+        ])
+    }
+
     private func luamemLines(_ stderr: String) -> [String] {
         stderr.split(separator: "\n").map(String.init).filter { $0.hasPrefix("luamem: ") }
     }
@@ -160,9 +167,7 @@ import Testing
     @Test func aDeletedDatabaseIsRecreatedWithTheWholeState() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("deleted.db")
-        let process = try Harness.launchLuamem([
-            "run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), "1.2",
-        ])
+        let process = try launchSteady(db, seconds: "1.2")
         Thread.sleep(forTimeInterval: 0.5)
         for suffix in ["", "-wal", "-shm"] {
             try? FileManager.default.removeItem(atPath: db.path + suffix)
@@ -187,9 +192,7 @@ import Testing
         try Harness.track("idle.lua", db: other, arguments: ["0.05"])  // a luamem file of its own
         let foreign = directory.appendingPathComponent("foreign.db")
         _ = try Harness.run("/usr/bin/sqlite3", [foreign.path, "CREATE TABLE t(x);"])
-        let process = try Harness.launchLuamem([
-            "run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), "1.4",
-        ])
+        let process = try launchSteady(db, seconds: "1.4")
         // Replaced the way SQLite requires: the file together with its -wal and -shm.
         func replace(with file: URL) throws {
             for suffix in ["", "-wal", "-shm"] {
@@ -220,9 +223,7 @@ import Testing
     /// so the database file holds all but the last second's snapshots.
     @Test func aDeletedWalThenACrashLosesOnlyTheLatestSnapshots() throws {
         let db = try Harness.temporaryDirectory().appendingPathComponent("wal.db")
-        let process = try Harness.launchLuamem([
-            "run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), "10",
-        ])
+        let process = try launchSteady(db, seconds: "10")
         Thread.sleep(forTimeInterval: 0.5)
         try FileManager.default.removeItem(atPath: db.path + "-wal")
         Thread.sleep(forTimeInterval: 3)
@@ -369,14 +370,10 @@ import Testing
     /// path is no longer the one it shares, reopens (one message), and the file stays whole.
     @Test func aDeletedShmWithASecondWriterLeavesTheFileWhole() throws {
         let db = try Harness.temporaryDirectory().appendingPathComponent("shm.db")
-        let first = try Harness.launchLuamem([
-            "run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), "3",
-        ])
+        let first = try launchSteady(db, seconds: "3")
         Thread.sleep(forTimeInterval: 0.7)
         try FileManager.default.removeItem(atPath: db.path + "-shm")
-        let second = try Harness.launchLuamem([
-            "run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), "2",
-        ])
+        let second = try launchSteady(db, seconds: "2")
         let firstOutput = first.finish(), secondOutput = second.finish()
         #expect(firstOutput.status == 7 && secondOutput.status == 7)
         #expect(
@@ -398,9 +395,7 @@ import Testing
         let other = directory.appendingPathComponent("other.db")
         try runSteady(db: other.path, seconds: "0.2")
         let otherRows = try Harness.integer(other, "SELECT count(*) FROM site_stats")
-        let writer = try Harness.launchLuamem([
-            "run", "--db", db.path, "--interval", "0.05", Harness.fixture("steady.lua"), "2",
-        ])
+        let writer = try launchSteady(db, seconds: "2")
         Thread.sleep(forTimeInterval: 0.7)
         #expect(rename(other.path, db.path) == 0)
         let output = writer.finish()
