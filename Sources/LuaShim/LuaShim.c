@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static luamem_hooks hooks;
@@ -13,6 +15,13 @@ static luamem_hooks hooks;
 void luamem_lower_thread_priority(int niceness) {
     // On Linux, PRIO_PROCESS with a thread id sets that thread's nice value alone.
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), niceness);
+}
+
+uint64_t luamem_random_seed(void) {
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
+        seed = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&seed;
+    return seed;
 }
 
 void luamem_set_hooks(const luamem_hooks *new_hooks) {
@@ -361,13 +370,27 @@ static int coroutine_wrap(lua_State *L) {
 /// none, and `debug.getinfo(os.exit).nups` must not tell them apart).
 static const char original_exit_key = 0;
 
+static int collect_fully(lua_State *L) {
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    return 0;
+}
+
+void luamem_collect_fully(lua_State *L) {
+    lua_pushcfunction(L, collect_fully);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK)
+        lua_pop(L, 1);                          /* a finalizer's error: the figures stay as they are */
+}
+
 static int os_exit(lua_State *L) {
     luamem_context *context = luamem_context_of(L);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &original_exit_key);
     if (lua_iscfunction(L, -1) && !lua_isboolean(L, 1))
         (void)luaL_optinteger(L, 1, EXIT_SUCCESS);
-    if (context != NULL && hooks.exiting != NULL)
+    if (context != NULL && hooks.exiting != NULL) {
+        luamem_collect_fully(L);
         hooks.exiting(context);
+    }
     luamem_die_if_terminating();
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -382,6 +405,7 @@ static const char sentinel_key = 0;
 static int instrument(lua_State *L);
 static int prepare(lua_State *L);
 static int prepare_without_environment(lua_State *L);
+static int collect_fully(lua_State *L);
 
 static void plant_sentinel(lua_State *L) {
     lua_newtable(L);
@@ -521,6 +545,8 @@ static int not_tracking(lua_State *L) {
 static int module_stop(lua_State *L) {
     luamem_context *context = luamem_context_of(L);
     char error[512];
+    if (context != NULL)
+        luamem_collect_fully(L);                /* the final snapshot's post-GC figures are exact */
     if (context == NULL || hooks.stop(context, error, sizeof error) != 0)
         return context == NULL ? not_tracking(L) : (lua_pushnil(L), lua_pushstring(L, error), 2);
     lua_pushboolean(L, 1);
@@ -668,6 +694,7 @@ void luamem_name_own_functions(luamem_context *context) {
     hooks.name_cfunction(context, luamem_runner_run_script, "luamem.run_script");
     hooks.name_cfunction(context, instrument, "luamem.instrument");
     hooks.name_cfunction(context, prepare, "luamem.prepare");
+    hooks.name_cfunction(context, collect_fully, "luamem.collect");
     hooks.name_cfunction(context, prepare_without_environment, "luamem.prepare");
     hooks.name_cfunction(context, module_start, "luamem.start");
     hooks.name_cfunction(context, module_stop, "luamem.stop");

@@ -91,7 +91,10 @@ public final class Flusher {
                 kind: .final, only: states[index].tracker, patienceMs: Flusher.finalPatienceMs)
             let state = states.remove(at: index)
             if let writer, let stateID = state.stateID {
-                try? writer.closeState(stateID, closedMs: Clock.epochMs())
+                let now = Clock.epochMs()
+                try? retryingWhileBusy(patienceMs: Flusher.finalPatienceMs) {
+                    try writer.closeState(stateID, closedMs: now)
+                }
             }
         }
         tracker.flusherReleased()
@@ -196,10 +199,15 @@ public final class Flusher {
             _ = flushLocked(kind: .final, patienceMs: Flusher.finalPatienceMs)
             let now = Clock.epochMs()
             if let writer {
-                for state in states {
-                    if let id = state.stateID { try? writer.closeState(id, closedMs: now) }
+                // As patient as the final snapshot: a run without its end looks killed.
+                try? retryingWhileBusy(patienceMs: Flusher.finalPatienceMs) {
+                    try writer.transaction {
+                        for state in states {
+                            if let id = state.stateID { try writer.closeState(id, closedMs: now) }
+                        }
+                        if let runID { try writer.endRun(runID, endedMs: now) }
+                    }
                 }
-                if let runID { try? writer.endRun(runID, endedMs: now) }
             }
             for state in states { state.tracker.flusherReleased() }
             states.removeAll()

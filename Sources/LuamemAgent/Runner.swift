@@ -224,9 +224,10 @@ public enum Runner {
             scriptName =
                 command.has(LUAMEM_LUA_LIBRARY | LUAMEM_LUA_VERSION) ? "(command line)" : "stdin"
         }
+        let seed = options.sample > 0 ? ",\"sample_seed\":\(state.tracker.sampleSeed)" : ""
         let runOptions =
             "{\"interval_ms\":\(Int64((options.interval * 1000).rounded())),"
-            + "\"depth\":\(options.depth),\"sample\":\(options.sample)}"
+            + "\"depth\":\(options.depth),\"sample\":\(options.sample)\(seed)}"
         let flusher = Flusher(
             path: options.db,
             run: RunInfo(
@@ -241,6 +242,8 @@ public enum Runner {
         flusher.start()
         // SIGTERM and SIGHUP: the final snapshot, then death by the same signal, as lua5.3 dies.
         _ = luamem_finish_on_termination { Flusher.current?.complete() }
+        // No full collection here, unlike os.exit: the main chunk has returned, so its locals,
+        // which hold what a script keeps, are no longer reachable.
         let status = loaded.run()
         flusher.complete()
         luamem_die_if_terminating()

@@ -55,6 +55,10 @@ public struct Tracker {
         }
     }
 
+    /// The sampler's seed, recorded with a sampled run so that it can be repeated
+    /// ($LUAMEM_SAMPLE_SEED).
+    public var sampleSeed: UInt64 { storage.pointee.seed }
+
     /// Samples about one allocation per `bytes` allocated (0: record every allocation). Per-site
     /// figures become estimates; totals stay exact. Set before the state runs code.
     public var sampleInterval: Int {
@@ -423,7 +427,11 @@ struct TrackerStorage {
     /// Mean bytes between sampled allocations; 0 records every allocation.
     @usableFromInline var sampleInterval = 0
     @usableFromInline var bytesUntilSample = 0
-    @usableFromInline var random: UInt64 = 0x9E37_79B9_7F4A_7C15
+    /// The sampler's seed: from the system when the tracker is created, so that processes and
+    /// states do not all sample at the same offsets; $LUAMEM_SAMPLE_SEED fixes it.
+    let seed = TrackerStorage.seed()
+    /// The sampling generator's state (xorshift, never 0).
+    @usableFromInline var random: UInt64 = 0
     /// Where unsampled blocks are counted (exactly, so frees balance); never written out.
     @usableFromInline var unsampledSite: UInt32 = 0
     /// Most distinct sites kept; new ones past it are folded into `overflowSite`.
@@ -434,8 +442,21 @@ struct TrackerStorage {
     @usableFromInline var hostFrame: UInt32 = 0
     @usableFromInline var hostSite: UInt32 = 0
 
+    /// $LUAMEM_SAMPLE_SEED (a whole number) when set, for runs that must repeat; else random
+    /// bytes from the system.
+    static func seed() -> UInt64 {
+        if let text = getenv("LUAMEM_SAMPLE_SEED"), let fixed = UInt64(String(cString: text)) {
+            return fixed
+        }
+        return luamem_random_seed()
+    }
+
     init(depth: Int) {
         self.depth = depth
+        // Mixed, so that nearby seeds (1, 2, 3) start far apart; never 0, which xorshift would
+        // never leave.
+        let mixed = (seed ^ 0x9E37_79B9_7F4A_7C15) &* 0xBF58_476D_1CE4_E5B9
+        random = mixed == 0 ? 0x9E37_79B9_7F4A_7C15 : mixed
         context = UnsafeMutablePointer<luamem_context>.allocate(capacity: 1)
         memset(context, 0, MemoryLayout<luamem_context>.size)
         debug = UnsafeMutablePointer<lua_Debug>.allocate(capacity: 1)
@@ -509,7 +530,7 @@ struct TrackerStorage {
     ) -> UnsafeMutableRawPointer? {
         let oldHeader = block - Self.headerSize
         let oldSlot = counters.element(Int(oldHeader.load(as: UInt32.self)))
-        let oldYoung = oldHeader.load(fromByteOffset: 4, as: UInt32.self) == epoch ? Int32(1) : 0
+        let oldAge = epoch &- oldHeader.load(fromByteOffset: 4, as: UInt32.self)
         let type = ObjectType(rawValue: oldSlot.pointee.type) ?? .other
         // The site is read before the block moves: Lua may be growing the very stack inspected.
         let charge = self.charge(type: type, size: newSize)
@@ -518,9 +539,9 @@ struct TrackerStorage {
         header.storeBytes(of: charge.slot, as: UInt32.self)
         header.storeBytes(of: epoch, toByteOffset: 4, as: UInt32.self)
         let old = weight(of: oldSlot, size: oldSize)
-        luamem_counters_freed(oldSlot, old.bytes, old.count, oldYoung)
+        luamem_counters_freed(oldSlot, old.bytes, old.count, oldAge)
         luamem_counters_allocated(counters.element(Int(charge.slot)), charge.bytes, charge.count)
-        luamem_counters_freed(totals, Int64(oldSize), 1, oldYoung)
+        luamem_counters_freed(totals, Int64(oldSize), 1, oldAge)
         luamem_counters_allocated(totals, Int64(newSize), 1)
         return header + Self.headerSize
     }
@@ -529,10 +550,10 @@ struct TrackerStorage {
     mutating func release(_ block: UnsafeMutableRawPointer, size: Int) {
         let header = block - Self.headerSize
         let slot = counters.element(Int(header.load(as: UInt32.self)))
-        let young = header.load(fromByteOffset: 4, as: UInt32.self) == epoch ? Int32(1) : 0
+        let age = epoch &- header.load(fromByteOffset: 4, as: UInt32.self)
         let charged = weight(of: slot, size: size)
-        luamem_counters_freed(slot, charged.bytes, charged.count, young)
-        luamem_counters_freed(totals, Int64(size), 1, young)
+        luamem_counters_freed(slot, charged.bytes, charged.count, age)
+        luamem_counters_freed(totals, Int64(size), 1, age)
         switch slot.pointee.type {
         case ObjectType.string.rawValue where cachedSources.count > 0:
             forgetSource(block + stringBytesOffset)

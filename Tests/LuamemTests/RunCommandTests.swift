@@ -29,12 +29,12 @@ import Testing
             [
                 "--db", db.path, "--interval=0.05", "--name", "direct", "--sample", "1KiB",
                 Harness.fixture("args.lua"), "one", "--two",
-            ])
+            ], environment: ["LUAMEM_SAMPLE_SEED": "11"])
         #expect(direct.status == 0, "\(direct.stderr)")
         #expect(direct.stdout.hasPrefix("2\t\(Harness.fixture("args.lua"))\tone\t--two"))
         #expect(
             try Harness.rows(db, "SELECT name, options FROM runs WHERE id = 2")
-                == [["direct", "{\"interval_ms\":50,\"depth\":1,\"sample\":1024}"]])
+                == [["direct", "{\"interval_ms\":50,\"depth\":1,\"sample\":1024,\"sample_seed\":11}"]])
         for (arguments, message) in [
             (["--depth", "0", "x.lua"], "--depth must be between 1 and"),
             (["--colour", "red", "x.lua"], "unknown option '--colour'"),

@@ -80,7 +80,33 @@ enum Harness {
         _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:],
         stdin: String? = nil
     ) throws -> ProcessOutput {
-        try run(luamemPath, arguments, in: directory, environment: environment, stdin: stdin)
+        let output = try run(
+            luamemPath, arguments, in: directory, environment: environment, stdin: stdin)
+        if arguments.first == "run", let index = arguments.firstIndex(of: "--db"),
+            index + 1 < arguments.count
+        {
+            let db = URL(fileURLWithPath: arguments[index + 1], relativeTo: directory)
+            try expectPostGCWithinLive(db)
+        }
+        return output
+    }
+
+    /// The invariant of every database the suite writes with `luamem run`: for every (state,
+    /// site, type) at every snapshot, and for every snapshot's totals, the post-GC figures never
+    /// exceed the live ones.
+    static func expectPostGCWithinLive(_ db: URL) throws {
+        var info = stat()
+        guard stat(db.path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size > 0,
+            (try? integer(db, "SELECT count(*) FROM sqlite_master WHERE name = 'site_stats'")) == 1
+        else { return }
+        for (table, figures) in [
+            ("site_stats", "gc_live_bytes > live_bytes"),
+            ("site_rollups", "gc_live_bytes > live_bytes"),
+            ("snapshots", "gc_live_bytes > live_bytes OR gc_live_count > live_count"),
+        ] {
+            let broken = try integer(db, "SELECT count(*) FROM \(table) WHERE \(figures)")
+            #expect(broken == 0, "\(db.path): \(broken) rows of \(table) with \(figures)")
+        }
     }
 
     /// Starts `luamem` with `arguments` without waiting for it.

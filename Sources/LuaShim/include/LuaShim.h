@@ -87,6 +87,10 @@ typedef struct luamem_hooks {
 
 void luamem_set_hooks(const luamem_hooks *hooks);
 
+/// 8 random bytes from the system (getrandom), for seeding the sampler; called when a tracker is
+/// created, never from the allocator.
+uint64_t luamem_random_seed(void);
+
 /// Gives the calling thread (only) a nice value: the flusher runs at a lower priority than the
 /// host's threads, so that on a busy machine it waits for them rather than they for it.
 void luamem_lower_thread_priority(int niceness);
@@ -153,6 +157,11 @@ void luamem_name_own_functions(luamem_context *context);
 
 /// The `luamem` Lua module's open function (start, stop, stats, flush).
 int luamem_open_module(lua_State *L);
+
+/// Two full garbage collections, protected: afterwards the post-GC figures are exact (the
+/// second cycle's survivors are what the first one kept). For a finished run's final snapshot;
+/// an error in a finalizer leaves the figures as they are.
+void luamem_collect_fully(lua_State *L);
 
 /// The main thread of L's state.
 lua_State *luamem_main_thread(lua_State *L);
@@ -266,14 +275,20 @@ static inline void luamem_counters_allocated(luamem_counters *c, int64_t size, i
         __atomic_store_n(&c->peak_bytes, live, __ATOMIC_RELAXED);
 }
 
-/// A block of this slot was freed (or reallocated away); `young` when it was allocated since
-/// the last completed GC cycle.
-static inline void luamem_counters_freed(luamem_counters *c, int64_t size, int64_t count, int young) {
+/// A block of this slot was freed (or reallocated away). `age` counts the GC cycles completed
+/// since it was allocated: 0, it is young; 1, it was young at the last cycle's end, so the
+/// post-GC figures leave it out; 2 or more, they count it, and it leaves them too, so they stay
+/// the live blocks that a completed cycle kept: never more than the live figures.
+static inline void luamem_counters_freed(luamem_counters *c, int64_t size, int64_t count,
+                                         uint32_t age) {
     luamem_counter_add(&c->live_bytes, -size);
     luamem_counter_add(&c->live_count, -count);
-    if (young) {
+    if (age == 0) {
         c->young_bytes -= size;
         c->young_count -= count;
+    } else if (age >= 2) {
+        luamem_counter_add(&c->gc_live_bytes, -size);
+        luamem_counter_add(&c->gc_live_count, -count);
     }
 }
 
