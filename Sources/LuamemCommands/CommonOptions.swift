@@ -118,15 +118,36 @@ struct RowOptions: ParsableArguments {
 struct GateOptions: ParsableArguments {
     @Option(
         help:
-            "Exit with status 1 when the total or any row grows by more than this: bytes (512KiB, 2MB) or a percentage of the total at the start (5%)."
+            "Exit with status 1 when the total or any row grows by more than this: a size with its unit (512KiB, 2MB, 100B) or a percentage of the base total (5%). A bare number is refused."
     )
     var failAbove: Threshold?
 
-    /// Throws exit status 1 when the total or a row grew beyond the threshold.
-    func check(total: Int64, base: Int64, rows: [Int64]) throws {
-        if let failAbove, failAbove.exceeded(total: total, base: base, rows: rows) {
-            throw ExitCode(1)
+    /// Rows listed when a gate fails, largest first.
+    static let shownRows = 10
+
+    /// When the total or a row grew beyond the threshold: says on stderr which, by how much,
+    /// against what base (`baseName`, whose total is `base`), and throws exit status 1.
+    func check(
+        total: Int64, base: Int64, baseName: String, rows: [(label: String, growth: Int64)]
+    ) throws {
+        guard let failAbove else { return }
+        let allowed = failAbove.allowed(base: base)
+        let crossed = rows.filter { Double($0.growth) > allowed }.sorted { $0.growth > $1.growth }
+        let totalCrossed = Double(total) > allowed
+        guard totalCrossed || !crossed.isEmpty else { return }
+        var lines = ["luamem: growth above --fail-above \(failAbove.text) (\(failAbove.describe(allowed: allowed, base: base, baseName: baseName))):"]
+        func over(_ growth: Int64) -> String {
+            "\(Listing.formatBytes(growth, signed: true)), \(Listing.formatBytes(growth - Int64(allowed.rounded(.down)), signed: false)) over"
         }
+        if totalCrossed { lines.append("  total: \(over(total))") }
+        for row in crossed.prefix(Self.shownRows) {
+            lines.append("  \(Listing.printable(row.label)): \(over(row.growth))")
+        }
+        if crossed.count > Self.shownRows {
+            lines.append("  and \(crossed.count - Self.shownRows) more rows")
+        }
+        FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+        throw ExitCode(1)
     }
 }
 

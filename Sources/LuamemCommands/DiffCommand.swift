@@ -142,7 +142,11 @@ struct DiffCommand: ParsableCommand {
             + "total \(rows.current ? "live" : "live after GC"): \(Listing.formatBytes(baseSide.total)) → "
             + "\(Listing.formatBytes(headSide.total)) (\(Listing.formatBytes(change, signed: true))\(fraction))"
         output.print(listing, heading: heading)
-        try gate.check(total: change, base: baseSide.total, rows: changes.map(\.change))
+        try gate.check(
+            total: change, base: baseSide.total, baseName: "the base",
+            rows: changes.map { row in
+                ((headSide.labels[row.key] ?? baseSide.labels[row.key])?.site ?? "?", row.change)
+            })
     }
 }
 

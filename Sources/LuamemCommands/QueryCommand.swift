@@ -41,7 +41,9 @@ struct QueryCommand: ParsableCommand {
         let store = try openStore(database)
         let result = try growth(in: store)
         output.print(result.listing, heading: result.heading)
-        try gate.check(total: result.totalGrowth, base: result.baseTotal, rows: result.rowGrowth)
+        try gate.check(
+            total: result.totalGrowth, base: result.baseTotal, baseName: "the window's start",
+            rows: result.rowGrowth)
     }
 
     struct Result {
@@ -49,7 +51,7 @@ struct QueryCommand: ParsableCommand {
         var listing: Listing
         var totalGrowth: Int64
         var baseTotal: Int64
-        var rowGrowth: [Int64]
+        var rowGrowth: [(label: String, growth: Int64)]
     }
 
     /// One group's figures.
@@ -230,8 +232,8 @@ struct QueryCommand: ParsableCommand {
             + (rows.current ? "live bytes (uncollected garbage included)" : "live bytes after GC")
         return Result(
             heading: heading, listing: listing,
-            totalGrowth: groups.map(\.growth).reduce(0, +), baseTotal: baseTotal,
-            rowGrowth: groups.map(\.growth))
+            totalGrowth: groups.reduce(0) { $0.saturatingAdd($1.growth) }, baseTotal: baseTotal,
+            rowGrowth: groups.map { ($0.site(by: by), $0.growth) })
     }
 }
 
@@ -279,27 +281,44 @@ func formatTime(_ epochMs: Int64) -> String {
 }
 
 /// `--fail-above`: bytes, or a percentage of the total at the start of the comparison.
+/// `--fail-above`: a size with its unit, or a percentage of the base total.
 struct Threshold: ExpressibleByArgument {
     enum Limit { case bytes(Int64), percent(Double) }
     var limit: Limit
+    /// As given, for messages.
+    var text: String
 
     init?(argument: String) {
+        text = argument
         if argument.hasSuffix("%") {
-            guard let percent = Double(argument.dropLast()), percent >= 0 else { return nil }
+            guard let percent = Double(argument.dropLast()), percent >= 0, percent.isFinite else {
+                return nil
+            }
             limit = .percent(percent)
         } else {
-            guard let bytes = ByteSize.parse(argument) else { return nil }
+            // A bare number is ambiguous (5 would mean 5 bytes): a unit is required.
+            guard argument.last?.isLetter == true, let bytes = ByteSize.parse(argument) else {
+                return nil
+            }
             limit = .bytes(bytes)
         }
     }
 
-    /// Whether the total or any row grew beyond the limit.
-    func exceeded(total: Int64, base: Int64, rows: [Int64]) -> Bool {
-        let allowed: Double =
-            switch limit {
-            case .bytes(let bytes): Double(bytes)
-            case .percent(let percent): Double(max(base, 0)) * percent / 100
-            }
-        return Double(total) > allowed || rows.contains { Double($0) > allowed }
+    /// The growth allowed, in bytes, against a base total of `base`.
+    func allowed(base: Int64) -> Double {
+        switch limit {
+        case .bytes(let bytes): Double(bytes)
+        case .percent(let percent): Double(max(base, 0)) * percent / 100
+        }
+    }
+
+    /// What the allowed growth is, in words, for the gate's message.
+    func describe(allowed: Double, base: Int64, baseName: String) -> String {
+        switch limit {
+        case .bytes: "\(Listing.formatBytes(Int64(allowed), signed: false))"
+        case .percent:
+            "\(Listing.formatBytes(Int64(allowed), signed: false)), \(text) of \(baseName)'s "
+                + "\(Listing.formatBytes(base, signed: false))"
+        }
     }
 }

@@ -10,6 +10,12 @@ import Testing
         let script = Harness.repositoryRoot.appendingPathComponent("examples/nightly.sh").path
         let output = try Harness.run("/bin/bash", [script, Harness.luamemPath, db.path])
         #expect(output.status == 1, "\(output.stderr)")
+        // The gate says why it failed: the threshold against its base, then what crossed it.
+        let gate = output.stderr.split(separator: "\n").map(String.init)
+        #expect(gate.first?.hasPrefix("luamem: growth above --fail-above 5% (") == true, "\(gate)")
+        #expect(gate.first?.contains(", 5% of the base's ") == true)
+        #expect(gate.contains { $0.hasPrefix("  total: +") && $0.hasSuffix(" over") })
+        #expect(gate.contains { $0.hasPrefix("  app.lua:9: +") })
         let lines = output.stdout.split(separator: "\n").map(String.init)
         #expect(lines[0].hasPrefix("base: build v1 (median of 2 runs: 1, 2)"))
         #expect(lines.contains("| BASE | HEAD | CHANGE | % | NOTE | SITE | FUNCTION |"))
@@ -74,6 +80,7 @@ import Testing
             (["--base", "snapshot:99", "--head", "run:1"], "no snapshot 99"),
             (["--base", "yesterday", "--head", "run:1"], "--base"),
             (["--base", "run:1", "--head", "run:2", "--fail-above", "lots"], "--fail-above"),
+            (["--base", "run:1", "--head", "run:2", "--fail-above", "5"], "--fail-above"),
             (["--base", "run:1", "--head", "run:2", "--at", "sometime"], "--at"),
         ] {
             let output = try Harness.luamem(["diff", "--db", db.path] + arguments)
