@@ -384,12 +384,15 @@ void luamem_collect_fully(lua_State *L) {
 
 static int os_exit(lua_State *L) {
     luamem_context *context = luamem_context_of(L);
+    int status = EXIT_SUCCESS;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &original_exit_key);
-    if (lua_iscfunction(L, -1) && !lua_isboolean(L, 1))
-        (void)luaL_optinteger(L, 1, EXIT_SUCCESS);
+    if (lua_isboolean(L, 1))
+        status = lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE;
+    else if (lua_iscfunction(L, -1))
+        status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
     if (context != NULL && hooks.exiting != NULL) {
         luamem_collect_fully(L);
-        hooks.exiting(context);
+        hooks.exiting(context, status);
     }
     luamem_die_if_terminating();
     lua_insert(L, 1);

@@ -128,3 +128,7 @@ void luamem_die_if_terminating(void) {
     if (termination_signal != 0)
         die_of(termination_signal);
 }
+
+int luamem_termination_signal(void) {
+    return termination_signal;
+}

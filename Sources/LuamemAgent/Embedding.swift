@@ -125,6 +125,7 @@ enum Embedding {
                 flusher.abandon()
                 return .failure(EmbeddingError(message: "cannot open \(path): \(error)"))
             }
+            if let runID = flusher.recordedRunID { RunLineage.announce(runID: runID, path: path) }
             flusher.start()
             registerExitHandlerOnce()
             return .success(flusher)

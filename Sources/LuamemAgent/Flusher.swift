@@ -189,9 +189,13 @@ public final class Flusher {
         if let running { pthread_join(running, nil) }
     }
 
+    /// The run's id in the file, once recorded.
+    public var recordedRunID: Int64? { lock.withLock { runID } }
+
     /// Ends the run: stops the thread, writes the final snapshot of every state, marks the states
-    /// closed and the run ended. The flusher is done afterwards; calling again does nothing.
-    public func complete() {
+    /// closed and the run ended, with the process's exit status when known. The flusher is done
+    /// afterwards; calling again does nothing.
+    public func complete(exitStatus: Int64? = nil) {
         stop()
         lock.withLock {
             guard !completed else { return }
@@ -205,7 +209,9 @@ public final class Flusher {
                         for state in states {
                             if let id = state.stateID { try writer.closeState(id, closedMs: now) }
                         }
-                        if let runID { try writer.endRun(runID, endedMs: now) }
+                        if let runID {
+                            try writer.endRun(runID, endedMs: now, exitStatus: exitStatus)
+                        }
                     }
                 }
             }
@@ -404,7 +410,9 @@ public final class Flusher {
             for index in states.indices { states[index].forgetDatabase() }
         }
         if runID == nil {
-            runID = try opened.transaction { try opened.beginRun(runInfo) }
+            runID = try opened.transaction {
+                try opened.beginRun(runInfo, parentID: RunLineage.parentRunID(inFileAt: path))
+            }
         }
         recordedIn = FileIdentity(path: path)
         writer = opened
@@ -542,5 +550,32 @@ extension Figures {
             allocBytes: counters.alloc_bytes, allocCount: counters.alloc_count,
             peakBytes: counters.peak_bytes, gcLiveBytes: counters.gc_live_bytes,
             gcLiveCount: counters.gc_live_count)
+    }
+}
+
+/// Which run started which: a tracked process tells its children its run (and file) through
+/// $LUAMEM_PARENT_RUN, so that a child recorded in the same file names its parent.
+public enum RunLineage {
+    static let variable = "LUAMEM_PARENT_RUN"
+
+    /// Tells this process's future children that `runID` in the file at `path` started them.
+    /// Call while the process has one thread running Lua (setenv is not thread-safe).
+    public static func announce(runID: Int64, path: String) {
+        setenv(variable, "\(runID):\(canonical(path))", 1)
+    }
+
+    /// The parent run announced to this process, when it was recorded in the file at `path`.
+    static func parentRunID(inFileAt path: String) -> Int64? {
+        guard let value = getenv(variable).map({ String(cString: $0) }),
+            let colon = value.firstIndex(of: ":"), let id = Int64(value[..<colon]),
+            String(value[value.index(after: colon)...]) == canonical(path)
+        else { return nil }
+        return id
+    }
+
+    private static func canonical(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 }

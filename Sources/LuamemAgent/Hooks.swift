@@ -43,8 +43,8 @@ enum Hooks {
         hooks.name_cfunction = { context, function, name in
             Tracker(context: context!).name(cfunction: function!, name!)
         }
-        hooks.exiting = { _ in
-            Flusher.current?.complete()
+        hooks.exiting = { _, status in
+            Flusher.current?.complete(exitStatus: Int64(status & 0xFF))
         }
         hooks.start = { L, options, error, size in
             guard let message = Embedding.start(L!, options!.pointee) else { return 0 }

@@ -239,13 +239,16 @@ public enum Runner {
             retention: options.retention)
         flusher.track(state.tracker, name: options.name ?? scriptName)
         flusher.flush(kind: .start)
+        if let runID = flusher.recordedRunID { RunLineage.announce(runID: runID, path: options.db) }
         flusher.start()
         // SIGTERM and SIGHUP: the final snapshot, then death by the same signal, as lua5.3 dies.
-        _ = luamem_finish_on_termination { Flusher.current?.complete() }
+        _ = luamem_finish_on_termination {
+            Flusher.current?.complete(exitStatus: 128 + Int64(luamem_termination_signal()))
+        }
         // No full collection here, unlike os.exit: the main chunk has returned, so its locals,
         // which hold what a script keeps, are no longer reachable.
         let status = loaded.run()
-        flusher.complete()
+        flusher.complete(exitStatus: Int64(status))
         luamem_die_if_terminating()
         state.close()
         return status

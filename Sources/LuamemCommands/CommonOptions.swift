@@ -63,6 +63,7 @@ struct SelectionOptions: ParsableArguments {
             guard let run = try store.runs(build: build).last else {
                 throw CommandError("no run of build '\(build)' in \(store.path)")
             }
+            warnIfLost(run)
             return run
         }
         guard let id = try runID ?? store.latestRunID() else {
@@ -71,7 +72,29 @@ struct SelectionOptions: ParsableArguments {
         guard let run = try store.run(id: id) else {
             throw CommandError("no run \(id) in \(store.path) (see `luamem runs`)")
         }
+        warnIfLost(run)
         return run
+    }
+
+    /// The run and the Lua states the figures cover, for headings: "run 3 (host), state svc-2"
+    /// with --state, "run 3 (host), states svc-1, svc-2, svc-3" for a run of several states.
+    func describe(_ run: RunRecord, in store: Store) throws -> String {
+        if let state { return "\(LuamemCommands.describe(run)), state \(state)" }
+        let names = try store.stateNames(runID: run.id)
+        guard names.count > 1 else { return LuamemCommands.describe(run) }
+        let shown = names.prefix(5).joined(separator: ", ")
+        let more = names.count > 5 ? " and \(names.count - 5) more" : ""
+        return "\(LuamemCommands.describe(run)), states \(shown)\(more)"
+    }
+
+    /// A run whose process died without its final snapshot: its figures stop at its last
+    /// snapshot, which the reader should know.
+    func warnIfLost(_ run: RunRecord) {
+        guard run.status == "lost" else { return }
+        FileHandle.standardError.write(
+            Data(
+                ("luamem: \(LuamemCommands.describe(run)) ended without its final snapshot (its process died): "
+                    + "its figures stop at its last snapshot\n").utf8))
     }
 
     /// Whether a state id is selected; throws when --state names no state of the run.

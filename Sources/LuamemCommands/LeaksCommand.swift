@@ -80,7 +80,7 @@ struct LeaksCommand: ParsableCommand {
         }
         let span = (series.times.last ?? 0) - (series.times.first ?? 0)
         let heading =
-            "\(describe(run)): \(series.times.count) snapshots over \(Listing.formatDuration(span)), "
+            "\(try selection.describe(run, in: store)): \(series.times.count) snapshots over \(Listing.formatDuration(span)), "
             + (ranked.isEmpty
                 ? "no steadily growing site" : "\(ranked.count) \(all ? "rows" : "suspect(s)")")
         output.print(listing, heading: heading)
@@ -151,7 +151,7 @@ struct HistoryCommand: ParsableCommand {
         }
         output.print(
             listing,
-            heading: "\(site) in \(describe(run)), live bytes after GC and at each snapshot")
+            heading: "\(site) in \(try selection.describe(run, in: store)), live bytes after GC and at each snapshot")
         if output.format == .table {
             print("\n" + Self.chart(gcValues))
         }

@@ -228,7 +228,7 @@ struct QueryCommand: ParsableCommand {
         let first = bases.filter { selected($0.stateID) }.map(\.timeMs).min() ?? heads[0].timeMs
         let last = heads.map(\.timeMs).max() ?? heads[0].timeMs
         let heading =
-            "\(describe(run)): \(formatTime(first)) → \(formatTime(last)) UTC, growth of "
+            "\(try selection.describe(run, in: store)): \(formatTime(first)) → \(formatTime(last)) UTC, growth of "
             + (rows.current ? "live bytes (uncollected garbage included)" : "live bytes after GC")
         return Result(
             heading: heading, listing: listing,

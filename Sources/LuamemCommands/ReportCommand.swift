@@ -76,7 +76,7 @@ struct ReportCommand: ParsableCommand {
         }
         progress("building charts")
         let page = ReportPage(
-            run: run, facts: try store.runFacts(id: run.id), snapshots: snapshots, series: byLine,
+            run: run, title: try selection.describe(run, in: store), facts: try store.runFacts(id: run.id), snapshots: snapshots, series: byLine,
             byType: byType,
             stacks: try stacks(store, run: run, selected: selected), diff: diff,
             top: top)
@@ -145,6 +145,8 @@ struct ReportCommand: ParsableCommand {
 /// The HTML of a report.
 struct ReportPage {
     var run: RunRecord
+    /// The run and the states shown.
+    var title: String
     var facts: (luaVersion: String, options: String)
     var snapshots: [SnapshotSummary]
     var series: Series
@@ -189,10 +191,10 @@ struct ReportPage {
         return """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8">
-            <title>luamem report: \(escape(describe(run)))</title>
+            <title>luamem report: \(escape(title))</title>
             <style>\(Self.style)</style></head>
             <body data-ready="0">
-            <h1>luamem report: \(escape(describe(run)))</h1>
+            <h1>luamem report: \(escape(title))</h1>
             <section id="facts"><table class="facts">
             \(fact("Build", run.build ?? "—"))\(fact("Name", run.name ?? "—"))\(fact("Host", "\(run.host) (pid \(run.pid))"))
             \(fact("Command", run.command))\(fact("Lua", facts.luaVersion))\(fact("Options", facts.options))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import LuamemStore
 
 /// `luamem runs`: what runs the file holds.
@@ -9,7 +10,9 @@ struct RunsCommand: ParsableCommand {
         discussion: """
             PEAK is the highest total live bytes of a snapshot, FINAL the total at the last \
             snapshot (both summed over the run's Lua states); AFTER GC is FINAL without \
-            garbage not yet collected.
+            garbage not yet collected. STATUS is running, exited with its status, killed by a \
+            signal, or lost (the process died without its final snapshot). A run started by \
+            another tracked run of the file shows its parent, and its name is indented under it.
             """
     )
 
@@ -25,6 +28,8 @@ struct RunsCommand: ParsableCommand {
             .init(key: "id", title: "RUN", rightAligned: true),
             .init(key: "build", title: "BUILD", rightAligned: false),
             .init(key: "name", title: "NAME", rightAligned: false),
+            .init(key: "status", title: "STATUS", rightAligned: false),
+            .init(key: "parent_run", title: "PARENT", rightAligned: true),
             .init(key: "host", title: "HOST", rightAligned: false),
             .init(key: "started", title: "STARTED (UTC)", rightAligned: false),
             .init(key: "duration_ms", title: "DURATION", rightAligned: true),
@@ -45,8 +50,13 @@ struct RunsCommand: ParsableCommand {
         for summary in summaries.reversed().prefix(output.top) {
             let run = summary.run
             let end = run.endedMs ?? summary.lastSnapshotMs ?? run.startedMs
+            // Children are indented under the tree's top in tables; scripts get the plain name.
+            let name =
+                run.parentID != nil && (output.format == .table || output.format == .markdown)
+                ? run.name.map { "↳ " + $0 } : run.name
             listing.rows.append([
-                .integer(run.id), .text(run.build), .text(run.name), .text(run.host),
+                .integer(run.id), .text(run.build), .text(name), .text(run.status),
+                run.parentID.map(Cell.integer) ?? .text(nil), .text(run.host),
                 .text(formatTime(run.startedMs)), .duration(end - run.startedMs),
                 .integer(summary.states), .integer(summary.snapshots),
                 .bytes(summary.peakLiveBytes, signed: false),
@@ -102,5 +112,35 @@ struct SnapshotsCommand: ParsableCommand {
             ])
         }
         output.print(listing, heading: describe(run))
+    }
+}
+
+extension RunRecord {
+    /// running, exited (with its status), killed (by a signal luamem saw), or lost: the process
+    /// died without its final snapshot. A run of another host that has not ended is unfinished.
+    var status: String {
+        if endedMs != nil {
+            guard let code = exitStatus else { return "exited" }
+            if code > 128 && code <= 128 + 64 { return "killed (\(signalName(Int32(code - 128))))" }
+            return "exited \(code)"
+        }
+        guard host == thisHostName else { return "unfinished" }
+        return kill(pid_t(truncatingIfNeeded: pid), 0) == 0 || errno == EPERM ? "running" : "lost"
+    }
+}
+
+/// This machine's host name, as the agent records it.
+let thisHostName: String = {
+    var buffer = [CChar](repeating: 0, count: 256)
+    gethostname(&buffer, buffer.count - 1)
+    return String(cString: buffer)
+}()
+
+private func signalName(_ number: Int32) -> String {
+    switch number {
+    case SIGTERM: "SIGTERM"
+    case SIGHUP: "SIGHUP"
+    case SIGINT: "SIGINT"
+    default: "signal \(number)"
     }
 }

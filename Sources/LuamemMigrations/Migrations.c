@@ -24,11 +24,17 @@ static const char migration_0004[] = {
     , 0
 };
 
+static const char migration_0005[] = {
+#embed "../../Migrations/0005_run_status_and_parent.sql"
+    , 0
+};
+
 static const luamem_migration migrations[] = {
     {1, "0001_initial", migration_0001},
     {2, "0002_change_views", migration_0002},
     {3, "0003_snapshot_site_rows", migration_0003},
     {4, "0004_time_ordered_rows_and_rollups", migration_0004},
+    {5, "0005_run_status_and_parent", migration_0005},
 };
 
 const luamem_migration *luamem_migrations(int *count) {

@@ -9,6 +9,8 @@ public struct RunInfo: Sendable {
     /// Tracker options as a JSON object.
     public var options: String
     public var startedMs: Int64
+    /// The run of the same file whose process started this one, if any.
+    public var parentID: Int64?
 
     public init(
         build: String?, name: String?, host: String, pid: Int64, command: String,
@@ -106,16 +108,18 @@ public final class SnapshotWriter {
         try store.database.transaction(body)
     }
 
-    public func beginRun(_ run: RunInfo) throws -> Int64 {
+    /// Records a new run; `parentID` is the run that started this process, when it is in this
+    /// file (a stale id is dropped).
+    public func beginRun(_ run: RunInfo, parentID: Int64? = nil) throws -> Int64 {
         try store.database.prepare(
             """
-            INSERT INTO runs (build, name, host, pid, command, lua_version, options, started_ms)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO runs (build, name, host, pid, command, lua_version, options, started_ms, parent_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, (SELECT id FROM runs WHERE id = ?))
             """
         ).run([
             run.build.map(Value.text) ?? .null, run.name.map(Value.text) ?? .null,
             .text(run.host), .integer(run.pid), .text(run.command), .text(run.luaVersion),
-            .text(run.options), .integer(run.startedMs),
+            .text(run.options), .integer(run.startedMs), parentID.map(Value.integer) ?? .null,
         ])
         return store.database.lastInsertRowID
     }
@@ -128,9 +132,9 @@ public final class SnapshotWriter {
             [.integer(runID), .integer(run.pid), .integer(run.startedMs)]) == 1
     }
 
-    public func endRun(_ runID: Int64, endedMs: Int64) throws {
-        try store.database.prepare("UPDATE runs SET ended_ms = ? WHERE id = ?")
-            .run([.integer(endedMs), .integer(runID)])
+    public func endRun(_ runID: Int64, endedMs: Int64, exitStatus: Int64? = nil) throws {
+        try store.database.prepare("UPDATE runs SET ended_ms = ?, exit_status = ? WHERE id = ?")
+            .run([.integer(endedMs), exitStatus.map(Value.integer) ?? .null, .integer(runID)])
     }
 
     public func addState(runID: Int64, name: String, startedMs: Int64) throws -> Int64 {

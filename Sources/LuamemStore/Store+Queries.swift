@@ -8,6 +8,8 @@ public struct RunRecord: Sendable {
     public var command: String
     public var startedMs: Int64
     public var endedMs: Int64?
+    public var exitStatus: Int64?
+    public var parentID: Int64?
 }
 
 /// One snapshot's identity.
@@ -44,22 +46,18 @@ public struct SiteFigures: Sendable {
 
 /// Read-side questions the CLI asks.
 extension Store {
+    /// The latest top-level run: children that a tracked program started (a 2 ms `lua5.3 -e`)
+    /// are not what "the latest run" means.
     public func latestRunID() throws -> Int64? {
-        try database.scalar("SELECT max(id) FROM runs")
+        try database.scalar(
+            "SELECT coalesce((SELECT max(id) FROM runs WHERE parent_id IS NULL), max(id)) FROM runs")
     }
 
     public func run(id: Int64) throws -> RunRecord? {
-        let statement = try database.prepare(
-            """
-            SELECT id, build, name, host, pid, command, started_ms, ended_ms FROM runs WHERE id = ?
-            """)
+        let statement = try database.prepare("SELECT \(Self.runColumns) FROM runs WHERE id = ?")
         try statement.bind([.integer(id)])
         guard try statement.step() else { return nil }
-        return RunRecord(
-            id: statement.int64(0), build: statement.text(1), name: statement.text(2),
-            host: statement.text(3) ?? "", pid: statement.int64(4),
-            command: statement.text(5) ?? "", startedMs: statement.int64(6),
-            endedMs: statement.isNull(7) ? nil : statement.int64(7))
+        return runRecord(statement)
     }
 
     /// Per state of the run: the latest snapshot at or before `untilMs`.
@@ -107,6 +105,15 @@ extension Store {
         var result: Set<Int64> = []
         while try statement.step() { result.insert(statement.int64(0)) }
         return result
+    }
+
+    /// The names of a run's states, in the order they started, each once.
+    public func stateNames(runID: Int64) throws -> [String] {
+        try database.prepare(
+            "SELECT name FROM states WHERE run_id = ? GROUP BY name ORDER BY min(id)"
+        ).rows([.integer(runID)]).compactMap { row in
+            if case .text(let name) = row[0] { name } else { nil }
+        }
     }
 
     public func snapshotCount(runID: Int64) throws -> Int64 {
@@ -317,7 +324,8 @@ public struct SnapshotSummary: Sendable {
 }
 
 extension Store {
-    private static let runColumns = "id, build, name, host, pid, command, started_ms, ended_ms"
+    private static let runColumns =
+        "id, build, name, host, pid, command, started_ms, ended_ms, exit_status, parent_id"
 
     private func runRecord(_ statement: Statement, from column: Int32 = 0) -> RunRecord {
         RunRecord(
@@ -325,7 +333,9 @@ extension Store {
             name: statement.text(column + 2), host: statement.text(column + 3) ?? "",
             pid: statement.int64(column + 4), command: statement.text(column + 5) ?? "",
             startedMs: statement.int64(column + 6),
-            endedMs: statement.isNull(column + 7) ? nil : statement.int64(column + 7))
+            endedMs: statement.isNull(column + 7) ? nil : statement.int64(column + 7),
+            exitStatus: statement.isNull(column + 8) ? nil : statement.int64(column + 8),
+            parentID: statement.isNull(column + 9) ? nil : statement.int64(column + 9))
     }
 
     /// Runs, oldest first, optionally only one build's.
@@ -356,14 +366,16 @@ extension Store {
             for snapshot in snapshots {
                 latest[snapshot.ref.stateID] = snapshot
                 byTime[snapshot.ref.timeMs, default: 0] = latest.values.map(\.totals.liveBytes)
-                    .reduce(0, +)
+                    .reduce(0) { $0.saturatingAdd($1) }
             }
             return RunSummary(
                 run: run, states: Int64(Set(snapshots.map(\.ref.stateID)).count),
                 snapshots: Int64(snapshots.count), lastSnapshotMs: snapshots.last?.ref.timeMs,
                 peakLiveBytes: byTime.values.max() ?? 0,
-                finalLiveBytes: latest.values.map(\.totals.liveBytes).reduce(0, +),
-                finalGCLiveBytes: latest.values.map(\.totals.gcLiveBytes).reduce(0, +))
+                finalLiveBytes: latest.values.map(\.totals.liveBytes).reduce(0) { $0.saturatingAdd($1) },
+                finalGCLiveBytes: latest.values.map(\.totals.gcLiveBytes).reduce(0) {
+                    $0.saturatingAdd($1)
+                })
         }
     }
 

@@ -161,6 +161,13 @@ import Testing
                 .stdout)
         #expect(query.first?["source"] as? String == "service3")
         #expect(query.first?["line"] as? Int == 3)
+        // Headings name the states their figures cover.
+        let one = try Harness.luamem(["query", "--db", db.path, "--state", "svc-3", "--top", "1"])
+        #expect(one.stdout.hasPrefix("run 1 (svc-1, build host-example), state svc-3: "))
+        let all = try Harness.luamem(["leaks", "--db", db.path, "--all", "--top", "1"])
+        let heading = all.stdout.split(separator: ":").first.map(String.init) ?? ""
+        #expect(heading.hasPrefix("run 1 (svc-1, build host-example), states svc-"), "\(heading)")
+        #expect((1...4).allSatisfy { heading.contains("svc-\($0)") }, "\(heading)")
         let unknown = try Harness.luamem(["query", "--db", db.path, "--state", "nope"])
         #expect(unknown.status != 0 && unknown.stderr.contains("no Lua state named 'nope'"))
     }

@@ -213,3 +213,64 @@ import Testing
         }
     }
 }
+
+/// `luamem runs` tells a running run, a finished one and one whose process died apart, and
+/// which run started which; the other commands warn when they read a lost run.
+@Suite struct RunStatusTests {
+    private func statuses(_ db: URL) throws -> [Int: (status: String, parent: Int?)] {
+        let rows = try Harness.jsonRows(
+            Harness.luamem(["runs", "--db", db.path, "--format", "json", "--top", "100"]).stdout)
+        var result: [Int: (String, Int?)] = [:]
+        for row in rows {
+            result[row["id"] as! Int] = (row["status"] as! String, row["parent_run"] as? Int)
+        }
+        return result
+    }
+
+    @Test func runsShowRunningExitedKilledAndLost() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("status.db")
+        _ = try Harness.luamem(["run", "--db", db.path, Harness.fixture("sites.lua")])  // 1
+        _ = try Harness.luamem(["run", "--db", db.path, Harness.fixture("fails.lua")])  // 2
+        let starter = try Harness.buildHost(Harness.fixture("default_signals.c"), in: directory)
+        for signal in [SIGTERM, SIGKILL] {  // 3, 4
+            let spin = try Harness.launch(
+                starter, [Harness.luamemPath, "run", "--db", db.path, Harness.fixture("spin.lua")])
+            Thread.sleep(forTimeInterval: 1)
+            spin.send(signal)
+            _ = spin.finish()
+        }
+        let running = try Harness.launch(
+            starter, [Harness.luamemPath, "run", "--db", db.path, Harness.fixture("spin.lua"), "3"])
+        Thread.sleep(forTimeInterval: 1)
+        let seen = try statuses(db)
+        _ = running.finish()
+        #expect(seen[1]?.status == "exited 0")
+        #expect(seen[2]?.status == "exited 1")
+        #expect(seen[3]?.status == "killed (SIGTERM)")
+        #expect(seen[4]?.status == "lost")
+        #expect(seen[5]?.status == "running")
+        #expect(try statuses(db)[5]?.status == "exited 0")
+        let table = try Harness.luamem(["runs", "--db", db.path])
+        #expect(table.stdout.contains("killed (SIGTERM)") && table.stdout.contains("lost"))
+        let lost = try Harness.luamem(["query", "--db", db.path, "--run", "4"])
+        #expect(lost.status == 0)
+        #expect(
+            lost.stderr
+                == "luamem: run 4 (spin.lua) ended without its final snapshot (its process died): "
+                + "its figures stop at its last snapshot\n")
+    }
+
+    @Test func childRunsNameTheirParentAndTheLatestTopLevelRunIsTheDefault() throws {
+        let db = try Harness.temporaryDirectory().appendingPathComponent("tree.db")
+        let output = try Harness.luamem(["run", "--db", db.path, Harness.fixture("rerun.lua")])
+        #expect(output.status == 0, "\(output.stderr)")
+        let seen = try statuses(db)
+        #expect(seen.count == 2)
+        #expect(seen[1]?.parent == nil && seen[2]?.parent == 1)
+        let query = try Harness.luamem(["query", "--db", db.path])
+        #expect(query.stdout.hasPrefix("run 1 (rerun.lua): "), "\(query.stdout)")
+        let table = try Harness.luamem(["runs", "--db", db.path])
+        #expect(table.stdout.contains("↳ rerun.lua"))
+    }
+}

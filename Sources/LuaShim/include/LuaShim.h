@@ -73,8 +73,8 @@ typedef struct luamem_hooks {
     /// Writes a snapshot now; returns 0, or -1 with a message in `error`.
     int (*flush)(luamem_context *context, char *error, size_t error_size);
     void (*name_cfunction)(luamem_context *context, lua_CFunction function, const char *name);
-    /// os.exit was called: write the final snapshot before the process ends.
-    void (*exiting)(luamem_context *context);
+    /// os.exit was called with `status`: write the final snapshot before the process ends.
+    void (*exiting)(luamem_context *context, int status);
     /// `luamem.start`: track `L` (attach, or resume a stopped tracker). 0, or -1 and `error`.
     int (*start)(lua_State *L, const luamem_start_options *options, char *error, size_t error_size);
     /// `luamem.stop`: final snapshot of the state; the tracker stays installed but idle.
@@ -215,6 +215,9 @@ int luamem_finish_on_termination(void (*final_snapshot)(void));
 /// Ends the process by the termination signal received, if one was; for code that would
 /// otherwise exit normally after the final snapshot.
 void luamem_die_if_terminating(void);
+
+/// The termination signal received (SIGTERM or SIGHUP), 0 when none.
+int luamem_termination_signal(void);
 
 /// Relaxed atomic access to counters that one Lua thread writes and the flusher reads.
 static inline int64_t luamem_load_relaxed(const int64_t *p) {
