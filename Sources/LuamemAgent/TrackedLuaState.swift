@@ -73,6 +73,12 @@ public final class TrackedLuaState {
         let load =
             command.script < arguments.count
             && !command.has(LUAMEM_LUA_LIBRARY | LUAMEM_LUA_VERSION | LUAMEM_LUA_INTERACTIVE)
+        if load {
+            let script = arguments[command.script]
+            tracker.beginLoading(
+                script == "-" ? "stdin" : String(script.split(separator: "/").last ?? Substring(script)))
+        }
+        defer { tracker.endLoading() }
         guard
             luamem_load_script(
                 L, progname, argv.count, argv.pointers, Int32(command.first),

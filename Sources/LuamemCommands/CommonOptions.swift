@@ -204,11 +204,17 @@ struct SiteKey: Hashable {
         }
     }
 
+    /// Sites that are no line of code: `[host]` (what the host allocates) and a script being
+    /// loaded (`app.lua (load)`, its bytecode).
+    static func isLineless(_ file: String) -> Bool {
+        file == "[host]" || file.hasSuffix(" (load)")
+    }
+
     /// How the row is printed, from one of its sites.
     static func label(_ info: SiteInfo, type: String, by grouping: Grouping) -> String {
         switch grouping {
-        case .line: info.file == "[host]" ? "[host]" : "\(info.file):\(info.line)"
-        case .function: info.file == "[host]" ? "[host]" : "\(info.file):\(info.lineDefined)"
+        case .line: isLineless(info.file) ? info.file : "\(info.file):\(info.line)"
+        case .function: isLineless(info.file) ? info.file : "\(info.file):\(info.lineDefined)"
         case .file: info.file
         case .type: type
         }
@@ -217,6 +223,6 @@ struct SiteKey: Hashable {
     /// The function name as printed: Lua's name, or where an anonymous function is defined.
     static func functionName(_ info: SiteInfo) -> String? {
         if let function = info.function { return function }
-        return info.file == "[host]" ? nil : "function <\(info.file):\(info.lineDefined)>"
+        return isLineless(info.file) ? nil : "function <\(info.file):\(info.lineDefined)>"
     }
 }

@@ -88,7 +88,7 @@ struct ExportCommand: ParsableCommand {
     /// semicolons and spaces, which folded stacks use as separators, are replaced.
     static func stack(_ info: SiteInfo, _ frames: [Int64: FrameInfo]) -> [String] {
         var parts = info.stack.split(separator: ",").compactMap { Int64($0) }.reversed().map { id in
-            frames[id].map { $0.file == "[host]" ? "[host]" : "\($0.file):\($0.line)" } ?? "?"
+            frames[id].map { SiteKey.isLineless($0.file) ? $0.file : "\($0.file):\($0.line)" } ?? "?"
         }
         if !info.cfunction.isEmpty { parts.append(info.cfunction) }
         // One line per stack, frames split by ";", the weight after the last space.

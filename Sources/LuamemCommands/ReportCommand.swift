@@ -437,7 +437,7 @@ struct ReportPage {
     }
 
     private func siteLink(_ row: Row) -> String {
-        guard row.info.file != "[host]",
+        guard !SiteKey.isLineless(row.info.file),
             row.info.file.hasPrefix("/") || !row.info.file.hasPrefix("[")
         else {
             return escape(row.site)

@@ -8,6 +8,7 @@ extension TrackerStorage {
     /// C function, the calling Lua line plus that function; `[host]` with no Lua frame at all.
     @inlinable @inline(__always)
     mutating func currentSite() -> UInt32 {
+        if loadingSite != 0 { return loadingSite }
         guard !passive, var thread = context.pointee.current else { return hostSite }
         var resumer = context.pointee.resumer_count
         while !LuaDebug.stackLevel(thread, 0, debug) {

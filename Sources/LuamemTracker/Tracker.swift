@@ -208,6 +208,14 @@ public struct Tracker {
         storage.pointee.gcCycleCompleted()
     }
 
+    /// Charges what is allocated from now until `endLoading()` to a site named "`name` (load)":
+    /// loading a script (its bytecode, `arg`) happens before any Lua frame exists.
+    public func beginLoading(_ name: String) {
+        storage.pointee.beginLoading(name)
+    }
+
+    public func endLoading() { storage.pointee.loadingSite = 0 }
+
     /// Names a C function for sites that allocate inside it ("string.rep").
     public func name(cfunction: lua_CFunction, _ name: UnsafePointer<CChar>) {
         storage.pointee.name(cfunction: cfunction, name)
@@ -441,6 +449,9 @@ struct TrackerStorage {
     @usableFromInline let foldedAllocations: UnsafeMutablePointer<Int64>
     @usableFromInline var hostFrame: UInt32 = 0
     @usableFromInline var hostSite: UInt32 = 0
+    /// While a script is being loaded (no Lua frame exists yet), the site that names it, e.g.
+    /// "app.lua (load)": its bytecode is the script's, not the host's. 0 otherwise.
+    @usableFromInline var loadingSite: UInt32 = 0
 
     /// $LUAMEM_SAMPLE_SEED (a whole number) when set, for runs that must repeat; else random
     /// bytes from the system.
@@ -475,6 +486,15 @@ struct TrackerStorage {
         foldedAllocations = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
         foldedAllocations.initialize(to: 0)
         cacheEntries = UnsafeMutablePointer<CacheEntry>.allocate(capacity: 1024)
+    }
+
+    mutating func beginLoading(_ name: String) {
+        guard
+            let source = "=\(name) (load)".withCString({ intern($0) }),
+            let frame = internFrame(source: source, line: 0, lineDefined: 0, function: nil)
+        else { return }
+        frameIDs[0] = frame
+        loadingSite = internSite(frameCount: 1, cfunction: nil) ?? 0
     }
 
     mutating func createHostSite() {

@@ -274,3 +274,23 @@ import Testing
         #expect(table.stdout.contains("↳ rerun.lua"))
     }
 }
+
+extension RunStatusTests {
+    /// The script's own bytecode is loaded before any Lua frame exists: it is charged to a site
+    /// that names the script, not to [host].
+    @Test func loadingTheScriptIsChargedToTheScript() throws {
+        let db = try Harness.temporaryDirectory().appendingPathComponent("load.db")
+        try Harness.track("sites.lua", db: db)
+        #expect(
+            try Harness.integer(
+                db, "SELECT sum(live_bytes) FROM site_latest WHERE file = 'sites.lua (load)' AND type = 'proto'")
+                > 0)
+        #expect(
+            try Harness.integer(
+                db,
+                "SELECT coalesce(sum(live_bytes), 0) FROM site_latest WHERE file = '[host]' AND type = 'proto'")
+                == 0)
+        let query = try Harness.luamem(["query", "--db", db.path, "--top", "100"])
+        #expect(query.stdout.split(separator: "\n").contains { $0.contains(" sites.lua (load)") })
+    }
+}
