@@ -462,7 +462,8 @@ public final class Flusher {
                 let totals = tracker.totals()
                 let snapshotID = try writer.insertSnapshot(
                     runID: runID, stateID: stateID, timeMs: timeMs, kind: kind,
-                    totals: Figures(totals), gcCycles: tracker.gcCycles)
+                    totals: Figures(totals), gcCycles: tracker.gcCycles,
+                    gcCompletedMs: tracker.gcCompletedMs)
                 var rows: Int64 = 0
                 let unsampled = tracker.unsampledSite
                 if state.written.count < slotCount {

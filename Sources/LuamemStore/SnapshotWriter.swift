@@ -93,8 +93,9 @@ public final class SnapshotWriter {
         insertSnapshot = try db.prepare(
             """
             INSERT INTO snapshots (run_id, state_id, time_ms, kind, live_bytes, live_count,
-                alloc_bytes, alloc_count, peak_bytes, gc_live_bytes, gc_live_count, gc_cycles)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                alloc_bytes, alloc_count, peak_bytes, gc_live_bytes, gc_live_count, gc_cycles,
+                gc_completed_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         insertStats = try db.prepare(
             """
@@ -191,13 +192,14 @@ public final class SnapshotWriter {
 
     public func insertSnapshot(
         runID: Int64, stateID: Int64, timeMs: Int64, kind: SnapshotKind, totals: Figures,
-        gcCycles: Int64
+        gcCycles: Int64, gcCompletedMs: Int64? = nil
     ) throws -> Int64 {
         try insertSnapshot.run([
             .integer(runID), .integer(stateID), .integer(timeMs), .text(kind.rawValue),
             .integer(totals.liveBytes), .integer(totals.liveCount), .integer(totals.allocBytes),
             .integer(totals.allocCount), .integer(totals.peakBytes), .integer(totals.gcLiveBytes),
             .integer(totals.gcLiveCount), .integer(gcCycles),
+            gcCompletedMs.map(Value.integer) ?? .null,
         ])
         return store.database.lastInsertRowID
     }

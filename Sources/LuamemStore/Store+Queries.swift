@@ -107,6 +107,12 @@ extension Store {
         return result
     }
 
+    /// How many GC cycles a state had completed at a snapshot.
+    public func gcCycles(snapshotID: Int64) throws -> Int64 {
+        try database.scalar("SELECT gc_cycles FROM snapshots WHERE id = ?", [.integer(snapshotID)])
+            ?? 0
+    }
+
     /// The names of a run's states, in the order they started, each once.
     public func stateNames(runID: Int64) throws -> [String] {
         try database.prepare(

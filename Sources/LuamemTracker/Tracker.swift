@@ -292,6 +292,12 @@ extension Tracker {
     /// Completed GC cycles seen by the sentinel.
     public var gcCycles: Int64 { luamem_load_relaxed(shared.pointee.gcCycles) }
 
+    /// When the last GC cycle completed (Unix epoch ms), nil before the first.
+    public var gcCompletedMs: Int64? {
+        let ms = luamem_load_relaxed(shared.pointee.gcCompletedMs)
+        return ms == 0 ? nil : ms
+    }
+
     /// Whether C functions are identified by pointer (Lua's layout verified) or only as "[C]".
     public var identifiesCFunctions: Bool { storage.pointee.cfunctionLayoutVerified }
 
@@ -324,6 +330,7 @@ extension luamem_raw_frame: @retroactive Equatable {
 struct TrackerShared {
     let totals: UnsafeMutablePointer<luamem_counters>
     let gcCycles: UnsafeMutablePointer<Int64>
+    let gcCompletedMs: UnsafeMutablePointer<Int64>
     @usableFromInline let snapshots: UnsafeMutablePointer<Int64>
     let untracked: UnsafeMutablePointer<Int64>
     /// Non-zero once the flusher no longer reads the tracker.
@@ -338,6 +345,7 @@ struct TrackerShared {
     init(_ storage: TrackerStorage) {
         totals = storage.totals
         gcCycles = storage.gcCycles
+        gcCompletedMs = storage.gcCompletedMs
         snapshots = storage.snapshots
         untracked = storage.untracked
         folded = storage.foldedAllocations
@@ -380,6 +388,8 @@ struct TrackerStorage {
     @usableFromInline let frameIDs: UnsafeMutablePointer<UInt32>
     @usableFromInline let totals: UnsafeMutablePointer<luamem_counters>
     @usableFromInline let gcCycles: UnsafeMutablePointer<Int64>
+    /// Unix epoch milliseconds when the last GC cycle completed; 0 before the first.
+    let gcCompletedMs: UnsafeMutablePointer<Int64>
     @usableFromInline let snapshots: UnsafeMutablePointer<Int64>
 
     @usableFromInline var pool = UnsafeBlockPool()
@@ -479,6 +489,8 @@ struct TrackerStorage {
         memset(totals, 0, MemoryLayout<luamem_counters>.size)
         gcCycles = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
         gcCycles.initialize(to: 0)
+        gcCompletedMs = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+        gcCompletedMs.initialize(to: 0)
         snapshots = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
         snapshots.initialize(to: 0)
         untracked = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
@@ -524,7 +536,8 @@ struct TrackerStorage {
         cachedSources.deallocate()
         cacheEntries.deallocate(); context.deallocate(); debug.deallocate(); raw.deallocate()
         levels.deallocate(); frameIDs.deallocate(); totals.deallocate()
-        gcCycles.deallocate(); snapshots.deallocate(); untracked.deallocate()
+        gcCycles.deallocate(); gcCompletedMs.deallocate(); snapshots.deallocate()
+        untracked.deallocate()
         foldedAllocations.deallocate()
         largeBlocks.deallocate()
     }
@@ -762,6 +775,10 @@ struct TrackerStorage {
         luamem_counters_settle(totals)
         epoch &+= 1
         luamem_store_relaxed(gcCycles, luamem_load_relaxed(gcCycles) + 1)
+        // Called from the sentinel's finalizer, never from the allocator: a clock read is fine.
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        luamem_store_relaxed(gcCompletedMs, Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000)
     }
 
 }

@@ -250,3 +250,39 @@ extension PostGCTests {
         #expect(Double(growth) >= 0.9 * Double(live), "\(row)")
     }
 }
+
+extension PostGCTests {
+    /// A window with fewer than two completed GC cycles says so and falls back to the live
+    /// bytes at the snapshots; snapshots record when the last cycle completed.
+    @Test func tooFewCyclesAreSaidAndFallBackToLiveBytes() throws {
+        let directory = try Harness.temporaryDirectory()
+        let tiny = directory.appendingPathComponent("tiny.db")
+        try Harness.track("tiny.lua", db: tiny)
+        let query = try Harness.luamem(["query", "--db", tiny.path, "--format", "json"])
+        #expect(query.status == 0)
+        #expect(
+            query.stderr == "luamem: only 0 GC cycles completed in this window, too few for figures "
+                + "after GC: GROWTH counts live bytes at the snapshots, uncollected garbage included "
+                + "(as --current does)\n")
+        let row = try #require(try Harness.jsonRows(query.stdout).first { $0["line"] as? Int == 3 })
+        #expect(row["growth_bytes"] as? Int == row["live_bytes"] as? Int)
+        #expect((row["live_bytes"] as? Int ?? 0) >= 10 * 56)
+        // A completion time exactly when a cycle has completed.
+        #expect(
+            try Harness.integer(
+                tiny,
+                "SELECT count(*) FROM snapshots WHERE (gc_cycles > 0) != (gc_completed_ms IS NOT NULL)")
+                == 0)
+
+        let busy = directory.appendingPathComponent("busy.db")
+        try Harness.track("gc_chunks.lua", db: busy, options: ["--interval", "0.01"])
+        let quiet = try Harness.luamem(["query", "--db", busy.path])
+        #expect(quiet.stderr == "")
+        #expect(
+            try Harness.integer(
+                busy,
+                "SELECT count(*) FROM snapshots WHERE gc_cycles > 0 AND (gc_completed_ms IS NULL "
+                    + "OR gc_completed_ms > time_ms)") == 0)
+        #expect(try Harness.integer(busy, "SELECT count(*) FROM snapshots WHERE gc_completed_ms IS NOT NULL") > 0)
+    }
+}
