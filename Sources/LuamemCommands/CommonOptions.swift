@@ -137,6 +137,22 @@ struct RowOptions: ParsableArguments {
     var current = false
 }
 
+extension RowOptions {
+    /// Whether to count the live bytes at the snapshots: asked for (--current), or the window
+    /// holds fewer than `needed` completed GC cycles, too few for figures after GC to say much
+    /// (a short or quiet run), which one line on stderr then says.
+    func usesCurrent(cyclesInWindow cycles: Int64, needed: Int64) -> Bool {
+        if current { return true }
+        guard cycles < needed else { return false }
+        FileHandle.standardError.write(
+            Data(
+                ("luamem: only \(cycles) GC cycle\(cycles == 1 ? "" : "s") completed in this window, "
+                    + "too few for figures after GC: the live bytes at the snapshots stand in, "
+                    + "uncollected garbage included (as with --current)\n").utf8))
+        return true
+    }
+}
+
 /// `--fail-above`: turns growth into exit status 1, for CI jobs.
 struct GateOptions: ParsableArguments {
     @Option(

@@ -29,6 +29,9 @@ struct LeaksCommand: ParsableCommand {
     @Flag(help: "List every row, suspect or not.")
     var all = false
 
+    /// Completed GC cycles a window needs for a fit through figures after GC.
+    static let cyclesNeeded: Int64 = 5
+
     func run() throws {
         let store = try openStore(database)
         let run = try selection.run(in: store)
@@ -41,7 +44,16 @@ struct LeaksCommand: ParsableCommand {
                 "\(describe(run)) has \(series.times.count) snapshot(s) in the window; leaks needs at least 3 "
                     + "(use a shorter --interval or a longer window)")
         }
-        let trends = series.values(current: rows.current).compactMap {
+        // A line fit through figures after GC needs several cycles to have steps to fit.
+        let inWindow = try store.snapshots(runID: run.id).filter {
+            selected($0.ref.stateID) && (fromMs == nil || $0.ref.timeMs >= fromMs!)
+        }
+        let cycles =
+            Dictionary(grouping: inWindow, by: \.ref.stateID).values.map {
+                ($0.map(\.gcCycles).max() ?? 0) - ($0.map(\.gcCycles).min() ?? 0)
+            }.min() ?? 0
+        let current = rows.usesCurrent(cyclesInWindow: cycles, needed: LeaksCommand.cyclesNeeded)
+        let trends = series.values(current: current).compactMap {
             key, values -> (SiteKey, Trend)? in
             Trend(times: series.times, values: values).map { (key, $0) }
         }

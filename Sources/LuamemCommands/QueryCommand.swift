@@ -91,24 +91,13 @@ struct QueryCommand: ParsableCommand {
             type >= 0 && type < typeList.count ? typeList[Int(type)] : "?"
         }
 
-        // Post-GC figures need completed cycles: with fewer than two in the window (a short or
-        // quiet run), their change says little, so the live bytes at the snapshots stand in.
-        var current = rows.current
-        if !current {
-            let cycles: Int64 = try heads.map { head -> Int64 in
-                let base = bases.first { $0.stateID == head.stateID && $0.id <= head.id }
-                let before = try base.map { try store.gcCycles(snapshotID: $0.id) } ?? 0
-                return try store.gcCycles(snapshotID: head.id) - before
-            }.min() ?? 0
-            if cycles < 2 {
-                current = true
-                FileHandle.standardError.write(
-                    Data(
-                        ("luamem: only \(cycles) GC cycle\(cycles == 1 ? "" : "s") completed in this "
-                            + "window, too few for figures after GC: GROWTH counts live bytes at the "
-                            + "snapshots, uncollected garbage included (as --current does)\n").utf8))
-            }
-        }
+        // Post-GC growth compares two points: it needs two cycles completed between them.
+        let cycles: Int64 = try heads.map { head -> Int64 in
+            let base = bases.first { $0.stateID == head.stateID && $0.id <= head.id }
+            let before = try base.map { try store.gcCycles(snapshotID: $0.id) } ?? 0
+            return try store.gcCycles(snapshotID: head.id) - before
+        }.min() ?? 0
+        let current = rows.usesCurrent(cyclesInWindow: cycles, needed: 2)
         // Groups live in an array and are updated in place: a query may see 50k sites. Options
         // are read once (each read through the property wrapper costs a metadata lookup).
         let by = rows.by

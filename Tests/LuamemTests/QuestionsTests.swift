@@ -112,6 +112,21 @@ import Testing
         #expect(short.status != 0 && short.stderr.contains("at least 3"))
     }
 
+    /// A short, quiet run (few completed GC cycles, so the figures after GC move in a few
+    /// steps): leaks says so, falls back to the live bytes at the snapshots, and still ranks the
+    /// steady leak first without the warm-up cache or the load wave.
+    @Test func aShortQuietRunStillRanksTheLeakFirst() throws {
+        let db = try Harness.temporaryDirectory().appendingPathComponent("quiet.db")
+        try Harness.track(
+            "patterns.lua", db: db, options: ["--interval", "0.1"], arguments: ["3", "2"])
+        let output = try Harness.luamem(["leaks", "--db", db.path, "--format", "json"])
+        #expect(output.stderr.contains("GC cycles completed in this window, too few"), "\(output.stderr)")
+        let suspects = try Harness.jsonRows(output.stdout)
+        #expect(suspects.first?["line"] as? Int == 10, "\(suspects)")
+        #expect(!suspects.contains { $0["line"] as? Int == 11 })
+        #expect(!suspects.contains { $0["line"] as? Int == 13 })
+    }
+
     @Test func historyShowsOneSiteOverTimeWithAChart() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("m.db")

@@ -262,8 +262,8 @@ extension PostGCTests {
         #expect(query.status == 0)
         #expect(
             query.stderr == "luamem: only 0 GC cycles completed in this window, too few for figures "
-                + "after GC: GROWTH counts live bytes at the snapshots, uncollected garbage included "
-                + "(as --current does)\n")
+                + "after GC: the live bytes at the snapshots stand in, uncollected garbage included "
+                + "(as with --current)\n")
         let row = try #require(try Harness.jsonRows(query.stdout).first { $0["line"] as? Int == 3 })
         #expect(row["growth_bytes"] as? Int == row["live_bytes"] as? Int)
         #expect((row["live_bytes"] as? Int ?? 0) >= 10 * 56)

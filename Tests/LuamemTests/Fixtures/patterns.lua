@@ -1,7 +1,7 @@
 -- Three memory patterns side by side, for `luamem leaks`. Line numbers are asserted.
-local seconds = tonumber(arg[1] or "2")
+local seconds, waste = tonumber(arg[1] or "2"), tonumber(arg[2] or "200")
 leak, cache, load = {}, {}, {}
-local function garbage() local t = {} for i = 1, 200 do t[i] = { i } end end
+local function garbage() local t = {} for i = 1, waste do t[i] = { i } end end
 local start = os.clock()
 local tick = 0
 while os.clock() - start < seconds do
