@@ -206,14 +206,20 @@ struct ReportPage {
             <h3>After GC, by object type</h3>\(stackedByType(current: false, figure: "after GC"))
             <h3>At each snapshot (uncollected garbage included), by object type</h3>\
             \(stackedByType(current: true, figure: "live"))</section>
+            \(diffSection())
             <section id="growth"><h2>Sites that grew most</h2>\(growthTable(Array(growing)))</section>
             <section id="leaks"><h2>Leak suspects</h2>\(leakTable(Array(suspects)))</section>
             <section id="treemap"><h2>Live memory by file, function and line</h2>
-            <p class="legend">Area: live bytes after GC at the end. Colour: <span class="up">grew</span>,
-            <span class="flat">flat</span>, <span class="down">shrank</span> over the window.</p>
+            <p class="legend">Area: live bytes after GC at the end. Colour: growth over the window,
+            <span style="color:hsl(24,90%,40%)">■</span> darker as a line grew more next to the
+            line that grew most, <span style="color:hsl(130,45%,45%)">■</span> shrank,
+            <span style="color:#bdbdbd">■</span> unchanged.
+            <b>[host]</b> is what was allocated with no Lua function running: the standard
+            libraries being opened and luamem's own GC sentinel (a host's own allocations, when
+            luamem is embedded). <b>[other sites]</b> holds the sites past --max-sites, counted
+            together; <i>script.lua (load)</i> is the script's bytecode.</p>
             \(treemap(rows))</section>
             \(icicle())
-            \(diffSection())
             <footer>Written by luamem \(Luamem.configuration.version) at \(formatTime(Clock.epochMs())) UTC.</footer>
             <script>\(Self.script)</script>
             </body></html>
@@ -296,7 +302,7 @@ struct ReportPage {
         }
         var below = indices.map { _ in Int64(0) }
         var layers = ""
-        for (number, key) in keys.enumerated() {
+        for key in keys {
             let values = indices.map { series[key]![$0] }
             let above = zip(below, values).map { $0 + $1 }
             let upper = zip(indices, above).map { String(format: "%.1f,%.1f", x($0), y($1)) }
@@ -305,14 +311,14 @@ struct ReportPage {
             }
             let name = key.type ?? "?"
             layers += """
-                <polygon class="layer" style="fill:\(Self.palette[number % Self.palette.count])" \
+                <polygon class="layer" data-type="\(escape(name))" style="fill:\(Self.colour(ofType: name))" \
                 points="\((upper + lower).joined(separator: " "))"><title>\(escape(name)): \
                 \(Listing.formatBytes(values.last ?? 0)) \(figure) at the end (\(values.last ?? 0) bytes)</title></polygon>
                 """
             below = above
         }
-        let legend = keys.enumerated().map { number, key in
-            "<span style=\"color:\(Self.palette[number % Self.palette.count])\">■</span> \(escape(key.type ?? "?"))"
+        let legend = keys.map { key in
+            "<span style=\"color:\(Self.colour(ofType: key.type ?? "?"))\">■</span> \(escape(key.type ?? "?"))"
         }.joined(separator: " ")
         return """
             <svg class="chart" viewBox="0 0 \(Int(width)) \(Int(height))" role="img" aria-label="\(figure) by type">
@@ -322,9 +328,28 @@ struct ReportPage {
             """
     }
 
-    static let palette = [
-        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-    ]
+    /// A treemap cell's colour: orange as dark as its growth is large next to the largest
+    /// line's, green for shrinkage, grey for none.
+    static func growthColour(_ growth: Int64, largest: Int64) -> String {
+        guard growth != 0, largest > 0 else { return "#d9d9d9" }
+        let strength = min(1, Double(abs(growth)) / Double(largest)).squareRoot()
+        let lightness = Int((88 - 48 * strength).rounded())
+        return growth > 0 ? "hsl(24,90%,\(lightness)%)" : "hsl(130,45%,\(lightness)%)"
+    }
+
+    /// One colour per object type, the same in every chart of the page.
+    static func colour(ofType type: String) -> String {
+        switch type {
+        case "string": "#1f77b4"
+        case "table": "#ff7f0e"
+        case "function": "#2ca02c"
+        case "userdata": "#d62728"
+        case "thread": "#9467bd"
+        case "proto": "#8c564b"
+        case "other": "#7f7f7f"
+        default: "#e377c2"
+        }
+    }
 
     /// An icicle of live bytes (after GC) by call stack, outermost frame on top; only for runs
     /// recorded with --depth above 1.
@@ -442,10 +467,14 @@ struct ReportPage {
         else {
             return escape(row.site)
         }
+        // A chunk name is the path the program used, relative to where it ran: link it only when
+        // it names a file that exists, as an absolute path; otherwise it is shown as text.
         let path =
             row.info.file.hasPrefix("/")
             ? row.info.file : FileManager.default.currentDirectoryPath + "/" + row.info.file
-        return "<a href=\"file://\(escape(path))#L\(row.info.line)\">\(escape(row.site))</a>"
+        guard FileManager.default.fileExists(atPath: path) else { return escape(row.site) }
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        return "<a href=\"file://\(escape(absolute))#L\(row.info.line)\">\(escape(row.site))</a>"
     }
 
     private func growthTable(_ rows: [Row]) -> String {
@@ -524,6 +553,8 @@ struct ReportPage {
             }
         }
         guard root.value > 0 else { return "<p>No live memory at the end of the window.</p>" }
+        let largestGrowth = root.children.values.flatMap { $0.children.values }
+            .flatMap { $0.children.values }.map { abs($0.growth) }.max() ?? 0
         var cells = ""
         let width = 900.0, height = 420.0
         for (file, fileRect) in Self.squarify(
@@ -540,10 +571,9 @@ struct ReportPage {
                 for (line, rect) in Self.squarify(
                     function.children.values.sorted { $0.value > $1.value }, in: functionRect)
                 {
-                    let share = Double(line.growth) / Double(max(line.value, 1))
-                    let colour = share > 0.05 ? "up" : (share < -0.05 ? "down" : "flat")
                     cells += """
-                        <rect class="cell \(colour)" data-bytes="\(line.value)" x="\(f(rect.0))" y="\(f(rect.1))" \
+                        <rect class="cell" style="fill:\(Self.growthColour(line.growth, largest: largestGrowth))" \
+                        data-bytes="\(line.value)" data-growth="\(line.growth)" x="\(f(rect.0))" y="\(f(rect.1))" \
                         width="\(f(rect.2))" height="\(f(rect.3))"><title>\(escape(line.name)) \(escape(line.detail)): \
                         \(Listing.formatBytes(line.value)) live after GC (\(line.value) bytes), \
                         \(Listing.formatBytes(line.growth, signed: true)) over the window</title></rect>
@@ -630,7 +660,7 @@ struct ReportPage {
     static let style = """
         body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:960px;color:#222}
         h1{font-size:20px}h2{font-size:16px;margin-top:28px}
-        table{border-collapse:collapse;width:100%}th,td{padding:3px 6px;text-align:left;vertical-align:middle}
+        table{border-collapse:collapse;width:100%}th,td{padding:3px 6px;text-align:left;vertical-align:middle;overflow-wrap:anywhere}
         table.sites tr:nth-child(even){background:#f5f5f5}td.num{text-align:right;white-space:nowrap}
         table.facts th{width:110px;color:#555;font-weight:normal}
         svg.chart,svg.treemap{width:100%;height:auto;border:1px solid #ddd}

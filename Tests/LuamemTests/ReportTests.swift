@@ -119,6 +119,28 @@ import Testing
                     as: (Substring, Substring, Substring).self)))
         #expect(String(first.1) == diff.first?["site"] as? String)
         #expect(Int(first.2) == diff.first?["change_bytes"] as? Int)
+        // The answer to the question asked comes first: the diff before the treemap.
+        let diffAt = try #require(dom.range(of: "id=\"diff\"")?.lowerBound)
+        let treemapAt = try #require(dom.range(of: "id=\"treemap\"")?.lowerBound)
+        #expect(diffAt < treemapAt)
+        // Every object type has one colour in every chart.
+        var colours: [String: Set<String>] = [:]
+        for match in dom.matches(
+            of: try Regex(#"data-type="([^"]+)" style="fill:([^"]+)""#, as: (Substring, Substring, Substring).self))
+        {
+            colours[String(match.1), default: []].insert(String(match.2))
+        }
+        #expect(!colours.isEmpty && colours.values.allSatisfy { $0.count == 1 }, "\(colours)")
+        // Treemap colours carry growth, and the page says what [host] and [other sites] are.
+        let fills = Set(
+            dom.matches(of: try Regex(#"<rect class="cell" style="fill:([^"]+)""#, as: (Substring, Substring).self))
+                .map { String($0.1) })
+        #expect(fills.count > 2, "\(fills)")
+        #expect(dom.contains("<b>[host]</b> is what was allocated") && dom.contains("<b>[other sites]</b>"))
+        // A link only where the file exists: app.lua was named relative to the build directory.
+        for link in dom.matches(of: try Regex(##"href="file://([^"#]+)#L"##, as: (Substring, Substring).self)) {
+            #expect(FileManager.default.fileExists(atPath: String(link.1)), "\(link.1)")
+        }
         let lonely = try Harness.luamem(["report", "--db", db.path, "--base", "build:v1"])
         #expect(lonely.status == 64 && lonely.stderr.contains("--base and --head go together"))
     }
