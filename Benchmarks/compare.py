@@ -55,7 +55,9 @@ def instructions(command):
     """Instructions executed by one run under callgrind."""
     with tempfile.NamedTemporaryFile() as out:
         result = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}"] + command,
+            # luamem run executes luamem-run: follow it, and count what the script's process ran.
+            ["valgrind", "--tool=callgrind", "--trace-children=yes",
+             f"--callgrind-out-file={out.name}"] + command,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if result.returncode != 0:
             sys.exit(f"failed under callgrind: {' '.join(command)}\n{result.stderr[-2000:]}")
