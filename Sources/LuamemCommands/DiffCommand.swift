@@ -61,6 +61,9 @@ struct Side {
     var values: [SiteKey: Int64] = [:]
     var labels: [SiteKey: (site: String, info: SiteInfo)] = [:]
     var total: Int64 = 0
+    /// Some state had completed fewer than two GC cycles at its snapshot: its figures after GC
+    /// are its live bytes there (the tracker's own fallback), uncollected garbage included.
+    var beforeTwoCycles = false
 }
 
 /// `luamem diff`: two moments side by side, site by site.
@@ -103,6 +106,13 @@ struct DiffCommand: ParsableCommand {
         let baseSide = try comparison.resolve(base)
         let headSide = try comparison.resolve(head)
         let changes = Comparison.changes(baseSide, headSide)
+        for side in [baseSide, headSide] where side.beforeTwoCycles {
+            FileHandle.standardError.write(
+                Data(
+                    ("luamem: \(side.description): fewer than two GC cycles had completed, too few "
+                        + "for figures after GC: the live bytes at the snapshot stand in, uncollected "
+                        + "garbage included\n").utf8))
+        }
         var listing = Listing(columns: [
             .init(key: "base_bytes", title: "BASE", rightAligned: true),
             .init(key: "head_bytes", title: "HEAD", rightAligned: true),
@@ -274,6 +284,7 @@ struct Comparison {
     }
 
     private func add(_ snapshot: SnapshotRef, to side: inout Side) throws {
+        if !current, try store.gcCycles(snapshotID: snapshot.id) < 2 { side.beforeTwoCycles = true }
         for (info, entry) in try store.namedFigures(at: snapshot) {
             let type = typeNames[entry.type] ?? "?"
             let key = SiteKey(info, type: type, by: by, acrossBuilds: true)
@@ -295,6 +306,7 @@ struct Comparison {
             result.labels[key] = sides.lazy.compactMap { $0.labels[key] }.first
         }
         result.total = Self.median(sides.map(\.total))
+        result.beforeTwoCycles = sides.contains { $0.beforeTwoCycles }
         return result
     }
 

@@ -286,3 +286,21 @@ extension PostGCTests {
         #expect(try Harness.integer(busy, "SELECT count(*) FROM snapshots WHERE gc_completed_ms IS NOT NULL") > 0)
     }
 }
+
+extension PostGCTests {
+    /// diff says when a side's figures after GC are only the live bytes (fewer than two cycles).
+    @Test func diffSaysWhenASideHadTooFewCycles() throws {
+        let db = try Harness.temporaryDirectory().appendingPathComponent("d.db")
+        try Harness.track("tiny.lua", db: db)
+        try Harness.track("gc_chunks.lua", db: db)
+        let output = try Harness.luamem(["diff", "--db", db.path, "--base", "run:1", "--head", "run:2"])
+        #expect(output.status == 0)
+        #expect(
+            output.stderr == "luamem: run 1 (tiny.lua) at end: fewer than two GC cycles had "
+                + "completed, too few for figures after GC: the live bytes at the snapshot stand in, "
+                + "uncollected garbage included\n")
+        let current = try Harness.luamem(
+            ["diff", "--db", db.path, "--base", "run:1", "--head", "run:2", "--current"])
+        #expect(current.stderr == "")
+    }
+}
