@@ -220,6 +220,11 @@ struct SiteKey: Hashable {
         }
     }
 
+    /// A total order on keys, for ties.
+    var order: String {
+        "\(file ?? "")\u{0}\(line ?? 0)\u{0}\(function ?? "")\u{0}\(type ?? "")"
+    }
+
     /// Sites that are no line of code: `[host]` (what the host allocates) and a script being
     /// loaded (`app.lua (load)`, its bytecode).
     static func isLineless(_ file: String) -> Bool {

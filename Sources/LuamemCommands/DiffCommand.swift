@@ -183,7 +183,11 @@ struct Comparison {
         var key: SiteKey
         var base: Int64?
         var head: Int64?
-        var change: Int64 { (head ?? 0) - (base ?? 0) }
+        /// Saturating: the sides' sums may sit at Int64's limits in an altered file.
+        var change: Int64 {
+            let (difference, overflow) = (head ?? 0).subtractingReportingOverflow(base ?? 0)
+            return overflow ? ((head ?? 0) > (base ?? 0) ? .max : .min) : difference
+        }
         var status: String {
             base == nil ? "new" : (head == nil ? "gone" : (change == 0 ? "same" : "changed"))
         }
@@ -197,8 +201,13 @@ struct Comparison {
             .map { Change(key: $0, base: base.values[$0], head: head.values[$0]) }
             .filter { $0.change != 0 || ($0.base ?? 0) != 0 }
             .sorted {
-                if abs($0.change) != abs($1.change) { return abs($0.change) > abs($1.change) }
-                return ($0.head ?? $0.base ?? 0) > ($1.head ?? $1.base ?? 0)
+                if $0.change.magnitude != $1.change.magnitude {
+                    return $0.change.magnitude > $1.change.magnitude
+                }
+                let (first, second) = ($0.head ?? $0.base ?? 0, $1.head ?? $1.base ?? 0)
+                if first != second { return first > second }
+                // Ties in a fixed order: a dictionary's order changes from one process to the next.
+                return $0.key.order < $1.key.order
             }
     }
 

@@ -58,7 +58,9 @@ struct LeaksCommand: ParsableCommand {
             Trend(times: series.times, values: values).map { (key, $0) }
         }
         let ranked = trends.filter { all || $0.1.isSuspect }.sorted {
-            $0.1.score != $1.1.score ? $0.1.score > $1.1.score : $0.1.growth > $1.1.growth
+            if $0.1.score != $1.1.score { return $0.1.score > $1.1.score }
+            if $0.1.growth != $1.1.growth { return $0.1.growth > $1.1.growth }
+            return $0.0.order < $1.0.order  // ties in a fixed order, not a dictionary's
         }
         var listing = Listing(columns: [
             .init(key: "rate_bytes_per_minute", title: "RATE/MIN", rightAligned: true),
