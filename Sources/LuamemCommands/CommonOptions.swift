@@ -91,10 +91,9 @@ struct SelectionOptions: ParsableArguments {
     /// snapshot, which the reader should know.
     func warnIfLost(_ run: RunRecord) {
         guard run.status == "lost" else { return }
-        FileHandle.standardError.write(
-            Data(
-                ("luamem: \(LuamemCommands.describe(run)) ended without its final snapshot (its process died): "
-                    + "its figures stop at its last snapshot\n").utf8))
+        warn(
+            "\(LuamemCommands.describe(run)) ended without its final snapshot (its process died): "
+                + "its figures stop at its last snapshot")
     }
 
     /// Whether a state id is selected; throws when --state names no state of the run.
@@ -144,11 +143,10 @@ extension RowOptions {
     func usesCurrent(cyclesInWindow cycles: Int64, needed: Int64) -> Bool {
         if current { return true }
         guard cycles < needed else { return false }
-        FileHandle.standardError.write(
-            Data(
-                ("luamem: only \(cycles) GC cycle\(cycles == 1 ? "" : "s") completed in this window, "
-                    + "too few for figures after GC: the live bytes at the snapshots stand in, "
-                    + "uncollected garbage included (as with --current)\n").utf8))
+        warn(
+            "only \(cycles) GC cycle\(cycles == 1 ? "" : "s") completed in this window, too few for "
+                + "figures after GC: the live bytes at the snapshots stand in, uncollected garbage "
+                + "included (as with --current)")
         return true
     }
 }
@@ -174,7 +172,7 @@ struct GateOptions: ParsableArguments {
         let crossed = rows.filter { Double($0.growth) > allowed }.sorted { $0.growth > $1.growth }
         let totalCrossed = Double(total) > allowed
         guard totalCrossed || !crossed.isEmpty else { return }
-        var lines = ["luamem: growth above --fail-above \(failAbove.text) (\(failAbove.describe(allowed: allowed, base: base, baseName: baseName))):"]
+        var lines = ["growth above --fail-above \(failAbove.text) (\(failAbove.describe(allowed: allowed, base: base, baseName: baseName))):"]
         func over(_ growth: Int64) -> String {
             "\(Listing.formatBytes(growth, signed: true)), \(Listing.formatBytes(growth - Int64(allowed.rounded(.down)), signed: false)) over"
         }
@@ -185,7 +183,7 @@ struct GateOptions: ParsableArguments {
         if crossed.count > Self.shownRows {
             lines.append("  and \(crossed.count - Self.shownRows) more rows")
         }
-        FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+        warn(lines.joined(separator: "\n"))
         throw ExitCode(1)
     }
 }

@@ -107,11 +107,9 @@ struct DiffCommand: ParsableCommand {
         let headSide = try comparison.resolve(head)
         let changes = Comparison.changes(baseSide, headSide)
         for side in [baseSide, headSide] where side.beforeTwoCycles {
-            FileHandle.standardError.write(
-                Data(
-                    ("luamem: \(side.description): fewer than two GC cycles had completed, too few "
-                        + "for figures after GC: the live bytes at the snapshot stand in, uncollected "
-                        + "garbage included\n").utf8))
+            warn(
+                "\(side.description): fewer than two GC cycles had completed, too few for figures "
+                    + "after GC: the live bytes at the snapshot stand in, uncollected garbage included")
         }
         var listing = Listing(columns: [
             .init(key: "base_bytes", title: "BASE", rightAligned: true),

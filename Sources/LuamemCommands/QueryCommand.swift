@@ -245,6 +245,11 @@ struct QueryCommand: ParsableCommand {
 }
 
 /// "run 3 (server.lua, build abc)".
+/// One line on stderr, "luamem: message", for what the reader of an answer should know.
+func warn(_ message: String) {
+    FileHandle.standardError.write(Data("luamem: \(message)\n".utf8))
+}
+
 func describe(_ run: RunRecord) -> String {
     let label = [run.name, run.build.map { "build \($0)" }].compactMap { $0 }
     return "run \(run.id)" + (label.isEmpty ? "" : " (\(label.joined(separator: ", ")))")

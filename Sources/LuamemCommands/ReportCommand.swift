@@ -99,24 +99,16 @@ struct ReportCommand: ParsableCommand {
     /// refused: the page is written atomically, by renaming over the path, which would replace
     /// the node itself.
     static func writableFile(_ path: String) throws -> String {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
+        if let kind = Database.otherThanFile(path) {
+            throw CommandError("cannot write \(path): it is \(kind); give a file path or - for standard output")
+        }
+        guard FileManager.default.fileExists(atPath: path) else {
             // Nothing there yet; a dangling link is written through like an existing one.
             guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path)
             else { return path }
             return target.hasPrefix("/")
                 ? target
                 : (path as NSString).deletingLastPathComponent + "/" + target
-        }
-        guard info.st_mode & S_IFMT == S_IFREG else {
-            let kind =
-                switch info.st_mode & S_IFMT {
-                case S_IFDIR: "a directory"
-                case S_IFIFO: "a FIFO"
-                case S_IFCHR, S_IFBLK: "a device"
-                default: "not a regular file"
-                }
-            throw CommandError("cannot write \(path): it is \(kind); give a file path or - for standard output")
         }
         return URL(fileURLWithPath: path).resolvingSymlinksInPath().path
     }

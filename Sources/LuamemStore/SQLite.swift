@@ -58,15 +58,21 @@ public final class Database {
     /// Why `path` cannot hold a database, nil when it can (missing files can be created).
     public static func pathProblem(_ path: String) -> String? {
         if path.isEmpty { return "the path is empty" }
+        return otherThanFile(path).map { "it is \($0), not a database file" }
+    }
+
+    /// What is at `path` when it is there and not a regular file once links are followed ("a
+    /// directory", "a FIFO", "a device", "a socket"); nil for a regular file or nothing at all.
+    public static func otherThanFile(_ path: String) -> String? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         switch info.st_mode & S_IFMT {
         case S_IFREG: return nil
-        case S_IFDIR: return "it is a directory, not a database file"
-        case S_IFIFO: return "it is a FIFO, not a database file"
-        case S_IFCHR, S_IFBLK: return "it is a device, not a database file"
-        case S_IFSOCK: return "it is a socket, not a database file"
-        default: return "it is not a regular file"
+        case S_IFDIR: return "a directory"
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR, S_IFBLK: return "a device"
+        case S_IFSOCK: return "a socket"
+        default: return "not a regular file"
         }
     }
 
