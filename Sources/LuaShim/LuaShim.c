@@ -521,9 +521,9 @@ static int module_start(lua_State *L) {
     options.interval = option_number(L, "interval", 10);
     depth = option_number(L, "depth", 1);
     options.sample = option_number(L, "sample", 0);
-    if (!(options.sample >= 0) || options.sample > 1073741824.0)
+    if (!(options.sample >= 0) || options.sample > LUAMEM_MAX_SAMPLE)
         luaL_argerror(L, 1, "option 'sample' must be a number of bytes from 0 to 1GiB");
-    if (!(options.interval > 0) || options.interval > 1e9)
+    if (!(options.interval > 0) || options.interval > LUAMEM_MAX_INTERVAL)
         luaL_argerror(L, 1, "option 'interval' must be a positive number of seconds up to 1e9");
     if (!(depth >= 1 && depth <= 32) || depth != (int)depth)
         luaL_argerror(L, 1, "option 'depth' must be an integer from 1 to 32");

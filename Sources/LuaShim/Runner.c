@@ -373,20 +373,14 @@ int luamem_runner_run_script(lua_State *L) {
         return 0;
     if (!runargs(L, call->argv, call->first, call->script))
         return 0;
-    if (call->script < call->argc) {
-        if (lua_isfunction(L, 2)) {
+    if (call->script < call->argc) {            /* the chunk loaded before, or load it now */
+        int status = LUA_OK;
+        if (lua_isfunction(L, 2))
             lua_pushvalue(L, 2);
-            if (run_chunk(L) != LUA_OK)
-                return 0;
-        } else {
-            int status = luaL_loadfile(L, script_name(call->argv, call->script));
-            if (status != LUA_OK) {
-                report(L, status);
-                return 0;
-            }
-            if (run_chunk(L) != LUA_OK)
-                return 0;
-        }
+        else
+            status = luaL_loadfile(L, script_name(call->argv, call->script));
+        if ((status == LUA_OK ? run_chunk(L) : report(L, status)) != LUA_OK)
+            return 0;
     }
     call->status = EXIT_SUCCESS;                /* the loop below reports its own errors */
     if (options & LUAMEM_LUA_INTERACTIVE) {

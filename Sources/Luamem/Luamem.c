@@ -46,11 +46,11 @@ static int valid(const luamem_start_options *options) {
         snprintf(last_error, sizeof last_error, "depth must be from 1 to 32, got %d", options->depth);
         return 0;
     }
-    if (!(options->sample >= 0) || options->sample > 1073741824.0) {
+    if (!(options->sample >= 0) || options->sample > LUAMEM_MAX_SAMPLE) {
         snprintf(last_error, sizeof last_error, "sample must be a number of bytes from 0 to 1GiB");
         return 0;
     }
-    if (!(options->interval > 0) || options->interval > 1e9) {
+    if (!(options->interval > 0) || options->interval > LUAMEM_MAX_INTERVAL) {
         snprintf(last_error, sizeof last_error, "interval must be a positive number of seconds");
         return 0;
     }

@@ -250,7 +250,10 @@ public final class Flusher {
     private func retentionDue() -> Bool {
         guard !retention.isEmpty else { return false }
         if Clock.nowMs() - retainedMs >= retentionEveryMs { return true }
-        guard let used = try? writer?.store.usedBytes() else { return false }
+        // Three PRAGMAs per snapshot, only when there is a size to keep under.
+        guard retention.maxBytes != nil, let used = try? writer?.store.usedBytes() else {
+            return false
+        }
         return retention.isOverSize(used)
     }
 

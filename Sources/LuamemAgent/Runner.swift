@@ -106,11 +106,9 @@ public enum Runner {
         return bytes
     }
 
-    /// The longest interval between snapshots, in seconds (about 31 years), as in the C API.
-    public static let maxInterval: Double = 1e9
-    /// The largest mean distance between samples: past it, a sampled block's weight would not
-    /// fit the counters.
-    public static let maxSample: Int64 = 1 << 30
+    /// The limits shared with the C side (LuaShim.h).
+    public static let maxInterval: Double = LUAMEM_MAX_INTERVAL
+    public static let maxSample = Int64(LUAMEM_MAX_SAMPLE)
 
     /// The message for options out of range, nil when they are fine.
     public static func problem(_ options: Options) -> String? {
@@ -215,15 +213,9 @@ public enum Runner {
             state.close()
             return 1
         }
-        let scriptName: String
-        if command.script < commandLine.count {
-            let script = commandLine[command.script]
-            scriptName =
-                script == "-" ? "stdin" : String(script.split(separator: "/").last ?? Substring(script))
-        } else {
-            scriptName =
-                command.has(LUAMEM_LUA_LIBRARY | LUAMEM_LUA_VERSION) ? "(command line)" : "stdin"
-        }
+        let scriptName =
+            command.scriptName(in: commandLine)
+            ?? (command.has(LUAMEM_LUA_LIBRARY | LUAMEM_LUA_VERSION) ? "(command line)" : "stdin")
         let seed = options.sample > 0 ? ",\"sample_seed\":\(state.tracker.sampleSeed)" : ""
         let runOptions =
             "{\"interval_ms\":\(Int64((options.interval * 1000).rounded())),"

@@ -57,6 +57,14 @@ public final class TrackedLuaState {
 
         public func has(_ option: Int32) -> Bool { options & option != 0 }
 
+        /// The script's file name as runs and sites name it ("stdin" for "-"), nil when the
+        /// command line has no script.
+        public func scriptName(in arguments: [String]) -> String? {
+            guard script < arguments.count else { return nil }
+            let path = arguments[script]
+            return path == "-" ? "stdin" : String(path.split(separator: "/").last ?? Substring(path))
+        }
+
         /// Prints lua.c's usage message for the bad word.
         public static func usage(progname: String, bad: String) {
             luamem_lua_usage(progname, bad)
@@ -73,11 +81,7 @@ public final class TrackedLuaState {
         let load =
             command.script < arguments.count
             && !command.has(LUAMEM_LUA_LIBRARY | LUAMEM_LUA_VERSION | LUAMEM_LUA_INTERACTIVE)
-        if load {
-            let script = arguments[command.script]
-            tracker.beginLoading(
-                script == "-" ? "stdin" : String(script.split(separator: "/").last ?? Substring(script)))
-        }
+        if load, let name = command.scriptName(in: arguments) { tracker.beginLoading(name) }
         defer { tracker.endLoading() }
         guard
             luamem_load_script(

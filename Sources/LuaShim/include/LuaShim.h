@@ -52,6 +52,13 @@ typedef struct luamem_totals {
     int tracking;                     /// 0 after luamem.stop()
 } luamem_totals;
 
+/// The longest interval between snapshots, in seconds (about 31 years), everywhere options are
+/// checked (`luamem run`, `luamem.start{}`, the C API, LUAMEM_INTERVAL).
+#define LUAMEM_MAX_INTERVAL 1e9
+/// The largest mean distance between samples, in bytes (1 GiB): past it, a sampled block's
+/// weight would not fit the counters.
+#define LUAMEM_MAX_SAMPLE 1073741824.0
+
 /// Options of `luamem.start{…}`, `luamem_attach` and `luamem_newstate`.
 typedef struct luamem_start_options {
     const char *db;                   /// SQLite file
