@@ -322,9 +322,9 @@ struct ReportPage {
 
     /// A treemap cell's colour: orange as dark as its growth is large next to the largest
     /// line's, green for shrinkage, grey for none.
-    static func growthColour(_ growth: Int64, largest: Int64) -> String {
+    static func growthColour(_ growth: Int64, largest: UInt64) -> String {
         guard growth != 0, largest > 0 else { return "#d9d9d9" }
-        let strength = min(1, Double(abs(growth)) / Double(largest)).squareRoot()
+        let strength = min(1, Double(growth.magnitude) / Double(largest)).squareRoot()
         let lightness = Int((88 - 48 * strength).rounded())
         return growth > 0 ? "hsl(24,90%,\(lightness)%)" : "hsl(130,45%,\(lightness)%)"
     }
@@ -546,7 +546,7 @@ struct ReportPage {
         }
         guard root.value > 0 else { return "<p>No live memory at the end of the window.</p>" }
         let largestGrowth = root.children.values.flatMap { $0.children.values }
-            .flatMap { $0.children.values }.map { abs($0.growth) }.max() ?? 0
+            .flatMap { $0.children.values }.map { $0.growth.magnitude }.max() ?? 0
         var cells = ""
         let width = 900.0, height = 420.0
         for (file, fileRect) in Self.squarify(
