@@ -12,9 +12,10 @@ struct LeaksCommand: ParsableCommand {
             For each row, fits a straight line to its live bytes after GC at every snapshot of \
             the window. RATE is the slope, FIT how well the line fits (R², 0 to 1), LATE the \
             share of the growth that happened in the second half of the window. A leak grows \
-            at a steady rate: a good fit and growth in both halves. A cache that fills up and \
-            then stays flat has little LATE growth, and memory that rises and falls with load \
-            fits badly; neither is listed. --all lists every row with its figures. Times: \
+            at a steady rate: a good fit, growth in both halves, and a rise from one snapshot \
+            to the next at least three times (so the window needs four snapshots). A cache \
+            that fills up and then stays flat has little LATE growth, and memory that rises \
+            and falls with load fits badly; neither is listed. --all lists every row with its figures. Times: \
             \(TimeExpression.help).
             """
     )
@@ -39,9 +40,9 @@ struct LeaksCommand: ParsableCommand {
         let fromMs = window.sinceMs(nowMs: Clock.epochMs())
         let series = try Series(
             store: store, run: run, fromMs: fromMs, by: rows.by, selected: selected)
-        guard series.times.count >= 3 else {
+        guard series.times.count >= 4 else {
             throw CommandError(
-                "\(describe(run)) has \(series.times.count) snapshot(s) in the window; leaks needs at least 3 "
+                "\(describe(run)) has \(series.times.count) snapshot(s) in the window; leaks needs at least 4 "
                     + "(use a shorter --interval or a longer window)")
         }
         // A line fit through figures after GC needs several cycles to have steps to fit.

@@ -96,20 +96,20 @@ import Testing
             "patterns.lua", db: db, options: ["--interval", "0.05"], arguments: ["2"])
         let suspects = try Harness.jsonRows(
             Harness.luamem(["leaks", "--db", db.path, "--format", "json"]).stdout)
-        #expect(suspects.first?["line"] as? Int == 10, "\(suspects)")
-        #expect(!suspects.contains { $0["line"] as? Int == 11 })
-        #expect(!suspects.contains { $0["line"] as? Int == 13 })
+        #expect(suspects.first?["line"] as? Int == 13, "\(suspects)")
+        #expect(!suspects.contains { $0["line"] as? Int == 14 })
+        #expect(!suspects.contains { $0["line"] as? Int == 16 })
         let all = try Harness.jsonRows(
             Harness.luamem(["leaks", "--db", db.path, "--all", "--format", "json", "--top", "100"])
                 .stdout)
-        let leak = try #require(all.firstIndex { $0["line"] as? Int == 10 })
-        let cache = try #require(all.firstIndex { $0["line"] as? Int == 11 })
-        let load = try #require(all.firstIndex { $0["line"] as? Int == 13 })
+        let leak = try #require(all.firstIndex { $0["line"] as? Int == 13 })
+        let cache = try #require(all.firstIndex { $0["line"] as? Int == 14 })
+        let load = try #require(all.firstIndex { $0["line"] as? Int == 16 })
         #expect(leak < cache && leak < load)
         #expect(all[cache]["suspect"] as? String == "no")
         #expect(all[load]["suspect"] as? String == "no")
         let short = try Harness.luamem(["leaks", "--db", db.path, "--since", "1ms"])
-        #expect(short.status != 0 && short.stderr.contains("at least 3"))
+        #expect(short.status != 0 && short.stderr.contains("at least 4"))
     }
 
     /// A short, quiet run (few completed GC cycles, so the figures after GC move in a few
@@ -123,8 +123,8 @@ import Testing
         let output = try Harness.luamem(["leaks", "--db", db.path, "--format", "json"])
         #expect(output.stderr.contains("GC cycles completed in this window, too few"), "\(output.stderr)")
         let suspects = try Harness.jsonRows(output.stdout)
-        #expect(suspects.first?["line"] as? Int == 10, "\(suspects)")
-        #expect(!suspects.contains { $0["line"] as? Int == 11 })
+        #expect(suspects.first?["line"] as? Int == 13, "\(suspects)")
+        #expect(!suspects.contains { $0["line"] as? Int == 14 })
     }
 
     @Test func historyShowsOneSiteOverTimeWithAChart() throws {

@@ -55,7 +55,7 @@ import Testing
             dom.stdout.firstMatch(
                 of: try Regex(
                     #"<tr class="suspect" data-site="([^"]+)">"#, as: (Substring, Substring).self)))
-        #expect(suspect.1.hasSuffix("patterns.lua:10"))
+        #expect(suspect.1.hasSuffix("patterns.lua:13"))
 
         let artifacts = Harness.repositoryRoot.appendingPathComponent(".build/artifacts")
         try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
