@@ -14,6 +14,17 @@ let leanRuntime: [SwiftSetting] = [
     ])
 ]
 
+/// luamem's version: the one place it is written. `luamem --version` prints it, and
+/// scripts/package.sh names the archive and the .deb after it.
+let version = "0.2.0"
+
+/// The commit a build comes from, when the builder says so: scripts/package.sh and .ci/run set
+/// LUAMEM_COMMIT (SwiftPM reads the environment again on every build; a file it read would be
+/// cached with the manifest and go stale).
+let commit = (Context.environment["LUAMEM_COMMIT"] ?? "").filter {
+    $0.isHexDigit || $0 == "-" || ($0.isLetter && $0.isASCII)
+}
+
 let package = Package(
     name: "luamem",
     products: [
@@ -29,6 +40,12 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .target(name: "LuaShim"),
+        .target(
+            name: "LuamemVersion",
+            cSettings: [
+                .define("LUAMEM_VERSION", to: "\"\(version)\""),
+                .define("LUAMEM_COMMIT", to: "\"\(commit)\""),
+            ]),
         .target(name: "LuamemMigrations"),
         .target(name: "LuamemTracker", dependencies: ["LuaShim"], swiftSettings: leanRuntime),
         .target(
@@ -37,11 +54,15 @@ let package = Package(
         .target(
             name: "LuamemAgent", dependencies: ["LuamemTracker", "LuamemStore", "LuaShim"],
             swiftSettings: leanRuntime),
-        .target(name: "Luamem", dependencies: ["LuaShim"]),
+        // luamem.h includes <lua.h>, as Lua modules do; Debian keeps it in /usr/include/lua5.3
+        // (`pkg-config --cflags lua5.3`).
+        .target(
+            name: "Luamem", dependencies: ["LuaShim"],
+            cSettings: [.unsafeFlags(["-I/usr/include/lua5.3"])]),
         .target(
             name: "LuamemCommands",
             dependencies: [
-                "LuamemAgent", "LuamemStore", "LuamemTracker", "LuaShim",
+                "LuamemAgent", "LuamemStore", "LuamemTracker", "LuaShim", "LuamemVersion",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -53,7 +74,7 @@ let package = Package(
         // `luamem run` without Foundation or ArgumentParser; `luamem run` executes it.
         .executableTarget(
             name: "luamem-run",
-            dependencies: ["LuamemAgent"],
+            dependencies: ["LuamemAgent", "LuamemVersion"],
             swiftSettings: leanRuntime,
             linkerSettings: [.linkedLibrary("lua5.3")]
         ),

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Installs the Debian packages luamem builds and tests with (Lua 5.3 and SQLite, headers and
-# command-line tools; luacheck, a real Lua code base the tests run under the tracker; chromium,
-# the headless browser the HTML report is tested in).
+# Installs the Debian packages luamem builds with: Lua 5.3 and SQLite, headers and command-line
+# tools. With --tests, also what the test suite uses: luacheck (a real Lua code base run under
+# the tracker), chromium (the headless browser the HTML report is tested in), and what
+# scripts/package.sh and the install tests need (dpkg-dev, pkg-config, a C compiler).
 set -euo pipefail
-packages=(liblua5.3-dev lua5.3 libsqlite3-dev sqlite3 lua-check chromium)
+packages=(liblua5.3-dev lua5.3 libsqlite3-dev sqlite3)
+case "${1:-}" in
+    --tests) packages+=(lua-check chromium dpkg-dev pkgconf gcc) ;;
+    "") ;;
+    *) echo "usage: install-deps.sh [--tests]" >&2; exit 64 ;;
+esac
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -10,7 +10,7 @@ products="$build/debug"
 runtime="$(dirname "$(command -v swift)")/../lib/swift/linux"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-clang -fsanitize=thread -g -I Sources/Luamem/include examples/host/host.c -o "$work/host" \
+clang -fsanitize=thread -g $(pkg-config --cflags lua5.3) -I Sources/Luamem/include examples/host/host.c -o "$work/host" \
     -L "$products" -lluamem-embed -llua5.3 -lpthread -L "$runtime" -ldispatch -lBlocksRuntime \
     -Wl,-rpath,"$PWD/$products" -Wl,-rpath,"$runtime"
 TSAN_OPTIONS="halt_on_error=0 exitcode=66" "$work/host" "$work/host.db" > "$work/out.txt" 2>&1 || {

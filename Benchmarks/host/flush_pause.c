@@ -6,7 +6,7 @@
  * time per snapshot (process CPU minus the Lua thread's). Build and run:
  *
  *   swift build -c release
- *   cc -O2 -I Sources/Luamem/include Benchmarks/host/flush_pause.c -o flush_pause \
+ *   cc -O2 $(pkg-config --cflags lua5.3) -I Sources/Luamem/include Benchmarks/host/flush_pause.c -o flush_pause \
  *      -L .build/release -lluamem-embed -llua5.3 -lpthread -Wl,-rpath,$PWD/.build/release
  *   ./flush_pause /tmp/flush_pause.db 99000 10 5     # db, sites, seconds per loop, rounds
  *
@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include <lua5.3/lauxlib.h>
-#include <lua5.3/lualib.h>
+#include <lauxlib.h>
+#include <lualib.h>
 
 #include "luamem.h"
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LuamemVersion
 
 /// The `luamem` command line.
 public struct Luamem: ParsableCommand {
@@ -13,7 +14,7 @@ public struct Luamem: ParsableCommand {
             with `luamem leaks`. Exit status: 0 success, 1 a --fail-above threshold was crossed \
             (or the script failed, for run), 2 an error, 64 bad usage.
             """,
-        version: "0.1.0",
+        version: versionLine,
         subcommands: [
             RunCommand.self, QueryCommand.self, DiffCommand.self, LeaksCommand.self,
             HistoryCommand.self, RunsCommand.self, SnapshotsCommand.self, ExportCommand.self,
@@ -23,6 +24,14 @@ public struct Luamem: ParsableCommand {
     )
 
     public init() {}
+
+    /// `luamem --version`: the version and the commit the build comes from.
+    static var versionLine: String {
+        let commit = String(cString: luamem_commit())
+        return "luamem \(String(cString: luamem_version())) ("
+            + (commit.isEmpty ? "commit not recorded: built without LUAMEM_COMMIT" : "commit \(commit)")
+            + ")"
+    }
 
     /// Options that take a time, whose value may be a negative offset such as -1h.
     static let timeOptions: Set<String> = ["--since", "--until", "--base", "--head"]

@@ -134,7 +134,7 @@ enum Harness {
         let build = try run(
             "/usr/bin/cc",
             [
-                "-Wall", "-Werror", "-I",
+                "-Wall", "-Werror", "-I/usr/include/lua5.3", "-I",
                 repositoryRoot.appendingPathComponent("Sources/Luamem/include").path,
                 source, "-o", host, "-L", products, "-lluamem-embed", "-llua5.3", "-lpthread",
                 "-Wl,-rpath,\(products)",

@@ -2,7 +2,7 @@
  * A sample host: four "services", each a Lua state on its own thread, tracked through the
  * luamem C API into one database. Build and run (see README):
  *
- *   cc -I Sources/Luamem/include examples/host/host.c -o host \
+ *   cc $(pkg-config --cflags lua5.3) -I Sources/Luamem/include examples/host/host.c -o host \
  *      -L .build/release -lluamem-embed -llua5.3 -lpthread -Wl,-rpath,$PWD/.build/release
  *   ./host host.db
  *
@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <lua5.3/lauxlib.h>
-#include <lua5.3/lua.h>
+#include <lauxlib.h>
+#include <lua.h>
 
 #include "luamem.h"
 

@@ -1,8 +1,9 @@
 /*
  * luamem — track where a Lua 5.3 program's memory goes, from a C or C++ host.
  *
- * Link with -lluamem-embed (the shared library SwiftPM builds as libluamem-embed.so) and with
- * the host's own Lua 5.3. Every tracked state of a process writes into one SQLite file, through
+ * Compile and link with `pkg-config --cflags --libs luamem` (the archive's lib/pkgconfig, or the
+ * .deb's): that gives this header, Lua 5.3's headers (<lua.h>) and -lluamem-embed with the
+ * host's own Lua 5.3. Every tracked state of a process writes into one SQLite file, through
  * one background thread; `luamem query` and sqlite3 read it.
  *
  *     luamem_options options = { .db = "mem.db", .interval = 10, .name = "gate" };
@@ -17,7 +18,7 @@
 #ifndef LUAMEM_H
 #define LUAMEM_H
 
-#include <lua5.3/lua.h>
+#include <lua.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <lua5.3/lauxlib.h>
+#include <lauxlib.h>
 
 #include "luamem.h"
 

@@ -7,7 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <lua5.3/lauxlib.h>
+#include <lauxlib.h>
 
 #include "luamem.h"
 

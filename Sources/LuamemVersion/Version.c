@@ -1,0 +1,5 @@
+#include "LuamemVersion.h"
+
+const char *luamem_version(void) { return LUAMEM_VERSION; }
+
+const char *luamem_commit(void) { return LUAMEM_COMMIT; }
