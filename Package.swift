@@ -28,7 +28,10 @@ let commit = (Context.environment["LUAMEM_COMMIT"] ?? "").filter {
 let package = Package(
     name: "luamem",
     products: [
+        // `luamem`: runs `luamem run` itself, lean (no Foundation, no ArgumentParser), and hands
+        // every other command to luamem-cli, the command line that has them.
         .executable(name: "luamem", targets: ["luamem"]),
+        .executable(name: "luamem-cli", targets: ["luamem-cli"]),
         .executable(name: "luamem-run", targets: ["luamem-run"]),
         // The Lua module (`require "luamem"`) and the C API (luamem.h) in one shared library:
         // libluamem-embed.so. It links neither liblua5.3 (the host has Lua) nor Foundation.
@@ -66,15 +69,24 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // `luamem run` in this lean executable (a tracked process starts in a few ms); the other
+        // commands are executed from luamem-cli.
         .executableTarget(
             name: "luamem",
+            dependencies: ["LuamemAgent"],
+            swiftSettings: leanRuntime,
+            linkerSettings: [.linkedLibrary("lua5.3")]
+        ),
+        .executableTarget(
+            name: "luamem-cli",
             dependencies: ["LuamemCommands"],
             linkerSettings: [.linkedLibrary("lua5.3")]
         ),
-        // `luamem run` without Foundation or ArgumentParser; `luamem run` executes it.
+        // `luamem run` without Foundation or ArgumentParser, by its own name (luamem-run
+        // [options] script.lua); luamem-cli executes it for `luamem-cli run`.
         .executableTarget(
             name: "luamem-run",
-            dependencies: ["LuamemAgent", "LuamemVersion"],
+            dependencies: ["LuamemAgent"],
             swiftSettings: leanRuntime,
             linkerSettings: [.linkedLibrary("lua5.3")]
         ),
@@ -88,7 +100,7 @@ let package = Package(
         .testTarget(
             name: "LuamemTests",
             dependencies: [
-                "luamem", "luamem-run", "luamem-gendb", "LuamemCommands", "LuamemStore",
+                "luamem", "luamem-cli", "luamem-run", "luamem-gendb", "LuamemCommands", "LuamemStore",
                 "LuamemMigrations",
                 "LuamemAgent",
             ],

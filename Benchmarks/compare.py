@@ -55,7 +55,7 @@ def instructions(command):
     """Instructions executed by one run under callgrind."""
     with tempfile.NamedTemporaryFile() as out:
         result = subprocess.run(
-            # luamem run executes luamem-run: follow it, and count what the script's process ran.
+            # Follow children, should a luamem built without the lean runner execute one.
             ["valgrind", "--tool=callgrind", "--trace-children=yes",
              f"--callgrind-out-file={out.name}"] + command,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -105,19 +105,13 @@ def main():
         empty = os.path.join(scratch, "empty.lua")
         open(empty, "w").close()
         # An empty script shows what the process that runs scripts costs before the tracker
-        # holds anything: luamem-run, which `luamem run` executes once its options are checked.
-        # (The peak RSS of `luamem run` itself never drops below the ~21 MiB the CLI takes
-        # before that exec, which only matters for small programs.)
-        runner = os.path.join(os.path.dirname(args.luamem), "luamem-run")
-        if not os.path.exists(runner):
-            runner = None
+        # holds anything (luamem runs `luamem run` in its own, lean process).
         baseline = statistics.median(
-            measure([runner, "--db", db, empty] if runner else
-                    [args.luamem, "run", "--db", db, empty])[1] for _ in range(3)) - \
+            measure([args.luamem, "run", "--db", db, empty])[1] for _ in range(3)) - \
             statistics.median(measure([args.lua, empty])[1] for _ in range(3))
         mode = f"sample {args.sample}" if args.sample else "every allocation"
         print(f"luamem {os.path.relpath(args.luamem)}, depth {args.depth}, {mode}, {args.runs} runs each, "
-              f"medians. The process running the script ({'luamem-run' if runner else 'luamem'}) "
+              f"medians. The process running the script (luamem) "
               f"adds {baseline / 1024:.1f} MiB RSS on an empty script; 'tracker' is the extra RSS "
               f"beyond that.")
         header = ("workload", "lua5.3 s", "luamem s", "ratio", "lua5.3 MiB", "luamem MiB",

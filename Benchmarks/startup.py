@@ -4,8 +4,8 @@ hundreds of processes, and each pays luamem's start-up).
 
 Runs an empty script, in interleaved rounds, as:
   lua5.3 empty.lua                       (the baseline)
-  luamem run --db FILE empty.lua         (the CLI, which executes luamem-run)
-  luamem-run --db FILE empty.lua         (where `luamem run` runs scripts)
+  luamem run --db FILE empty.lua         (luamem runs it in its own lean process)
+  luamem-run --db FILE empty.lua         (the same, under a name of its own)
   lua5.3 -l luamem.auto empty.lua        (the module in a stock lua5.3, LUAMEM_DB=FILE)
 and prints each one's median wall time and its ratio to lua5.3. Every tracked run records a run,
 two snapshots and the run's end in FILE, which all runs share (as a test suite's processes do).

@@ -3,8 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-swift build -c release --product luamem
-swift build -c release --product luamem-run   # where `luamem run` runs the script
+swift build -c release --product luamem       # runs `luamem run` itself
+swift build -c release --product luamem-cli   # every other command (luamem executes it)
 luamem=.build/release/luamem
 rm -f example.db example.db-wal example.db-shm
 "$luamem" run --db example.db --interval 0.5 --build demo examples/server.lua

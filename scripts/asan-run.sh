@@ -8,9 +8,8 @@ build=.build-asan
 # gold warns once per ASan assembly stub that it cannot export a local symbol (~270 lines that
 # say nothing about luamem); everything else the build prints is kept.
 quiet() { grep -v "warning: Cannot export local symbol '__asan_" || true; }
+# `luamem run` runs the scripts in the luamem executable itself.
 swift build --sanitize=address --build-path "$build" --product luamem 2>&1 | quiet
-# `luamem run` executes luamem-run next to it, where the scripts run: sanitize it too.
-swift build --sanitize=address --build-path "$build" --product luamem-run 2>&1 | quiet
 luamem="$build/debug/luamem"
 fixtures=Tests/LuamemTests/Fixtures
 work="$(mktemp -d)"

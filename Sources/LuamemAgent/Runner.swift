@@ -33,6 +33,29 @@ public enum Runner {
     /// shows the command line, so it must not change).
     public static let handOverVariable = "LUAMEM_RUN_OPTIONS"
 
+    /// Whether a command line `luamem run …` asks for `luamem run`'s help: --help or -h among
+    /// luamem's own options (the words after `run` up to the first that is not a --option, or
+    /// up to --).
+    public static func asksForHelp(_ commandLine: [String]) -> Bool {
+        for word in commandLine.dropFirst(2) {
+            if word == "--help" || word == "-h" { return true }
+            if !word.hasPrefix("--") || word == "--" { return false }
+        }
+        return false
+    }
+
+    /// `luamem run`'s usage line, as its errors print it.
+    public static let luamemRunUsage =
+        "Usage: luamem run [--db <db>] [--interval <interval>] [--build <build>] [--name <name>] "
+        + "[--depth <depth>] [--sample <sample>] [--max-sites <max-sites>] "
+        + "[--max-db-size <max-db-size>] [--keep <keep>] [--keep-full <keep-full>] "
+        + "[lua5.3 options] [script [args...]]"
+
+    /// A `luamem run` option error as luamem prints it (exit status 64).
+    public static func luamemRunError(_ message: String) -> String {
+        "Error: \(message)\n\(luamemRunUsage)\n  See 'luamem run --help' for more information.\n"
+    }
+
     /// `options` as the value of `handOverVariable`: each field as its UTF-8 length, a colon and
     /// the text, so that labels and paths may hold any character.
     public static func handOver(_ options: Options) -> String {

@@ -75,14 +75,9 @@ struct RunCommand: ParsableCommand {
         Self.start(CommandLine.arguments)
     }
 
-    /// Whether `arguments` (after `luamem`) ask for `luamem run`'s help: `--help` or `-h` among
-    /// luamem's own options.
+    /// Whether `arguments` (after `luamem`) ask for `luamem run`'s help.
     static func asksForHelp(_ arguments: [String]) -> Bool {
-        for word in arguments.dropFirst() {
-            if word == "--help" || word == "-h" { return true }
-            if !word.hasPrefix("--") || word == "--" { return false }
-        }
-        return false
+        Runner.asksForHelp(["luamem"] + arguments)
     }
 
     /// Runs `luamem run` from the whole command line and exits with the script's status.
@@ -91,8 +86,7 @@ struct RunCommand: ParsableCommand {
         switch Runner.parse(commandLine, from: 2) {
         case .success(let parsed): options = parsed
         case .failure(let error):
-            FileHandle.standardError.write(
-                Data("Error: \(error.message)\n\(usageString())\n  See 'luamem run --help' for more information.\n".utf8))
+            FileHandle.standardError.write(Data(Runner.luamemRunError(error.message).utf8))
             Foundation.exit(64)
         }
         // The script runs in luamem-run, next to this executable when it is there: the same run
@@ -115,10 +109,5 @@ struct RunCommand: ParsableCommand {
         }
     }
 
-    static func usageString() -> String {
-        "Usage: luamem run [--db <db>] [--interval <interval>] [--build <build>] [--name <name>] "
-            + "[--depth <depth>] [--sample <sample>] [--max-sites <max-sites>] "
-            + "[--max-db-size <max-db-size>] [--keep <keep>] [--keep-full <keep-full>] "
-            + "[lua5.3 options] [script [args...]]"
-    }
+    static func usageString() -> String { Runner.luamemRunUsage }
 }

@@ -52,6 +52,7 @@ public final class Database {
     }
 
     deinit {
+        for statement in scalarStatements.values { sqlite3_finalize(statement) }
         sqlite3_close_v2(handle)
     }
 
@@ -91,13 +92,34 @@ public final class Database {
         try Statement(database: self, sql: sql)
     }
 
-    /// The first column of the first row, or nil when there is no row or it is NULL.
+    /// The first column of the first row, or nil when there is no row or it is NULL. Each
+    /// query is prepared once per connection (the flusher asks the same few at every snapshot),
+    /// and reset after its row is read, so it holds no read transaction open.
     public func scalar(_ sql: String, _ bindings: [Value] = []) throws -> Int64? {
-        let statement = try prepare(sql)
-        try statement.bind(bindings)
-        guard try statement.step() else { return nil }
-        return statement.isNull(0) ? nil : statement.int64(0)
+        let handle: OpaquePointer
+        if let prepared = scalarStatements[sql] {
+            handle = prepared
+        } else {
+            var statement: OpaquePointer?
+            let code = sqlite3_prepare_v2(self.handle, sql, -1, &statement, nil)
+            guard code == SQLITE_OK, let statement else { throw error(code, sql: sql) }
+            scalarStatements[sql] = statement
+            handle = statement
+        }
+        defer { sqlite3_reset(handle) }
+        try Statement.bind(handle, bindings, database: self, sql: sql)
+        switch sqlite3_step(handle) {
+        case SQLITE_ROW:
+            guard sqlite3_column_type(handle, 0) != SQLITE_NULL else { return nil }
+            return min(
+                max(sqlite3_column_int64(handle, 0), -Statement.integerLimit), Statement.integerLimit)
+        case SQLITE_DONE: return nil
+        case let code: throw error(code, sql: sql)
+        }
     }
+
+    /// `scalar`'s prepared statements, by their SQL; finalized when the connection closes.
+    private var scalarStatements: [String: OpaquePointer] = [:]
 
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
 
@@ -199,6 +221,13 @@ public final class Statement {
     }
 
     public func bind(_ values: [Value]) throws {
+        try Statement.bind(handle, values, database: database, sql: sql)
+    }
+
+    /// Resets `handle` and binds `values` to it, from the first parameter on.
+    static func bind(_ handle: OpaquePointer, _ values: [Value], database: Database, sql: String)
+        throws
+    {
         sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
         for (offset, value) in values.enumerated() {

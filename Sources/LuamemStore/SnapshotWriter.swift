@@ -222,9 +222,14 @@ public final class SnapshotWriter {
         try setSiteRows(rows, snapshotID: snapshotID)
         let db = store.database
         let marks = try store.rollupMarks(stateID: stateID, atOrBefore: snapshotID)
+        // After a rollup, the snapshots since it are a short range of ids (+state_id: no index
+        // on the state, which has many); before the state's first, the range starts at 0 and
+        // would cover every snapshot of the file, so the state's index is the short way.
         let pending =
             try db.scalar(
-                "SELECT coalesce(sum(site_rows), 0) FROM snapshots WHERE +state_id = ? AND id > ? AND id <= ?",
+                marks.boundary == 0
+                    ? "SELECT coalesce(sum(site_rows), 0) FROM snapshots WHERE state_id = ? AND id > ? AND id <= ?"
+                    : "SELECT coalesce(sum(site_rows), 0) FROM snapshots WHERE +state_id = ? AND id > ? AND id <= ?",
                 [.integer(stateID), .integer(marks.boundary), .integer(snapshotID)]) ?? 0
         // The checkpoint's size stands for the number of (site, type) the state has. It only
         // sets when the next rollup comes, so a count cached by checkpoint is good enough.
@@ -254,7 +259,7 @@ public final class SnapshotWriter {
         if marks.boundary == 0 {
             firstSnapshot =
                 try db.scalar(
-                    "SELECT count(*) FROM snapshots WHERE +state_id = ? AND id < ?",
+                    "SELECT EXISTS (SELECT 1 FROM snapshots WHERE state_id = ? AND id < ?)",
                     [.integer(stateID), .integer(snapshotID)]) == 0
         }
         let checkpointDue = 2 * (rolledUp + pending) >= 3 * max(minimumRollupRows, keys)

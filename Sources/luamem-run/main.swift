@@ -1,6 +1,6 @@
-// luamem-run: `luamem run` in a lean process (no Foundation, no ArgumentParser). `luamem run`
-// executes it with its own command line and its parsed options in LUAMEM_RUN_OPTIONS; run
-// directly, it reads `luamem-run [options] script.lua [args]` itself.
+// luamem-run: `luamem run` in a lean process (no Foundation, no ArgumentParser) by a name of its
+// own: `luamem-run [options] script.lua [args]`. luamem-cli executes it for `luamem-cli run`,
+// with its own command line and its parsed options in LUAMEM_RUN_OPTIONS.
 import Glibc
 import LuamemAgent
 

@@ -73,7 +73,8 @@ import Testing
         try #require(unpacked.status == 0, "\(unpacked.stderr)")
         let prefix = directory.appendingPathComponent("luamem-\(version)").path
         for file in [
-            "bin/luamem", "bin/luamem-run", "lib/libluamem-embed.so", "lib/lua/5.3/luamem.so",
+            "bin/luamem", "bin/luamem-run", "libexec/luamem/luamem-cli", "lib/libluamem-embed.so",
+            "lib/lua/5.3/luamem.so",
             "include/luamem.h", "lib/pkgconfig/luamem.pc", "README.md", "LICENSE", "CHANGELOG.md",
             "share/bash-completion/completions/luamem",
         ] {
@@ -170,7 +171,8 @@ import Testing
         let multiarch = try Harness.run("/usr/bin/dpkg-architecture", ["-qDEB_HOST_MULTIARCH"]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         for file in [
-            "bin/luamem", "bin/luamem-run", "lib/\(multiarch)/libluamem-embed.so",
+            "bin/luamem", "bin/luamem-run", "libexec/luamem/luamem-cli",
+            "lib/\(multiarch)/libluamem-embed.so",
             "lib/\(multiarch)/lua/5.3/luamem.so", "lib/\(multiarch)/pkgconfig/luamem.pc",
             "include/luamem.h", "share/doc/luamem/copyright",
         ] {

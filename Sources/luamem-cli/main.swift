@@ -1,0 +1,3 @@
+import LuamemCommands
+
+Luamem.main()
