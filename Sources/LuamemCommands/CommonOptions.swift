@@ -136,6 +136,23 @@ struct RowOptions: ParsableArguments {
     var current = false
 }
 
+/// The GC cycles completed over a window: for each state, between its first and its last
+/// snapshot in `snapshots`; the fewest of any state.
+func completedCycles(_ snapshots: [SnapshotSummary]) -> Int64 {
+    Dictionary(grouping: snapshots, by: \.ref.stateID).values.map {
+        ($0.map(\.gcCycles).max() ?? 0) - ($0.map(\.gcCycles).min() ?? 0)
+    }.min() ?? 0
+}
+
+/// Says on stderr that the live bytes stand in for figures after GC: the window holds `cycles`
+/// completed GC cycles, too few.
+func warnTooFewCycles(_ cycles: Int64) {
+    warn(
+        "only \(cycles) GC cycle\(cycles == 1 ? "" : "s") completed in this window, too few for "
+            + "figures after GC: the live bytes at the snapshots stand in, uncollected garbage "
+            + "included (as with --current)")
+}
+
 extension RowOptions {
     /// Whether to count the live bytes at the snapshots: asked for (--current), or the window
     /// holds fewer than `needed` completed GC cycles, too few for figures after GC to say much
@@ -143,10 +160,7 @@ extension RowOptions {
     func usesCurrent(cyclesInWindow cycles: Int64, needed: Int64) -> Bool {
         if current { return true }
         guard cycles < needed else { return false }
-        warn(
-            "only \(cycles) GC cycle\(cycles == 1 ? "" : "s") completed in this window, too few for "
-                + "figures after GC: the live bytes at the snapshots stand in, uncollected garbage "
-                + "included (as with --current)")
+        warnTooFewCycles(cycles)
         return true
     }
 }

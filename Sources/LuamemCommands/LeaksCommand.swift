@@ -49,10 +49,7 @@ struct LeaksCommand: ParsableCommand {
         let inWindow = try store.snapshots(runID: run.id).filter {
             selected($0.ref.stateID) && (fromMs == nil || $0.ref.timeMs >= fromMs!)
         }
-        let cycles =
-            Dictionary(grouping: inWindow, by: \.ref.stateID).values.map {
-                ($0.map(\.gcCycles).max() ?? 0) - ($0.map(\.gcCycles).min() ?? 0)
-            }.min() ?? 0
+        let cycles = completedCycles(inWindow)
         let current = rows.usesCurrent(cyclesInWindow: cycles, needed: LeaksCommand.cyclesNeeded)
         let trends = series.values(current: current).compactMap {
             key, values -> (SiteKey, Trend)? in
@@ -148,6 +145,14 @@ struct HistoryCommand: ParsableCommand {
             series.times.indices.map { index in rows.values.map { $0[index] }.reduce(0, +) }
         }
         let gcValues = sum(series.afterGC), liveValues = sum(series.live)
+        // CHANGE and the chart follow the figures after GC, or the live bytes when the window
+        // holds too few completed GC cycles (as query says).
+        let cycles = completedCycles(
+            try store.snapshots(runID: run.id).filter {
+                selected($0.ref.stateID) && (fromMs == nil || $0.ref.timeMs >= fromMs!)
+            })
+        if cycles < 2 { warnTooFewCycles(cycles) }
+        let followed = cycles < 2 ? liveValues : gcValues
         var listing = Listing(columns: [
             .init(key: "time", title: "TIME (UTC)", rightAligned: false),
             .init(key: "gc_live_bytes", title: "AFTER GC", rightAligned: true),
@@ -157,7 +162,7 @@ struct HistoryCommand: ParsableCommand {
         ])
         let shown = Array(series.times.indices.suffix(output.top))
         for index in shown {
-            let change = index == 0 ? 0 : gcValues[index] - gcValues[index - 1]
+            let change = index == 0 ? 0 : followed[index] - followed[index - 1]
             listing.rows.append([
                 .text(formatTime(series.times[index])), .bytes(gcValues[index], signed: false),
                 .bytes(liveValues[index], signed: false), .bytes(change, signed: true),
@@ -168,7 +173,7 @@ struct HistoryCommand: ParsableCommand {
             listing,
             heading: "\(site) in \(try selection.describe(run, in: store)), live bytes after GC and at each snapshot")
         if output.format == .table {
-            print("\n" + Self.chart(gcValues))
+            print("\n" + Self.chart(followed))
         }
     }
 

@@ -74,12 +74,16 @@ struct ReportCommand: ParsableCommand {
             diff = ReportPage.Diff(
                 base: baseSide, head: headSide, changes: Comparison.changes(baseSide, headSide))
         }
+        // As query and leaks do: with too few completed GC cycles in the window, figures after
+        // GC move in a few stale steps, and the live bytes at the snapshots stand in.
+        let cycles = completedCycles(snapshots)
+        if cycles < LeaksCommand.cyclesNeeded { warnTooFewCycles(cycles) }
         progress("building charts")
         let page = ReportPage(
             run: run, title: try selection.describe(run, in: store), facts: try store.runFacts(id: run.id), snapshots: snapshots, series: byLine,
             byType: byType,
             stacks: try stacks(store, run: run, selected: selected), diff: diff,
-            top: top)
+            top: top, cycles: cycles)
         let html = page.html()
         if output == "-" {
             print(html, terminator: "")
@@ -146,6 +150,13 @@ struct ReportPage {
     var stacks: [(stack: [String], bytes: Int64)]
     var diff: Diff?
     var top: Int
+    /// Completed GC cycles in the window (the fewest of any state).
+    var cycles: Int64
+
+    /// Whether growth (2 cycles needed, as for query) and leak suspects (as for leaks) are
+    /// figured from the live bytes at the snapshots rather than after GC.
+    var growthFromLive: Bool { cycles < 2 }
+    var leaksFromLive: Bool { cycles < LeaksCommand.cyclesNeeded }
 
     /// Two sides of `--base`/`--head` and their changes.
     struct Diff {
@@ -164,17 +175,30 @@ struct ReportPage {
         var live: Int64 { values.last ?? 0 }
     }
 
-    var rows: [Row] {
-        series.afterGC.map { key, values in
+    var rows: [Row] { rows(fromLive: false) }
+
+    func rows(fromLive: Bool) -> [Row] {
+        (fromLive ? series.live : series.afterGC).map { key, values in
             let label = series.labels[key]!
             return Row(key: key, site: label.site, info: label.info, values: values)
         }
     }
 
+    /// The line query and leaks print on stderr when they fall back to live bytes.
+    private func fallbackNote(_ fromLive: Bool) -> String {
+        guard fromLive else { return "" }
+        return "<p class=\"note\">Only \(cycles) GC cycle\(cycles == 1 ? "" : "s") completed in "
+            + "this window, too few for figures after GC: the live bytes at the snapshots stand "
+            + "in, uncollected garbage included (as with <code>--current</code>).</p>"
+    }
+
     func html() -> String {
         let rows = self.rows
-        let growing = rows.filter { $0.growth > 0 }.sorted { $0.growth > $1.growth }.prefix(top)
-        let suspects = rows.compactMap { row -> (Row, Trend)? in
+        let growthRows = growthFromLive ? self.rows(fromLive: true) : rows
+        let growing = growthRows.filter { $0.growth > 0 }.sorted { $0.growth > $1.growth }.prefix(
+            top)
+        let leakRows = leaksFromLive ? self.rows(fromLive: true) : rows
+        let suspects = leakRows.compactMap { row -> (Row, Trend)? in
             Trend(times: series.times, values: row.values).flatMap {
                 $0.isSuspect ? (row, $0) : nil
             }
@@ -199,8 +223,10 @@ struct ReportPage {
             <h3>At each snapshot (uncollected garbage included), by object type</h3>\
             \(stackedByType(current: true, figure: "live"))</section>
             \(diffSection())
-            <section id="growth"><h2>Sites that grew most</h2>\(growthTable(Array(growing)))</section>
-            <section id="leaks"><h2>Leak suspects</h2>\(leakTable(Array(suspects)))</section>
+            <section id="growth"><h2>Sites that grew most</h2>\(fallbackNote(growthFromLive))\
+            \(growthTable(Array(growing)))</section>
+            <section id="leaks"><h2>Leak suspects</h2>\(fallbackNote(leaksFromLive))\
+            \(leakTable(Array(suspects)))</section>
             <section id="treemap"><h2>Live memory by file, function and line</h2>
             <p class="legend">Area: live bytes after GC at the end. Colour: growth over the window,
             <span style="color:hsl(24,90%,40%)">■</span> darker as a line grew more next to the
@@ -470,7 +496,9 @@ struct ReportPage {
     }
 
     private func growthTable(_ rows: [Row]) -> String {
-        guard !rows.isEmpty else { return "<p>No site grew after GC in this window.</p>" }
+        guard !rows.isEmpty else {
+            return "<p>No site grew \(growthFromLive ? "" : "after GC ")in this window.</p>"
+        }
         let body = rows.map { row in
             """
             <tr class="site" data-site="\(escape(row.site))" data-growth="\(row.growth)" data-live="\(row.live)">\
@@ -481,7 +509,7 @@ struct ReportPage {
             """
         }.joined(separator: "\n")
         return """
-            <table class="sites"><thead><tr><th>Growth</th><th>Live after GC</th><th>Over time</th>\
+            <table class="sites"><thead><tr><th>Growth</th><th>\(growthFromLive ? "Live" : "Live after GC")</th><th>Over time</th>\
             <th>Site</th><th>Function</th></tr></thead><tbody>
             \(body)
             </tbody></table>
@@ -652,6 +680,7 @@ struct ReportPage {
     static let style = """
         body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:960px;color:#222}
         h1{font-size:20px}h2{font-size:16px;margin-top:28px}
+        p.note{background:#fff6e0;border-left:3px solid #e0a030;padding:4px 8px}
         table{border-collapse:collapse;width:100%}th,td{padding:3px 6px;text-align:left;vertical-align:middle;overflow-wrap:anywhere}
         table.sites tr:nth-child(even){background:#f5f5f5}td.num{text-align:right;white-space:nowrap}
         table.facts th{width:110px;color:#555;font-weight:normal}

@@ -159,7 +159,8 @@ import Testing
             at: admin.appendingPathComponent("info"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(
             at: admin.appendingPathComponent("updates"), withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: admin.appendingPathComponent("status").path, contents: nil)
+        _ = FileManager.default.createFile(
+            atPath: admin.appendingPathComponent("status").path, contents: nil)
         let install = try Harness.run(
             "/usr/bin/dpkg",
             [

@@ -210,6 +210,44 @@ import Testing
         #expect(suspect.1 == "file0.lua:1")
     }
 
+    /// A run too short for figures after GC (tiny.lua completes no cycle): the page says so,
+    /// as query does on stderr, and ranks growth by the same live bytes query falls back to;
+    /// history says it too and its CHANGE follows the live bytes.
+    @Test func aShortRunsReportAndHistorySayTheyFallBackToLiveBytes() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("tiny.db")
+        try Harness.track("tiny.lua", db: db)
+        let written = try Harness.luamem(["report", "--db", db.path, "-o", "-"])
+        #expect(written.status == 0, "\(written.stderr)")
+        #expect(written.stderr.contains("too few for figures after GC"), "\(written.stderr)")
+        let html = written.stdout
+        #expect(html.contains("<p class=\"note\">Only 0 GC cycles completed in this window"))
+        let query = try Harness.jsonRows(
+            Harness.luamem(["query", "--db", db.path, "--format", "json"]).stdout)
+        let top = try #require(query.first)
+        let row = try #require(
+            html.firstMatch(
+                of: try Regex(
+                    #"<tr class="site" data-site="([^"]+)" data-growth="(-?\d+)" data-live="(\d+)">"#,
+                    as: (Substring, Substring, Substring, Substring).self)))
+        #expect(String(row.1) == top["site"] as? String)
+        #expect(Int(row.2) == top["growth_bytes"] as? Int)
+        #expect(Int(row.3) == top["live_bytes"] as? Int)
+
+        let history = try Harness.luamem([
+            "history", "--db", db.path, "tiny.lua:3", "--format", "json",
+        ])
+        #expect(history.status == 0, "\(history.stderr)")
+        #expect(history.stderr.contains("too few for figures after GC"), "\(history.stderr)")
+        let points = try Harness.jsonRows(history.stdout)
+        let last = try #require(points.last), before = try #require(points.dropLast().last)
+        #expect(
+            last["change_bytes"] as? Int
+                == (last["live_bytes"] as? Int ?? 0) - (before["live_bytes"] as? Int ?? 0),
+            "\(points)")
+        #expect((last["change_bytes"] as? Int ?? 0) >= 10 * 56, "\(points)")
+    }
+
     @Test func reportRefusesWhatItCannotWrite() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("m.db")
