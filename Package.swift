@@ -38,10 +38,14 @@ let package = Package(
         .library(name: "luamem-embed", type: .dynamic, targets: ["Luamem", "LuamemAgent"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // pprof profiles (`luamem export --format pprof`); the CLI only.
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
+        // gzip for pprof files (zlib1g-dev).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "LuaShim"),
         .target(
             name: "LuamemVersion",
@@ -65,8 +69,9 @@ let package = Package(
         .target(
             name: "LuamemCommands",
             dependencies: [
-                "LuamemAgent", "LuamemStore", "LuamemTracker", "LuaShim", "LuamemVersion",
+                "LuamemAgent", "LuamemStore", "LuamemTracker", "LuaShim", "LuamemVersion", "CZlib",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         // `luamem run` in this lean executable (a tracked process starts in a few ms); the other

@@ -6,19 +6,22 @@ import LuamemStore
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Write a run's sites as folded stacks (flame graphs), JSON or CSV.",
+        abstract: "Write a run's sites as folded stacks (flame graphs), JSON, CSV or a pprof profile.",
         discussion: """
             Folded stacks are one line per call stack, outermost frame first, frames as \
             file:line joined by ';', then a space and the weight: `main.lua:40;util.lua:12 4096`. \
             A C function the allocation happened in is the last frame. Feed them to \
             flamegraph.pl, inferno or speedscope. Stacks have as many frames as the run's \
             --depth. The figures are those of the latest snapshot of each state, added \
-            together.
+            together. pprof writes a gzipped profile (profile.proto) for go tool pprof, \
+            Pyroscope and other pprof readers: sample types alloc_objects, alloc_space, \
+            inuse_objects and inuse_space (the default; live bytes after GC, or at the snapshot \
+            with --current), stacks leaf first, the object type and the state as labels.
             """
     )
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
-        case folded, json, csv
+        case folded, json, csv, pprof
     }
 
     enum Weight: String, ExpressibleByArgument, CaseIterable {
@@ -28,8 +31,14 @@ struct ExportCommand: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var selection: SelectionOptions
 
-    @Option(help: "Output format: folded, json or csv.")
+    @Option(help: "Output format: folded, json, csv or pprof.")
     var format: Format = .folded
+
+    @Option(name: [.short, .customLong("output")], help: "Write to this file; - is standard output.")
+    var output = "-"
+
+    @Flag(help: "pprof: in-use figures at the snapshot (garbage included), not after GC.")
+    var current = false
 
     @Option(help: "Weight of a stack: live bytes, or bytes allocated since tracking began.")
     var weight: Weight = .live
@@ -43,17 +52,48 @@ struct ExportCommand: ParsableCommand {
         }
         let frames = try store.frames()
         let typeNames = try store.objectTypeNames()
+        if format == .pprof && output == "-" && isatty(STDOUT_FILENO) == 1 {
+            throw CommandError("a pprof profile is binary: give -o FILE (or redirect the output)")
+        }
+        let target = output == "-" ? nil : try ReportCommand.writableFile(output)
         var rows: [(stack: String, info: SiteInfo, type: String, figures: Figures)] = []
+        var entries: [PprofProfile.Entry] = []
         for head in heads {
+            let state = try store.stateName(id: head.stateID)
             for (info, entry) in try store.namedFigures(at: head) {
                 rows.append(
                     (
                         Self.stack(info, frames).joined(separator: ";"), info,
                         typeNames[entry.type] ?? "?", entry.figures
                     ))
+                entries.append(
+                    .init(state: state, info: info, type: typeNames[entry.type] ?? "?",
+                        figures: entry.figures))
             }
         }
+        var text = ""
         switch format {
+        case .pprof:
+            let latest = heads.map(\.timeMs).max() ?? run.startedMs
+            let options = try store.runFacts(id: run.id).options
+            let profile = PprofProfile(
+                entries: entries, frames: frames, afterGC: !current,
+                period: Self.sampleInterval(options), timeMs: latest,
+                durationMs: latest - run.startedMs,
+                comments: [
+                    "luamem \(try selection.describe(run, in: store))",
+                    "latest snapshot of each state; inuse is live bytes "
+                        + (current ? "at the snapshot" : "after GC"),
+                ])
+            let data = try profile.data()
+            if let target {
+                do { try data.write(to: URL(fileURLWithPath: target)) } catch {
+                    throw CommandError("cannot write \(output): \(error.localizedDescription)")
+                }
+            } else {
+                FileHandle.standardOutput.write(data)
+            }
+            return
         case .folded:
             var weights: [String: Int64] = [:]
             for row in rows {
@@ -61,7 +101,7 @@ struct ExportCommand: ParsableCommand {
                     weight == .live ? row.figures.liveBytes : row.figures.allocBytes)
             }
             for (stack, value) in weights.sorted(by: { $0.key < $1.key }) where value > 0 {
-                print("\(stack) \(value)")
+                text += "\(stack) \(value)\n"
             }
         case .json, .csv:
             var listing = Listing(
@@ -80,8 +120,24 @@ struct ExportCommand: ParsableCommand {
                     .integer(row.figures.allocCount),
                 ])
             }
-            print(listing.render(format == .json ? .json : .csv), terminator: "")
+            text = listing.render(format == .json ? .json : .csv)
         }
+        if let target {
+            do { try text.write(toFile: target, atomically: true, encoding: .utf8) } catch {
+                throw CommandError("cannot write \(output): \(error.localizedDescription)")
+            }
+        } else {
+            print(text, terminator: "")
+        }
+    }
+
+    /// The run's sampling interval in bytes (`"sample"` in its options), 0 when none.
+    static func sampleInterval(_ options: String) -> Int64 {
+        guard let data = options.data(using: .utf8),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let sample = object["sample"] as? NSNumber
+        else { return 0 }
+        return max(0, sample.int64Value)
     }
 
     /// A site's frames, outermost first, each "file:line", then its C function if any;

@@ -50,6 +50,8 @@ struct ReportCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Where the page goes is checked first: nothing to read if it cannot be written.
+        let target = output == "-" ? nil : try Self.writableFile(output)
         let store = try openStore(database)
         let run = try selection.run(in: store)
         let selected = try selection.stateFilter(store, runID: run.id)
@@ -85,11 +87,10 @@ struct ReportCommand: ParsableCommand {
             stacks: try stacks(store, run: run, selected: selected), diff: diff,
             top: top, cycles: cycles)
         let html = page.html()
-        if output == "-" {
+        guard let target else {
             print(html, terminator: "")
             return
         }
-        let target = try Self.writableFile(output)
         do {
             try html.write(toFile: target, atomically: true, encoding: .utf8)
         } catch {

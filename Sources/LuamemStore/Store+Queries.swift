@@ -113,6 +113,13 @@ extension Store {
             ?? 0
     }
 
+    /// A state's name, "?" when there is no such state.
+    public func stateName(id: Int64) throws -> String {
+        let statement = try database.prepare("SELECT name FROM states WHERE id = ?")
+        try statement.bind([.integer(id)])
+        return try statement.step() ? statement.text(0) ?? "?" : "?"
+    }
+
     /// The names of a run's states, in the order they started, each once.
     public func stateNames(runID: Int64) throws -> [String] {
         try database.prepare(
@@ -470,18 +477,21 @@ public struct FrameInfo: Sendable {
     public var file: String
     public var line: Int64
     public var function: String?
+    /// The first line of the enclosing function (0: the main chunk).
+    public var lineDefined: Int64 = 0
 }
 
 extension Store {
     /// Every frame by id.
     public func frames() throws -> [Int64: FrameInfo] {
-        let statement = try database.prepare("SELECT id, file, line, function FROM frames")
+        let statement = try database.prepare(
+            "SELECT id, file, line, function, line_defined FROM frames")
         try statement.bind([])
         var result: [Int64: FrameInfo] = [:]
         while try statement.step() {
             result[statement.int64(0)] = FrameInfo(
                 file: statement.text(1) ?? "?", line: statement.int64(2),
-                function: statement.text(3))
+                function: statement.text(3), lineDefined: statement.int64(4))
         }
         return result
     }

@@ -272,5 +272,69 @@ import Testing
         #expect(json.contains { $0["line"] as? Int == 1 && $0["type"] as? String == "table" })
         let csv = try Harness.luamem(["export", "--db", db.path, "--format", "csv"])
         #expect(csv.stdout.hasPrefix("stack,source,line,function,c_function,type,live_bytes"))
+        // -o writes the same text into a file.
+        let file2 = directory.appendingPathComponent("stacks.folded")
+        #expect(try Harness.luamem(["export", "--db", db.path, "-o", file2.path]).status == 0)
+        #expect(try String(contentsOf: file2, encoding: .utf8) == output.stdout)
+    }
+
+    /// `go tool pprof` (Debian's golang-go) reads the profile and names the planted lines with
+    /// the bytes and counts luamem query reports for them.
+    @Test func pprofProfilesAreReadByGoToolPprof() throws {
+        let go = "/usr/bin/go"
+        try #require(FileManager.default.fileExists(atPath: go), "install golang-go (scripts/install-deps.sh --tests)")
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("m.db")
+        try Harness.track("sites.lua", db: db)
+        let profile = directory.appendingPathComponent("sites.pb.gz")
+        let written = try Harness.luamem(["export", "--db", db.path, "--format", "pprof", "-o", profile.path])
+        #expect(written.status == 0, "\(written.stderr)")
+        let bytes = try Data(contentsOf: profile)
+        #expect(bytes.starts(with: [0x1f, 0x8b]), "not gzipped")
+        let query = try Harness.jsonRows(
+            Harness.luamem(["query", "--db", db.path, "--format", "json", "--top", "100"]).stdout)
+        func pprofTop(_ index: String) throws -> String {
+            let output = try Harness.run(
+                go,
+                [
+                    "tool", "pprof", "-top", "-lines", "-nodefraction=0", "-sample_index=\(index)",
+                    "-unit=B", profile.path,
+                ],
+                environment: ["HOME": directory.path])
+            #expect(output.status == 0, "\(output.stderr)")
+            return output.stdout
+        }
+        /// The cumulative value pprof gives the line `file:line` (what was allocated there,
+        /// in a C function it called included), without its unit.
+        func cumulative(_ top: String, _ line: Int) -> Int? {
+            top.split(separator: "\n").first { $0.hasSuffix("sites.lua:\(line)") }
+                .map { $0.split(separator: " ") }.flatMap { $0.count > 3 ? $0[3] : nil }
+                .flatMap { Int($0.trimmingCharacters(in: .letters)) }
+        }
+        let inuse = try pprofTop("inuse_space"), allocated = try pprofTop("alloc_space")
+        let objects = try pprofTop("alloc_objects")
+        #expect(inuse.contains("Type: inuse_space"))
+        for line in [5, 18, 22] {
+            let row = try #require(query.first { $0["line"] as? Int == line }, "line \(line)")
+            #expect(cumulative(inuse, line) == row["gc_live_bytes"] as? Int, "line \(line): \(inuse)")
+            #expect(cumulative(allocated, line) == row["alloc_bytes"] as? Int, "line \(line)")
+            #expect(cumulative(objects, line) == row["alloc_count"] as? Int, "line \(line)")
+        }
+        // Functions by name: the line of keep_tables, the coroutine's anonymous function.
+        #expect(inuse.contains("keep_tables \(Harness.fixture("sites.lua")):5"), "\(inuse)")
+        #expect(inuse.contains("function@\(Harness.fixture("sites.lua")):20 "), "\(inuse)")
+
+        // A sampled run: the estimates, and the sampling interval as the period.
+        let sampled = directory.appendingPathComponent("sampled.db")
+        try Harness.track("sites.lua", db: sampled, options: ["--sample", "1KiB"])
+        let sampledProfile = directory.appendingPathComponent("sampled.pb.gz")
+        #expect(
+            try Harness.luamem([
+                "export", "--db", sampled.path, "--format", "pprof", "-o", sampledProfile.path,
+            ]).status == 0)
+        let raw = try Harness.run(go, ["tool", "pprof", "-raw", sampledProfile.path],
+            environment: ["HOME": directory.path])
+        #expect(raw.stdout.contains("Period: 1024"), "\(raw.stdout.prefix(400))")
+        #expect(raw.stdout.contains("PeriodType: space bytes"))
     }
 }
