@@ -482,7 +482,8 @@ static double option_number(lua_State *L, const char *key, double fallback) {
 /// option would otherwise be silently ignored.
 static void check_option_names(lua_State *L) {
     static const char *const names[] = {"db",     "build", "name",      "interval",    "depth",
-                                        "sample", "keep",  "keep_full", "max_db_size", NULL};
+                                        "sample", "keep",  "keep_full", "max_db_size", "host",
+                                        NULL};
     lua_pushnil(L);
     while (lua_next(L, 1) != 0) {
         int index;
@@ -496,13 +497,13 @@ static void check_option_names(lua_State *L) {
         if (names[index] == NULL)
             luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s' (options: db, build, "
                                                 "name, interval, depth, sample, keep, keep_full, "
-                                                "max_db_size)",
+                                                "max_db_size, host)",
                                                 lua_tostring(L, -1)));
     }
 }
 
 static int module_start(lua_State *L) {
-    luamem_start_options options = {NULL, 10, NULL, NULL, 1, 0, NULL, NULL, NULL};
+    luamem_start_options options = {NULL, 10, NULL, NULL, 1, 0, NULL, NULL, NULL, NULL};
     char error[512];
     double depth;
     if (!lua_isnoneornil(L, 1))
@@ -516,6 +517,7 @@ static int module_start(lua_State *L) {
     options.keep = option_string(L, "keep");
     options.keep_full = option_string(L, "keep_full");
     options.max_db_size = option_string(L, "max_db_size");
+    options.host = option_string(L, "host");
     if (hooks.check_options != NULL && hooks.check_options(&options, error, sizeof error) != 0)
         luaL_argerror(L, 1, lua_pushstring(L, error));
     options.interval = option_number(L, "interval", 10);

@@ -24,7 +24,7 @@ const char *luamem_last_error(void) {
 }
 
 static luamem_start_options with_defaults(const luamem_options *options) {
-    luamem_start_options result = {NULL, 10, NULL, NULL, 1, 0, NULL, NULL, NULL};
+    luamem_start_options result = {NULL, 10, NULL, NULL, 1, 0, NULL, NULL, NULL, NULL};
     const char *environment = getenv("LUAMEM_DB");
     result.db = environment != NULL && *environment ? environment : "luamem.db";
     if (options != NULL) {
@@ -37,6 +37,7 @@ static luamem_start_options with_defaults(const luamem_options *options) {
         result.keep = options->keep;
         result.keep_full = options->keep_full;
         result.max_db_size = options->max_db_size;
+        result.host = options->host;
     }
     return result;
 }

@@ -104,8 +104,8 @@ enum Embedding {
             let run = RunInfo(
                 build: options.build.map { String(cString: $0) },
                 name: options.name.map { String(cString: $0) } ?? ProcessFacts.programName,
-                host: ProcessFacts.hostName, pid: Int64(getpid()),
-                command: ProcessFacts.commandLine,
+                host: ProcessFacts.hostLabel(options.host.map { String(cString: $0) }),
+                pid: Int64(getpid()), command: ProcessFacts.commandLine,
                 luaVersion: "Lua 5.3.\(LUA_VERSION_RELEASE)",
                 options:
                     "{\"interval_ms\":\(Int64((interval * 1000).rounded())),\"depth\":\(options.depth),"
@@ -183,7 +183,16 @@ struct EmbeddingError: Error {
 }
 
 /// Facts about this process for the `runs` row, read without Foundation.
-enum ProcessFacts {
+public enum ProcessFacts {
+    /// The run's host label: the one given, else $LUAMEM_HOST, else the machine's host name.
+    public static func hostLabel(_ given: String?) -> String {
+        if let given, !given.isEmpty { return given }
+        if let variable = getenv("LUAMEM_HOST"), variable.pointee != 0 {
+            return String(cString: variable)
+        }
+        return hostName
+    }
+
     static var hostName: String {
         var buffer = [CChar](repeating: 0, count: 256)
         gethostname(&buffer, buffer.count - 1)

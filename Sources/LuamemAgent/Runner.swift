@@ -12,6 +12,8 @@ public enum Runner {
         public var interval: Double = 10
         public var build: String?
         public var name: String?
+        /// The host label (`--host`); nil: $LUAMEM_HOST, else the machine's host name.
+        public var host: String?
         public var depth = 1
         public var sample: Int64 = 0
         public var maxSites = Tracker.defaultMaxSites
@@ -46,7 +48,7 @@ public enum Runner {
 
     /// `luamem run`'s usage line, as its errors print it.
     public static let luamemRunUsage =
-        "Usage: luamem run [--db <db>] [--interval <interval>] [--build <build>] [--name <name>] "
+        "Usage: luamem run [--db <db>] [--interval <interval>] [--build <build>] [--name <name>] [--host <host>] "
         + "[--depth <depth>] [--sample <sample>] [--max-sites <max-sites>] "
         + "[--max-db-size <max-db-size>] [--keep <keep>] [--keep-full <keep-full>] "
         + "[lua5.3 options] [script [args...]]"
@@ -62,10 +64,11 @@ public enum Runner {
         func optional(_ text: String?) -> String { text.map { "+" + $0 } ?? "-" }
         func optional(_ number: Int64?) -> String { number.map { String($0) } ?? "-" }
         let fields: [String] = [
-            "3", String(options.firstLuaArgument), options.db, String(options.interval),
+            "4", String(options.firstLuaArgument), options.db, String(options.interval),
             optional(options.build), optional(options.name), String(options.depth),
             String(options.sample), String(options.maxSites), optional(options.maxDbSize),
             optional(options.retention.keepMs), optional(options.retention.keepFullMs),
+            optional(options.host),
         ]
         return fields.map { "\($0.utf8.count):\($0)" }.joined()
     }
@@ -90,7 +93,7 @@ public enum Runner {
 
     /// Options handed over by `luamem run`, nil when `text` is not such a value.
     public static func takeOver(_ text: String) -> Options? {
-        guard let fields = fields(text), fields.count == 12, fields[0] == "3",
+        guard let fields = fields(text), fields.count == 13, fields[0] == "4",
             let firstLuaArgument = Int(fields[1]),
             let interval = Double(fields[3]), let depth = Int(fields[6]),
             let sample = Int64(fields[7]), let maxSites = Int(fields[8])
@@ -108,6 +111,7 @@ public enum Runner {
         options.maxDbSize = Int64(fields[9])
         options.retention.keepMs = Int64(fields[10])
         options.retention.keepFullMs = Int64(fields[11])
+        options.host = optional(fields[12])
         return problem(options) == nil ? options : nil
     }
 
@@ -186,6 +190,7 @@ public enum Runner {
                 case "--db": options.db = value
                 case "--build": options.build = value
                 case "--name": options.name = value
+                case "--host": options.host = value
                 case "--interval": options.interval = try number(Double.self)
                 case "--depth": options.depth = try number(Int.self)
                 case "--max-sites": options.maxSites = try number(Int.self)
@@ -247,7 +252,7 @@ public enum Runner {
             path: options.db,
             run: RunInfo(
                 build: options.build, name: options.name ?? scriptName,
-                host: ProcessFacts.hostName, pid: Int64(getpid()),
+                host: ProcessFacts.hostLabel(options.host), pid: Int64(getpid()),
                 command: commandLine.joined(separator: " "), luaVersion: TrackedLuaState.luaRelease,
                 options: runOptions, startedMs: Clock.epochMs()),
             interval: options.interval, maxDatabaseBytes: options.maxDbSize,

@@ -30,6 +30,11 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Name of the program or service (default: the script's file name).")
     var name: String?
 
+    @Option(
+        help:
+            "Host label stored with the run (default: $LUAMEM_HOST, else the machine's host name).")
+    var host: String?
+
     @Option(help: "Lua frames recorded per allocation site (1 to \(Tracker.maxDepth)).")
     var depth: Int = 1
 

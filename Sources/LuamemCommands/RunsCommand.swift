@@ -42,6 +42,7 @@ struct RunsCommand: ParsableCommand {
             .init(key: "started_ms", title: "", rightAligned: false),
             .init(key: "ended_ms", title: "", rightAligned: false),
             .init(key: "command", title: "", rightAligned: false),
+            .init(key: "uuid", title: "", rightAligned: false),
         ])
         let summaries = try store.runSummaries(build: build)
         if summaries.isEmpty, let build {
@@ -63,7 +64,7 @@ struct RunsCommand: ParsableCommand {
                 .bytes(summary.finalLiveBytes, signed: false),
                 .bytes(summary.finalGCLiveBytes, signed: false), .integer(run.pid),
                 .integer(run.startedMs), run.endedMs.map(Cell.integer) ?? .text(nil),
-                .text(run.command),
+                .text(run.command), .text(run.uuid),
             ])
         }
         output.print(listing)

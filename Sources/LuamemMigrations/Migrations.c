@@ -29,12 +29,18 @@ static const char migration_0005[] = {
     , 0
 };
 
+static const char migration_0006[] = {
+#embed "../../Migrations/0006_run_uuid.sql"
+    , 0
+};
+
 static const luamem_migration migrations[] = {
     {1, "0001_initial", migration_0001},
     {2, "0002_change_views", migration_0002},
     {3, "0003_snapshot_site_rows", migration_0003},
     {4, "0004_time_ordered_rows_and_rollups", migration_0004},
     {5, "0005_run_status_and_parent", migration_0005},
+    {6, "0006_run_uuid", migration_0006},
 };
 
 const luamem_migration *luamem_migrations(int *count) {

@@ -1,3 +1,5 @@
+import CSQLite
+
 /// What a run records about itself.
 public struct RunInfo: Sendable {
     public var build: String?
@@ -24,6 +26,25 @@ public struct RunInfo: Sendable {
         self.luaVersion = luaVersion
         self.options = options
         self.startedMs = startedMs
+    }
+}
+
+extension RunInfo {
+    /// A random (version 4) UUID, lower-case: a run's identity beyond its file.
+    public static func randomUUID() -> String {
+        // SQLite's generator: seeded from the system's randomness when first used.
+        var bytes = [UInt8](repeating: 0, count: 16)
+        bytes.withUnsafeMutableBytes { sqlite3_randomness(16, $0.baseAddress) }
+        bytes[6] = bytes[6] & 0x0f | 0x40
+        bytes[8] = bytes[8] & 0x3f | 0x80
+        let hex = Array("0123456789abcdef")
+        var text = ""
+        for (index, byte) in bytes.enumerated() {
+            if index == 4 || index == 6 || index == 8 || index == 10 { text.append("-") }
+            text.append(hex[Int(byte >> 4)])
+            text.append(hex[Int(byte & 0x0f)])
+        }
+        return text
     }
 }
 
@@ -114,13 +135,14 @@ public final class SnapshotWriter {
     public func beginRun(_ run: RunInfo, parentID: Int64? = nil) throws -> Int64 {
         try store.database.prepare(
             """
-            INSERT INTO runs (build, name, host, pid, command, lua_version, options, started_ms, parent_id)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, (SELECT id FROM runs WHERE id = ?))
+            INSERT INTO runs (build, name, host, pid, command, lua_version, options, started_ms, parent_id, uuid)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, (SELECT id FROM runs WHERE id = ?), ?)
             """
         ).run([
             run.build.map(Value.text) ?? .null, run.name.map(Value.text) ?? .null,
             .text(run.host), .integer(run.pid), .text(run.command), .text(run.luaVersion),
             .text(run.options), .integer(run.startedMs), parentID.map(Value.integer) ?? .null,
+            .text(RunInfo.randomUUID()),
         ])
         return store.database.lastInsertRowID
     }

@@ -10,6 +10,8 @@ public struct RunRecord: Sendable {
     public var endedMs: Int64?
     public var exitStatus: Int64?
     public var parentID: Int64?
+    /// The run's identity beyond its file (nil for runs recorded before luamem 0.2).
+    public var uuid: String? = nil
 }
 
 /// One snapshot's identity.
@@ -338,7 +340,7 @@ public struct SnapshotSummary: Sendable {
 
 extension Store {
     private static let runColumns =
-        "id, build, name, host, pid, command, started_ms, ended_ms, exit_status, parent_id"
+        "id, build, name, host, pid, command, started_ms, ended_ms, exit_status, parent_id, uuid"
 
     private func runRecord(_ statement: Statement, from column: Int32 = 0) -> RunRecord {
         RunRecord(
@@ -348,7 +350,8 @@ extension Store {
             startedMs: statement.int64(column + 6),
             endedMs: statement.isNull(column + 7) ? nil : statement.int64(column + 7),
             exitStatus: statement.isNull(column + 8) ? nil : statement.int64(column + 8),
-            parentID: statement.isNull(column + 9) ? nil : statement.int64(column + 9))
+            parentID: statement.isNull(column + 9) ? nil : statement.int64(column + 9),
+            uuid: statement.text(column + 10))
     }
 
     /// Runs, oldest first, optionally only one build's.

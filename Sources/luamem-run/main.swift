@@ -9,7 +9,7 @@ let commandLine = CommandLine.arguments
 func fail(_ message: String) -> Never {
     fputs(
         "Error: \(message)\nUsage: luamem-run [--db FILE] [--interval SECONDS] [--build LABEL] "
-            + "[--name NAME] [--depth N] [--sample BYTES] [--max-sites N] [--max-db-size BYTES] "
+            + "[--name NAME] [--host LABEL] [--depth N] [--sample BYTES] [--max-sites N] [--max-db-size BYTES] "
             + "[lua5.3 options] [script.lua [args]]\n", stderr)
     exit(64)
 }

@@ -173,7 +173,7 @@ import Testing
         #expect(
             output.stdout.split(separator: "\n").map(String.init) == [
                 prefix + "(unknown option 'intervall' (options: db, build, name, interval, depth, sample, "
-                    + "keep, keep_full, max_db_size))",
+                    + "keep, keep_full, max_db_size, host))",
                 prefix + "(options are named; got a number key)",
                 prefix + "(option 'sample' must be a number of bytes from 0 to 1GiB)",
                 prefix + "(option 'interval' must be a positive number of seconds up to 1e9)",

@@ -122,6 +122,43 @@ import Testing
         #expect(times == times.sorted())
     }
 
+    /// The host label, set each way (--host, LUAMEM_HOST, `host` in start{}, LUAMEM_HOST for
+    /// luamem.auto), else the machine's host name; every run gets a UUID of its own.
+    @Test func hostLabelsAndRunIdentities() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("hosts.db")
+        let modules = try Harness.temporaryDirectory()
+        try FileManager.default.createSymbolicLink(
+            atPath: modules.appendingPathComponent("luamem.so").path,
+            withDestinationPath: EmbeddingTests.library)
+        let lua = ["LUA_CPATH": modules.path + "/?.so"]
+        #expect(try Harness.luamem(["run", "--db", db.path, "--host", "web-1", "-e", "x = 1"]).status == 0)
+        #expect(
+            try Harness.luamem(["run", "--db", db.path, "-e", "x = 1"], environment: ["LUAMEM_HOST": "web-2"])
+                .status == 0)
+        let started = try Harness.run(
+            "/usr/bin/lua5.3",
+            ["-e", "local m = require 'luamem' assert(m.start{ db = '\(db.path)', host = 'web-3' }) m.stop()"],
+            environment: lua)
+        #expect(started.status == 0, "\(started.stderr)")
+        let auto = try Harness.run(
+            "/usr/bin/lua5.3", ["-l", "luamem.auto", "-e", "x = 1"],
+            environment: lua.merging(["LUAMEM_DB": db.path, "LUAMEM_HOST": "web-4"]) { $1 })
+        #expect(auto.status == 0, "\(auto.stderr)")
+        #expect(try Harness.luamem(["run", "--db", db.path, "-e", "x = 1"]).status == 0)
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, 255)
+        let runs = try Harness.jsonRows(
+            Harness.luamem(["runs", "--db", db.path, "--format", "json"]).stdout)
+        #expect(
+            runs.reversed().map { $0["host"] as? String }
+                == ["web-1", "web-2", "web-3", "web-4", String(cString: name)])
+        let uuids = runs.compactMap { $0["uuid"] as? String }
+        #expect(Set(uuids).count == 5)
+        let pattern = try Regex("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+        #expect(uuids.allSatisfy { $0.wholeMatch(of: pattern) != nil }, "\(uuids)")
+    }
+
     @Test func usesLuamemDBFromTheEnvironmentAndRecordsTheRun() throws {
         let directory = try Harness.temporaryDirectory()
         let output = try Harness.luamem(

@@ -70,6 +70,7 @@ typedef struct luamem_start_options {
     const char *keep;                 /// remove history older than this ("30d"), or NULL
     const char *keep_full;            /// thin history older than this ("1d"), or NULL
     const char *max_db_size;          /// cap on the file ("512MB"), or NULL
+    const char *host;                 /// host label; NULL: $LUAMEM_HOST, else the host name
 } luamem_start_options;
 
 /// What the C side calls back into Swift for; set once by the tracker before any state exists.

@@ -36,6 +36,8 @@ typedef struct luamem_options {
     const char *keep;      /* remove history older than this while running, e.g. "30d"; NULL: keep */
     const char *keep_full; /* thin history older than this to rollup snapshots, e.g. "1d"; NULL */
     const char *max_db_size; /* cap on the file, e.g. "512MB": the oldest history goes first; NULL */
+    const char *host;      /* host label stored with the run; NULL: $LUAMEM_HOST, else the
+                              machine's host name (a fleet's processes are told apart by it) */
 } luamem_options;
 
 /* A new state tracked from its first allocation, with the standard libraries open; close it
