@@ -2,12 +2,13 @@
 # Installs the Debian packages luamem builds with: Lua 5.3 and SQLite, headers and command-line
 # tools, and zlib (pprof files are gzipped). With --tests, also what the test suite uses:
 # luacheck (a real Lua code base run under the tracker), chromium (the headless browser the HTML
-# report is tested in), golang-go (go tool pprof reads the pprof export), and what
+# report is tested in), golang-go (go tool pprof reads the pprof export), clickhouse-server and
+# curl (luamem ship is tested against a real server, which the tests start), and what
 # scripts/package.sh and the install tests need (dpkg-dev, pkg-config, a C compiler).
 set -euo pipefail
 packages=(liblua5.3-dev lua5.3 libsqlite3-dev sqlite3 zlib1g-dev)
 case "${1:-}" in
-    --tests) packages+=(lua-check chromium dpkg-dev pkgconf gcc golang-go) ;;
+    --tests) packages+=(lua-check chromium dpkg-dev pkgconf gcc golang-go clickhouse-server curl) ;;
     "") ;;
     *) echo "usage: install-deps.sh [--tests]" >&2; exit 64 ;;
 esac

@@ -19,7 +19,7 @@ public struct Luamem: ParsableCommand {
             RunCommand.self, QueryCommand.self, DiffCommand.self, LeaksCommand.self,
             HistoryCommand.self, RunsCommand.self, SnapshotsCommand.self, ExportCommand.self,
             ReportCommand.self,
-            PruneCommand.self,
+            PruneCommand.self, ShipCommand.self,
         ]
     )
 

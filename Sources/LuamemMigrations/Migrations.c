@@ -43,6 +43,15 @@ static const luamem_migration migrations[] = {
     {6, "0006_run_uuid", migration_0006},
 };
 
+static const char clickhouse_schema[] = {
+#embed "../../Migrations/clickhouse/0001_initial.sql"
+    , 0
+};
+
+const char *luamem_clickhouse_schema(void) {
+    return clickhouse_schema;
+}
+
 const luamem_migration *luamem_migrations(int *count) {
     *count = (int)(sizeof migrations / sizeof migrations[0]);
     return migrations;

@@ -115,6 +115,30 @@ extension Store {
             ?? 0
     }
 
+    /// The site rows a state's snapshot wrote (the sites that changed there), as stored.
+    public func changedRows(stateID: Int64, snapshotID: Int64) throws -> [SiteFigures] {
+        let statement = try database.prepare(
+            """
+            SELECT site_id, type, live_bytes, live_count, alloc_bytes, alloc_count, gc_live_bytes
+            FROM site_stats WHERE state_id = ? AND snapshot_id = ?
+            """)
+        try statement.bind([.integer(stateID), .integer(snapshotID)])
+        var result: [SiteFigures] = []
+        while try statement.step() {
+            var figures = Figures()
+            figures.liveBytes = statement.int64(2)
+            figures.liveCount = statement.int64(3)
+            figures.allocBytes = statement.int64(4)
+            figures.allocCount = statement.int64(5)
+            figures.gcLiveBytes = statement.int64(6)
+            result.append(
+                SiteFigures(
+                    stateID: stateID, siteID: statement.int64(0), type: statement.int64(1),
+                    figures: figures))
+        }
+        return result
+    }
+
     /// A state's name, "?" when there is no such state.
     public func stateName(id: Int64) throws -> String {
         let statement = try database.prepare("SELECT name FROM states WHERE id = ?")

@@ -12,4 +12,7 @@ typedef struct luamem_migration {
 /// The migrations in order of version; `count` receives how many there are.
 const luamem_migration *luamem_migrations(int *count);
 
+/// The ClickHouse schema of `luamem ship` (Migrations/clickhouse), {database} to be replaced.
+const char *luamem_clickhouse_schema(void);
+
 #endif

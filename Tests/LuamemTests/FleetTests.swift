@@ -1,0 +1,280 @@
+import Foundation
+import Testing
+
+/// A real ClickHouse server (Debian's clickhouse-server) on loopback, with a config and a data
+/// folder of the test's own, started and stopped by its PID.
+final class ClickHouseServer: @unchecked Sendable {
+    let folder: URL
+    let httpPort: Int
+
+    init() throws {
+        folder = try Harness.temporaryDirectory()
+        httpPort = try Self.freePort()
+        let tcpPort = try Self.freePort()
+        let path = folder.path
+        try """
+        <?xml version="1.0"?>
+        <yandex>
+            <logger><level>warning</level><log>\(path)/server.log</log><errorlog>\(path)/error.log</errorlog><console>0</console></logger>
+            <http_port>\(httpPort)</http_port>
+            <tcp_port>\(tcpPort)</tcp_port>
+            <listen_host>127.0.0.1</listen_host>
+            <path>\(path)/data/</path>
+            <tmp_path>\(path)/tmp/</tmp_path>
+            <user_files_path>\(path)/user_files/</user_files_path>
+            <format_schema_path>\(path)/format_schemas/</format_schema_path>
+            <users_config>\(path)/users.xml</users_config>
+            <default_profile>default</default_profile>
+            <default_database>default</default_database>
+            <mark_cache_size>5368709</mark_cache_size>
+            <timezone>UTC</timezone>
+        </yandex>
+        """.write(to: folder.appendingPathComponent("config.xml"), atomically: true, encoding: .utf8)
+        try """
+        <?xml version="1.0"?>
+        <yandex>
+            <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
+            <users><default><password></password><networks><ip>127.0.0.1</ip></networks>
+            <profile>default</profile><quota>default</quota></default></users>
+            <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
+            <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time>
+            </interval></default></quotas>
+        </yandex>
+        """.write(to: folder.appendingPathComponent("users.xml"), atomically: true, encoding: .utf8)
+        starter = try Harness.buildHost(Harness.fixture("default_signals.c"), in: folder)
+        try start()
+    }
+
+    deinit { stop() }
+
+    /// Starts a command with every signal unblocked: the test runner's threads block them, and
+    /// a server started with SIGTERM blocked could not be stopped.
+    private var starter = ""
+
+    var url: String { "clickhouse://127.0.0.1:\(httpPort)" }
+
+    /// The server's PID. It is started through a shell that returns at once, so the server is
+    /// not a Foundation Process of the test runner (it closes the descriptors Foundation
+    /// watches, and Foundation then waits for it to exit).
+    private var pid: pid_t = 0
+
+    func start() throws {
+        let server = "/usr/sbin/clickhouse-server"
+        try #require(
+            FileManager.default.fileExists(atPath: server),
+            "install clickhouse-server (scripts/install-deps.sh --tests)")
+        let launched = try Harness.run(
+            "/bin/sh",
+            [
+                "-c",
+                "'\(starter)' \(server) --config-file='\(folder.path)/config.xml' </dev/null >/dev/null 2>&1 & echo $!",
+            ])
+        pid = try #require(pid_t(launched.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if (try? query("SELECT 1")) == "1\n" { return }
+            usleep(100_000)
+        }
+        throw ServerError(message: "clickhouse-server did not answer on port \(httpPort) within 30 s")
+    }
+
+    /// Stops the server by its PID: SIGTERM, then SIGKILL after 30 s.
+    func stop() {
+        guard pid > 0 else { return }
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(30)
+        while isRunning && Date() < deadline { usleep(50_000) }
+        if isRunning {
+            kill(pid, SIGKILL)
+            usleep(200_000)
+        }
+        pid = 0
+    }
+
+    /// Whether the server still runs: it exists and is not a zombie (its parent, once the shell
+    /// that started it has exited, may never reap it).
+    private var isRunning: Bool {
+        guard kill(pid, 0) == 0,
+            let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+    }
+
+    struct ServerError: Error { var message: String }
+
+    /// Runs `sql` over HTTP with curl and returns the body; throws on an HTTP error.
+    @discardableResult
+    func query(_ sql: String) throws -> String {
+        let output = try Harness.run(
+            "/usr/bin/curl",
+            ["-sS", "--fail-with-body", "--data-binary", sql, "http://127.0.0.1:\(httpPort)/"])
+        guard output.status == 0 else {
+            throw ServerError(message: "\(sql): \(output.stdout) \(output.stderr)")
+        }
+        return output.stdout
+    }
+
+    func integer(_ sql: String) throws -> Int {
+        try #require(Int(try query(sql).trimmingCharacters(in: .whitespacesAndNewlines)), "\(sql)")
+    }
+
+    private static func freePort() throws -> Int {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0
+            }
+        }
+        try #require(bound)
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// `luamem ship` into a real ClickHouse: several simulated hosts, shipped twice, a ship killed
+/// half-way, a server stopped under --follow; and the fleet question answered in the server.
+@Suite(.serialized) struct FleetTests {
+    /// The README's fleet recipe (its `sql clickhouse` block): what each line holds after GC at
+    /// the latest snapshot of every run of a build, added up over the fleet.
+    static func fleetLines(_ database: String, build: String) throws -> String {
+        let readme = try String(
+            contentsOf: Harness.repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let recipe = try #require(
+            readme.components(separatedBy: "```sql clickhouse\n").dropFirst().first?
+                .components(separatedBy: "```").first)
+        #expect(recipe.contains("luamem.site_stats") && recipe.contains("build = 'v2'"))
+        return recipe.replacingOccurrences(of: "luamem.", with: "\(database).")
+            .replacingOccurrences(of: "build = 'v2'", with: "build = '\(build)'")
+    }
+
+    @Test func threeHostsShippedTwiceAnswerTheFleetQuestion() throws {
+        let server = try ClickHouseServer()
+        defer { server.stop() }
+        let directory = try Harness.temporaryDirectory()
+        var files: [URL] = []
+        var expected = 0
+        for host in ["eu-1", "eu-2", "us-1"] {
+            let db = directory.appendingPathComponent("\(host).db")
+            try Harness.track("sites.lua", db: db, options: ["--host", host, "--build", "v1"])
+            files.append(db)
+            let rows = try Harness.jsonRows(
+                Harness.luamem(["query", "--db", db.path, "--format", "json", "--top", "100"]).stdout)
+            expected += try #require(rows.first { $0["line"] as? Int == 5 }?["gc_live_bytes"] as? Int)
+        }
+        let target = server.url + "/fleet"
+        let arguments = ["ship"] + files.flatMap { ["--db", $0.path] } + ["--to", target]
+        let first = try Harness.luamem(arguments)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.hasPrefix("shipped 3 run(s), "), "\(first.stdout)")
+        let second = try Harness.luamem(arguments)
+        #expect(second.stdout == "shipped 0 run(s), 0 snapshot(s), 0 site row(s) to \(target)\n")
+
+        let snapshots = try files.map { try Harness.integer($0, "SELECT count(*) FROM snapshots") }
+            .reduce(0, +)
+        let siteRows = try files.map { try Harness.integer($0, "SELECT count(*) FROM site_stats") }
+            .reduce(0, +)
+        #expect(try server.integer("SELECT count() FROM fleet.runs FINAL") == 3)
+        #expect(try server.integer("SELECT count() FROM fleet.snapshots") == snapshots)
+        #expect(try server.integer("SELECT count() FROM fleet.site_stats") == siteRows)
+        #expect(
+            try server.query("SELECT host FROM fleet.runs FINAL ORDER BY host FORMAT TabSeparated")
+                == "eu-1\neu-2\nus-1\n")
+
+        // The fleet question, aggregated in the server: line 5 holds what the hosts' add up to.
+        let lines = try server.query(try Self.fleetLines("fleet", build: "v1"))
+        let line5 = try #require(
+            lines.split(separator: "\n").first { $0.contains("sites.lua\t5\t") }, "\(lines)")
+        #expect(Int(line5.split(separator: "\t").last ?? "") == expected, "\(line5)")
+
+        for (url, message) in [
+            ("clickhouse://127.0.0.1:\(server.httpPort)", "the database must be a name"),
+            ("http://127.0.0.1/x", "is not a clickhouse://"),
+            ("clickhouse://127.0.0.1:1/x", "cannot connect"),
+        ] {
+            let bad = try Harness.luamem(["ship", "--db", files[0].path, "--to", url])
+            #expect(bad.status != 0 && bad.stderr.contains(message), "\(url): \(bad.stderr)")
+        }
+    }
+
+    @Test func aShipKilledHalfWayIsTakenUpWithoutLossOrDuplicates() throws {
+        let server = try ClickHouseServer()
+        defer { server.stop() }
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("long.db")
+        try Harness.track(
+            "patterns.lua", db: db, options: ["--interval", "0.01", "--host", "long"],
+            arguments: ["1"])
+        let snapshots = try Harness.integer(db, "SELECT count(*) FROM snapshots")
+        let siteRows = try Harness.integer(db, "SELECT count(*) FROM site_stats")
+        #expect(snapshots > 30)
+        let target = server.url + "/resumed"
+        // One snapshot per batch, killed once some are on the server.
+        let ship = try Harness.launchLuamem([
+            "ship", "--db", db.path, "--to", target, "--batch-snapshots", "1",
+        ])
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline,
+            ((try? server.integer("SELECT count() FROM resumed.snapshots")) ?? 0) < 3
+        {
+            usleep(5_000)
+        }
+        kill(ship.process.processIdentifier, SIGKILL)
+        ship.process.waitUntilExit()
+        let partial = try server.integer("SELECT count() FROM resumed.snapshots")
+        #expect(partial >= 3 && partial < snapshots, "\(partial) of \(snapshots)")
+        let resumed = try Harness.luamem(["ship", "--db", db.path, "--to", target])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(try server.integer("SELECT count() FROM resumed.snapshots") == snapshots)
+        // A site row shipped again (the kill fell between rows and their snapshot) is the same
+        // row: the table's key keeps one.
+        #expect(try server.integer("SELECT count() FROM resumed.site_stats FINAL") == siteRows)
+    }
+
+    @Test func followWaitsForAStoppedServerAndCatchesUp() throws {
+        let server = try ClickHouseServer()
+        defer { server.stop() }
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("live.db")
+        let target = server.url + "/followed"
+        let program = try Harness.launchLuamem([
+            "run", "--db", db.path, "--interval", "0.05", "--host", "live",
+            Harness.fixture("patterns.lua"), "3",
+        ])
+        let follow = try Harness.launchLuamem([
+            "ship", "--db", db.path, "--to", target, "--follow", "--interval", "0.1",
+        ])
+        // SIGKILL: the test runner's children have SIGTERM blocked.
+        defer {
+            kill(follow.process.processIdentifier, SIGKILL)
+            follow.process.waitUntilExit()
+        }
+        usleep(800_000)
+        server.stop()
+        usleep(800_000)
+        try server.start()
+        let ran = program.finish()
+        #expect(ran.status == 0, "\(ran.stderr)")
+        let snapshots = try Harness.integer(db, "SELECT count(*) FROM snapshots")
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline,
+            ((try? server.integer("SELECT count() FROM followed.snapshots")) ?? 0) < snapshots
+        {
+            usleep(100_000)
+        }
+        #expect(try server.integer("SELECT count() FROM followed.snapshots") == snapshots)
+        #expect(
+            try server.integer("SELECT count() FROM followed.site_stats FINAL")
+                == (try Harness.integer(db, "SELECT count(*) FROM site_stats")))
+        #expect(try server.integer("SELECT ended_ms > 0 FROM followed.runs FINAL") == 1)
+        kill(follow.process.processIdentifier, SIGKILL)
+        let output = follow.finish()
+        #expect(output.stderr.contains("trying again"), "\(output.stderr)")
+        #expect(output.stderr.components(separatedBy: "trying again").count == 2, "\(output.stderr)")
+    }
+}
