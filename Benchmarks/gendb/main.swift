@@ -3,7 +3,7 @@
 // size and query speed can be measured at scale without waiting days.
 //
 //   luamem-gendb --db big.db [--hours 168] [--interval 10] [--sites 50000] [--changing 1000]
-//                [--runs 2] [--seed 1] [--rollup-rows 4096]
+//                [--runs 2] [--seed 1] [--rollup-rows 4096] [--host gendb] [--build build]
 //
 // The history ends now and is split into --runs runs of equal length (builds "build-1", …), one
 // Lua state each. Every site is a distinct line of one of 500 files and allocates one object
@@ -23,6 +23,8 @@ struct Options {
     var runs = 1
     var seed: UInt64 = 1
     var rollupRows: Int64?
+    var host = "gendb"
+    var build = "build"
 }
 
 func fail(_ message: String) -> Never {
@@ -48,6 +50,8 @@ func parse() -> Options {
         case "--runs": options.runs = number(Int.self)
         case "--seed": options.seed = number(UInt64.self)
         case "--rollup-rows": options.rollupRows = number(Int64.self)
+        case "--host": options.host = value
+        case "--build": options.build = value
         default: fail("unknown option \(name)")
         }
     }
@@ -103,7 +107,8 @@ for run in 0..<options.runs {
     let (runID, stateID, siteIDs) = try writer.transaction {
         let runID = try writer.beginRun(
             RunInfo(
-                build: "build-\(run + 1)", name: "gendb", host: "gendb", pid: Int64(getpid()),
+                build: "\(options.build)-\(run + 1)", name: "gendb", host: options.host,
+                pid: Int64(getpid()),
                 command: "luamem-gendb", luaVersion: "Lua 5.3.6",
                 options: "{\"interval_ms\":\(intervalMs),\"depth\":1}", startedMs: startMs))
         let stateID = try writer.addState(runID: runID, name: "main", startedMs: startMs)

@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS {database}.site_stats (
     run_uuid      String,
     state_id      Int64,
     snapshot_id   Int64,
+    time_ms       Int64,    -- the snapshot's time: a window's start is argMaxIf(…, time_ms <= T)
     file          String,   -- innermost frame's chunk name
     line          Int64,
     line_defined  Int64,

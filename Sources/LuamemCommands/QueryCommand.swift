@@ -258,6 +258,11 @@ func describe(_ run: RunRecord) -> String {
 /// Opens a database for reading (or, `writable`, for maintenance); failures become one-line
 /// errors.
 func openStore(_ database: DatabaseOptions, writable: Bool = false) throws -> Store {
+    if ClickHouse.isURL(database.path) {
+        throw CommandError(
+            "of the reading commands only `luamem runs` reads ClickHouse yet; ask the others in "
+                + "SQL (README: luamem ship) or give a SQLite file")
+    }
     do {
         return try Store.openForReading(path: database.path, writable: writable)
     } catch {

@@ -23,6 +23,9 @@ struct RunsCommand: ParsableCommand {
     var build: String?
 
     func run() throws {
+        if ClickHouse.isURL(database.path) {
+            return try fleetRuns(ClickHouse(url: database.path))
+        }
         let store = try openStore(database)
         var listing = Listing(columns: [
             .init(key: "id", title: "RUN", rightAligned: true),
@@ -68,6 +71,96 @@ struct RunsCommand: ParsableCommand {
             ])
         }
         output.print(listing)
+    }
+
+    /// The runs a ClickHouse fleet store holds (`luamem ship`), newest first: each with its
+    /// host and UUID, its status, and its states' totals at their latest snapshots, summed.
+    /// The server does the counting; only the rows shown come back.
+    private func fleetRuns(_ server: ClickHouse) throws {
+        let db = server.database
+        let selected = build.map { " WHERE build = \(ClickHouse.literal($0))" } ?? ""
+        let answer = try server.execute(
+            """
+            SELECT run_uuid, host, build, name, pid, command, started_ms, ended_ms, exit_status,
+                   states, snapshots, last_ms, final_live, final_gc
+            FROM (SELECT * FROM \(db).runs FINAL\(selected))
+            ANY LEFT JOIN (
+                SELECT run_uuid, count() AS states, sum(n) AS snapshots, max(last) AS last_ms,
+                       sum(live) AS final_live, sum(gc) AS final_gc
+                FROM (SELECT run_uuid, state_id, count() AS n, max(time_ms) AS last,
+                             argMax(live_bytes, snapshot_id) AS live,
+                             argMax(gc_live_bytes, snapshot_id) AS gc
+                      FROM \(db).snapshots FINAL GROUP BY run_uuid, state_id)
+                GROUP BY run_uuid) USING run_uuid
+            ORDER BY started_ms DESC, run_uuid LIMIT \(output.top)
+            FORMAT TabSeparated
+            """)
+        var listing = Listing(columns: [
+            .init(key: "uuid", title: "RUN", rightAligned: false),
+            .init(key: "host", title: "HOST", rightAligned: false),
+            .init(key: "build", title: "BUILD", rightAligned: false),
+            .init(key: "name", title: "NAME", rightAligned: false),
+            .init(key: "status", title: "STATUS", rightAligned: false),
+            .init(key: "started", title: "STARTED (UTC)", rightAligned: false),
+            .init(key: "duration_ms", title: "DURATION", rightAligned: true),
+            .init(key: "states", title: "STATES", rightAligned: true),
+            .init(key: "snapshots", title: "SNAPSHOTS", rightAligned: true),
+            .init(key: "final_live_bytes", title: "FINAL", rightAligned: true),
+            .init(key: "final_gc_live_bytes", title: "AFTER GC", rightAligned: true),
+            .init(key: "pid", title: "", rightAligned: false),
+            .init(key: "started_ms", title: "", rightAligned: false),
+            .init(key: "ended_ms", title: "", rightAligned: false),
+            .init(key: "command", title: "", rightAligned: false),
+        ])
+        for line in answer.split(separator: "\n") {
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map {
+                Self.unescaped(String($0))
+            }
+            guard fields.count == 14 else { continue }
+            func number(_ index: Int) -> Int64 { Int64(fields[index]) ?? 0 }
+            let endedMs = number(7) > 0 ? number(7) : nil
+            let record = RunRecord(
+                id: 0, build: fields[2].isEmpty ? nil : fields[2],
+                name: fields[3].isEmpty ? nil : fields[3], host: fields[1], pid: number(4),
+                command: fields[5], startedMs: number(6), endedMs: endedMs,
+                exitStatus: number(8) >= 0 ? number(8) : nil, parentID: nil, uuid: fields[0])
+            let end = endedMs ?? (number(11) > 0 ? number(11) : record.startedMs)
+            listing.rows.append([
+                .text(record.uuid), .text(record.host), .text(record.build), .text(record.name),
+                .text(record.status), .text(formatTime(record.startedMs)),
+                .duration(end - record.startedMs), .integer(number(9)), .integer(number(10)),
+                .bytes(number(12), signed: false), .bytes(number(13), signed: false),
+                .integer(record.pid), .integer(record.startedMs),
+                endedMs.map(Cell.integer) ?? .text(nil), .text(record.command),
+            ])
+        }
+        if listing.rows.isEmpty, let build {
+            throw CommandError("no run of build '\(build)' in \(server.description)")
+        }
+        output.print(listing)
+    }
+
+    /// A TabSeparated field's text.
+    private static func unescaped(_ field: String) -> String {
+        guard field.contains("\\") else { return field }
+        var result = "", escaping = false
+        for character in field {
+            if escaping {
+                switch character {
+                case "t": result.append("\t")
+                case "n": result.append("\n")
+                case "r": result.append("\r")
+                case "0": result.append("\0")
+                default: result.append(character)
+                }
+                escaping = false
+            } else if character == "\\" {
+                escaping = true
+            } else {
+                result.append(character)
+            }
+        }
+        return result
     }
 }
 

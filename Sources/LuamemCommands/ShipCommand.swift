@@ -168,7 +168,8 @@ struct ShipCommand: ParsableCommand {
                         }.joined(separator: ";")
                         let figures = entry.figures
                         let fields: [String] = [
-                            uuid, String(snapshot.ref.stateID), String(snapshot.ref.id), info.file,
+                            uuid, String(snapshot.ref.stateID), String(snapshot.ref.id),
+                            String(snapshot.ref.timeMs), info.file,
                             String(info.line), String(info.lineDefined), info.function ?? "",
                             info.cfunction, stack, typeNames[entry.type] ?? "?",
                             String(figures.liveBytes), String(figures.liveCount),

@@ -12,6 +12,24 @@ public struct RunRecord: Sendable {
     public var parentID: Int64?
     /// The run's identity beyond its file (nil for runs recorded before luamem 0.2).
     public var uuid: String? = nil
+
+    public init(
+        id: Int64, build: String?, name: String?, host: String, pid: Int64, command: String,
+        startedMs: Int64, endedMs: Int64?, exitStatus: Int64?, parentID: Int64?,
+        uuid: String? = nil
+    ) {
+        self.id = id
+        self.build = build
+        self.name = name
+        self.host = host
+        self.pid = pid
+        self.command = command
+        self.startedMs = startedMs
+        self.endedMs = endedMs
+        self.exitStatus = exitStatus
+        self.parentID = parentID
+        self.uuid = uuid
+    }
 }
 
 /// One snapshot's identity.

@@ -192,6 +192,21 @@ final class ClickHouseServer: @unchecked Sendable {
             lines.split(separator: "\n").first { $0.contains("sites.lua\t5\t") }, "\(lines)")
         #expect(Int(line5.split(separator: "\t").last ?? "") == expected, "\(line5)")
 
+        // runs reads the fleet store: each host's run, its status and totals.
+        let fleetRuns = try Harness.jsonRows(
+            Harness.luamem(["runs", "--db", target, "--format", "json"]).stdout)
+        #expect(fleetRuns.map { $0["host"] as? String }.sorted { ($0 ?? "") < ($1 ?? "") } == ["eu-1", "eu-2", "us-1"])
+        for (run, file) in zip(fleetRuns.sorted { ($0["host"] as? String ?? "") < ($1["host"] as? String ?? "") }, files) {
+            let local = try #require(
+                try Harness.jsonRows(Harness.luamem(["runs", "--db", file.path, "--format", "json"]).stdout).first)
+            #expect(run["status"] as? String == "exited 0", "\(run)")
+            #expect(run["uuid"] as? String == local["uuid"] as? String)
+            #expect(run["snapshots"] as? Int == local["snapshots"] as? Int)
+            #expect(run["final_gc_live_bytes"] as? Int == local["final_gc_live_bytes"] as? Int)
+        }
+        let unsupported = try Harness.luamem(["query", "--db", target])
+        #expect(unsupported.status == 2 && unsupported.stderr.contains("only `luamem runs` reads ClickHouse"))
+
         for (url, message) in [
             ("clickhouse://127.0.0.1:\(server.httpPort)", "the database must be a name"),
             ("http://127.0.0.1/x", "is not a clickhouse://"),
@@ -207,12 +222,13 @@ final class ClickHouseServer: @unchecked Sendable {
         defer { server.stop() }
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("long.db")
+        // Hundreds of snapshots, shipped one per batch: seconds of work to be killed in.
         try Harness.track(
-            "patterns.lua", db: db, options: ["--interval", "0.01", "--host", "long"],
-            arguments: ["1"])
+            "patterns.lua", db: db, options: ["--interval", "0.005", "--host", "long"],
+            arguments: ["1.5"])
         let snapshots = try Harness.integer(db, "SELECT count(*) FROM snapshots")
         let siteRows = try Harness.integer(db, "SELECT count(*) FROM site_stats")
-        #expect(snapshots > 30)
+        #expect(snapshots > 100)
         let target = server.url + "/resumed"
         // One snapshot per batch, killed once some are on the server.
         let ship = try Harness.launchLuamem([
@@ -263,11 +279,13 @@ final class ClickHouseServer: @unchecked Sendable {
         let snapshots = try Harness.integer(db, "SELECT count(*) FROM snapshots")
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline,
-            ((try? server.integer("SELECT count() FROM followed.snapshots")) ?? 0) < snapshots
+            ((try? server.integer("SELECT count() FROM followed.snapshots FINAL")) ?? 0) < snapshots
         {
             usleep(100_000)
         }
-        #expect(try server.integer("SELECT count() FROM followed.snapshots") == snapshots)
+        // FINAL: a snapshot row the server kept while it went down, then shipped again because
+        // the answer was lost, is the same row.
+        #expect(try server.integer("SELECT count() FROM followed.snapshots FINAL") == snapshots)
         #expect(
             try server.integer("SELECT count() FROM followed.site_stats FINAL")
                 == (try Harness.integer(db, "SELECT count(*) FROM site_stats")))
