@@ -83,10 +83,14 @@ def main():
             except OSError:
                 time.sleep(0.1)
         target = f"clickhouse://127.0.0.1:{http}/fleet"
+        import resource
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         shipped = subprocess.run([cli, "ship", "--db", files, "--to", target], check=True,
                                  capture_output=True, text=True).stdout.strip()
         ship_s = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cli_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         rows = int(query("SELECT count() FROM fleet.site_stats"))
         start = time.perf_counter()
         again = subprocess.run([cli, "ship", "--db", files, "--to", target], check=True,
@@ -101,7 +105,8 @@ def main():
             query(recipe)
             times.append(time.perf_counter() - start)
         print(f"{shipped}")
-        print(f"ship: {ship_s:.2f} s, {rows / ship_s:,.0f} site rows/s ({rows:,} rows)")
+        print(f"ship: {ship_s:.2f} s, {rows / ship_s:,.0f} site rows/s ({rows:,} rows); "
+              f"luamem's own CPU {cli_cpu:.2f} s, the rest is the server's")
         print(f"ship again: {again_s:.2f} s ({again})")
         print(f"fleet query (README's, {args.hosts} hosts): {statistics.median(times) * 1000:.0f} ms "
               f"median of {args.repeat}")

@@ -107,6 +107,9 @@ struct ShipCommand: ParsableCommand {
         let typeNames = try store.objectTypeNames()
         let frames = try store.frames()
         var sites: [Int64: SiteInfo]?
+        // A site's columns (file … stack), escaped once: most of a row's text, and the same
+        // for every snapshot that changes the site.
+        var siteColumns: [Int64: String] = [:]
         for run in try store.runs() {
             let uuid = run.uuid ?? Self.derivedUUID(run)
             let quoted = ClickHouse.literal(uuid)
@@ -153,30 +156,45 @@ struct ShipCommand: ParsableCommand {
                 index += batch.count
                 var rows = ""
                 var count = 0
+                // The rows the batch's snapshots wrote, one range read per state.
+                var changed: [Int64: [Int64: [SiteFigures]]] = [:]
+                for (state, members) in Dictionary(grouping: batch, by: \.ref.stateID) {
+                    let ids = members.map(\.ref.id)
+                    changed[state] = try store.changedRows(
+                        stateID: state, after: ids.min()! - 1, through: ids.max()!)
+                }
                 for snapshot in batch {
                     // A state's first snapshot on the server carries its whole state (the file
                     // may have been pruned before it); later ones the rows that changed.
                     let entries =
                         started.contains(snapshot.ref.stateID)
-                        ? try store.changedRows(stateID: snapshot.ref.stateID, snapshotID: snapshot.ref.id)
+                        ? changed[snapshot.ref.stateID]?[snapshot.ref.id] ?? []
                         : try store.figures(at: snapshot.ref)
                     started.insert(snapshot.ref.stateID)
+                    let snapshotColumns =
+                        "\(ClickHouse.field(uuid))\t\(snapshot.ref.stateID)\t\(snapshot.ref.id)\t\(snapshot.ref.timeMs)\t"
                     for entry in entries {
-                        guard let info = sites?[entry.siteID] else { continue }
-                        let stack = info.stack.split(separator: ",").compactMap { Int64($0) }.map {
-                            id in frames[id].map { "\($0.file):\($0.line)" } ?? "?"
-                        }.joined(separator: ";")
+                        let columns: String
+                        if let known = siteColumns[entry.siteID] {
+                            columns = known
+                        } else {
+                            guard let info = sites?[entry.siteID] else { continue }
+                            let stack = info.stack.split(separator: ",").compactMap { Int64($0) }
+                                .map { id in frames[id].map { "\($0.file):\($0.line)" } ?? "?" }
+                                .joined(separator: ";")
+                            columns = [
+                                info.file, String(info.line), String(info.lineDefined),
+                                info.function ?? "", info.cfunction, stack,
+                            ].map(ClickHouse.field).joined(separator: "\t")
+                            siteColumns[entry.siteID] = columns
+                        }
                         let figures = entry.figures
-                        let fields: [String] = [
-                            uuid, String(snapshot.ref.stateID), String(snapshot.ref.id),
-                            String(snapshot.ref.timeMs), info.file,
-                            String(info.line), String(info.lineDefined), info.function ?? "",
-                            info.cfunction, stack, typeNames[entry.type] ?? "?",
-                            String(figures.liveBytes), String(figures.liveCount),
-                            String(figures.allocBytes), String(figures.allocCount),
-                            String(figures.gcLiveBytes),
-                        ]
-                        rows += fields.map(ClickHouse.field).joined(separator: "\t") + "\n"
+                        rows += snapshotColumns
+                        rows += columns
+                        rows += "\t"
+                        rows += ClickHouse.field(typeNames[entry.type] ?? "?")
+                        rows += "\t\(figures.liveBytes)\t\(figures.liveCount)\t\(figures.allocBytes)"
+                        rows += "\t\(figures.allocCount)\t\(figures.gcLiveBytes)\n"
                         count += 1
                     }
                 }

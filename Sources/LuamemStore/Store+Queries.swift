@@ -133,25 +133,29 @@ extension Store {
             ?? 0
     }
 
-    /// The site rows a state's snapshot wrote (the sites that changed there), as stored.
-    public func changedRows(stateID: Int64, snapshotID: Int64) throws -> [SiteFigures] {
+    /// The site rows a state's snapshots after `afterID` up to `throughID` wrote (the sites
+    /// that changed at each), as stored, by snapshot id: one range read in key order.
+    public func changedRows(stateID: Int64, after afterID: Int64, through throughID: Int64) throws
+        -> [Int64: [SiteFigures]]
+    {
         let statement = try database.prepare(
             """
-            SELECT site_id, type, live_bytes, live_count, alloc_bytes, alloc_count, gc_live_bytes
-            FROM site_stats WHERE state_id = ? AND snapshot_id = ?
+            SELECT snapshot_id, site_id, type, live_bytes, live_count, alloc_bytes, alloc_count,
+                   gc_live_bytes
+            FROM site_stats WHERE state_id = ? AND snapshot_id > ? AND snapshot_id <= ?
             """)
-        try statement.bind([.integer(stateID), .integer(snapshotID)])
-        var result: [SiteFigures] = []
+        try statement.bind([.integer(stateID), .integer(afterID), .integer(throughID)])
+        var result: [Int64: [SiteFigures]] = [:]
         while try statement.step() {
             var figures = Figures()
-            figures.liveBytes = statement.int64(2)
-            figures.liveCount = statement.int64(3)
-            figures.allocBytes = statement.int64(4)
-            figures.allocCount = statement.int64(5)
-            figures.gcLiveBytes = statement.int64(6)
-            result.append(
+            figures.liveBytes = statement.int64(3)
+            figures.liveCount = statement.int64(4)
+            figures.allocBytes = statement.int64(5)
+            figures.allocCount = statement.int64(6)
+            figures.gcLiveBytes = statement.int64(7)
+            result[statement.int64(0), default: []].append(
                 SiteFigures(
-                    stateID: stateID, siteID: statement.int64(0), type: statement.int64(1),
+                    stateID: stateID, siteID: statement.int64(1), type: statement.int64(2),
                     figures: figures))
         }
         return result
