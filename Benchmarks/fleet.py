@@ -5,7 +5,8 @@ Writes --hosts SQLite files through the real snapshot writer (luamem-gendb: each
 --hours at --interval seconds, --sites sites of which --changing change per snapshot), starts
 Debian's clickhouse-server on loopback with a folder of its own, ships every file with
 `luamem ship`, ships again (nothing to add), and times README's fleet query (what each line
-holds after GC at the latest snapshot, summed over the fleet). Medians of --repeat.
+holds after GC at the latest snapshot, summed over the fleet) and `luamem query --since 1h`
+across the fleet. Medians of --repeat.
 
     swift build -c release --product luamem-cli --product luamem-gendb   (or plain swift build -c release)
     python3 Benchmarks/fleet.py                              # 50 hosts, 6 hours, 200 changing sites
@@ -104,12 +105,20 @@ def main():
             start = time.perf_counter()
             query(recipe)
             times.append(time.perf_counter() - start)
+        cli_times = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            subprocess.run([cli, "query", "--db", target, "--build", "v2-1", "--since", "1h"],
+                           check=True, capture_output=True)
+            cli_times.append(time.perf_counter() - start)
         print(f"{shipped}")
         print(f"ship: {ship_s:.2f} s, {rows / ship_s:,.0f} site rows/s ({rows:,} rows); "
               f"luamem's own CPU {cli_cpu:.2f} s, the rest is the server's")
         print(f"ship again: {again_s:.2f} s ({again})")
         print(f"fleet query (README's, {args.hosts} hosts): {statistics.median(times) * 1000:.0f} ms "
               f"median of {args.repeat}")
+        print(f"luamem query --since 1h --build v2-1 (every host): "
+              f"{statistics.median(cli_times) * 1000:.0f} ms median of {args.repeat}")
     finally:
         process.terminate()
         process.wait()

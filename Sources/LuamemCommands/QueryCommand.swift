@@ -38,6 +38,9 @@ struct QueryCommand: ParsableCommand {
     }
 
     func run() throws {
+        if ClickHouse.isURL(database.path) {
+            return try fleetGrowth(ClickHouse(url: database.path))
+        }
         let store = try openStore(database)
         let result = try growth(in: store)
         output.print(result.listing, heading: result.heading)
@@ -260,8 +263,8 @@ func describe(_ run: RunRecord) -> String {
 func openStore(_ database: DatabaseOptions, writable: Bool = false) throws -> Store {
     if ClickHouse.isURL(database.path) {
         throw CommandError(
-            "of the reading commands only `luamem runs` reads ClickHouse yet; ask the others in "
-                + "SQL (README: luamem ship) or give a SQLite file")
+            "of the reading commands only `luamem runs` and `luamem query` read ClickHouse yet; "
+                + "ask the others in SQL (README: luamem ship) or give a SQLite file")
     }
     do {
         return try Store.openForReading(path: database.path, writable: writable)

@@ -158,14 +158,16 @@ final class ClickHouseServer: @unchecked Sendable {
         defer { server.stop() }
         let directory = try Harness.temporaryDirectory()
         var files: [URL] = []
-        var expected = 0
+        var expected = 0, expectedGrowth = 0
         for host in ["eu-1", "eu-2", "us-1"] {
             let db = directory.appendingPathComponent("\(host).db")
             try Harness.track("sites.lua", db: db, options: ["--host", host, "--build", "v1"])
             files.append(db)
             let rows = try Harness.jsonRows(
                 Harness.luamem(["query", "--db", db.path, "--format", "json", "--top", "100"]).stdout)
-            expected += try #require(rows.first { $0["line"] as? Int == 5 }?["gc_live_bytes"] as? Int)
+            let line5 = try #require(rows.first { $0["line"] as? Int == 5 })
+            expected += try #require(line5["gc_live_bytes"] as? Int)
+            expectedGrowth += try #require(line5["growth_bytes"] as? Int)
         }
         let target = server.url + "/fleet"
         let arguments = ["ship"] + files.flatMap { ["--db", $0.path] } + ["--to", target]
@@ -204,8 +206,22 @@ final class ClickHouseServer: @unchecked Sendable {
             #expect(run["snapshots"] as? Int == local["snapshots"] as? Int)
             #expect(run["final_gc_live_bytes"] as? Int == local["final_gc_live_bytes"] as? Int)
         }
-        let unsupported = try Harness.luamem(["query", "--db", target])
-        #expect(unsupported.status == 2 && unsupported.stderr.contains("only `luamem runs` reads ClickHouse"))
+        // query across the fleet: line 5's growth is the hosts' added up, by the server.
+        let fleetQuery = try Harness.luamem([
+            "query", "--db", target, "--build", "v1", "--format", "json", "--top", "100",
+        ])
+        #expect(fleetQuery.status == 0, "\(fleetQuery.stderr)")
+        let fleetRows = try Harness.jsonRows(fleetQuery.stdout)
+        let fleetLine5 = try #require(fleetRows.first { $0["line"] as? Int == 5 }, "\(fleetRows)")
+        #expect(fleetLine5["growth_bytes"] as? Int == expectedGrowth, "\(fleetLine5)")
+        #expect(fleetLine5["runs"] as? Int == 3)
+        #expect(fleetLine5["function"] as? String == "keep_tables")
+        let table = try Harness.luamem(["query", "--db", target, "--build", "v1", "--top", "3"])
+        #expect(table.stdout.hasPrefix("fleet \(target), build v1: 3 run(s), growth of live bytes after GC\n"), "\(table.stdout)")
+        let gated = try Harness.luamem(["query", "--db", target, "--build", "v1", "--fail-above", "1KiB"])
+        #expect(gated.status == 1, "\(gated.stderr)")
+        let unsupported = try Harness.luamem(["leaks", "--db", target])
+        #expect(unsupported.status == 2 && unsupported.stderr.contains("only `luamem runs` and `luamem query` read ClickHouse"))
 
         for (url, message) in [
             ("clickhouse://127.0.0.1:\(server.httpPort)", "the database must be a name"),

@@ -1,0 +1,103 @@
+import Foundation
+import LuamemAgent
+
+extension QueryCommand {
+    /// `query --db clickhouse://…`: growth summed over every selected run of a fleet store
+    /// (`luamem ship`), aggregated in the server; only the rows shown come back.
+    ///
+    /// Per run and state, the window runs from its last snapshot at or before --since (else its
+    /// first) to its last at or before --until; a site's figure at a snapshot is its latest row
+    /// at or before it (argMaxIf). Runs with no snapshot in the window are left out.
+    func fleetGrowth(_ server: ClickHouse) throws {
+        let db = server.database
+        let now = Clock.epochMs()
+        let sinceMs = window.sinceMs(nowMs: now) ?? -1
+        let untilMs = until.flatMap(TimeExpression.init)?.epochMs(nowMs: now) ?? Int64.max / 2
+        guard sinceMs <= untilMs else { throw CommandError("--since is later than --until") }
+        guard selection.runID == nil else {
+            throw CommandError("a fleet store names runs by UUID: select them with --build")
+        }
+        let figure = rows.current ? "live_bytes" : "gc_live_bytes"
+        let groups: [String] =
+            switch rows.by {
+            case .line: ["file", "line"]
+            case .function: ["file", "line_defined", "function"]
+            case .file: ["file"]
+            case .type: ["type"]
+            }
+        let runFilter = selection.build.map { " WHERE build = \(ClickHouse.literal($0))" } ?? ""
+        let stateFilter = selection.state.map { " AND state = \(ClickHouse.literal($0))" } ?? ""
+        let grouped = groups.joined(separator: ", ")
+        let answer = try server.execute(
+            """
+            SELECT \(grouped), sum(head - base) AS growth, sum(head) AS live, sum(base) AS base_total,
+                   uniqExact(run_uuid) AS runs, any(function) AS any_function
+            FROM (
+                SELECT run_uuid, state_id, file, line, line_defined, function, c_function, stack, type,
+                       argMaxIf(\(figure), snapshot_id, snapshot_id <= head_id) AS head,
+                       argMaxIf(\(figure), snapshot_id, snapshot_id <= base_id) AS base
+                FROM \(db).site_stats
+                ANY INNER JOIN (
+                    SELECT run_uuid, state_id,
+                           if(countIf(time_ms <= \(sinceMs)) > 0,
+                              maxIf(snapshot_id, time_ms <= \(sinceMs)), min(snapshot_id)) AS base_id,
+                           maxIf(snapshot_id, time_ms <= \(untilMs)) AS head_id
+                    FROM \(db).snapshots FINAL
+                    WHERE run_uuid IN (SELECT run_uuid FROM \(db).runs FINAL\(runFilter))\(stateFilter)
+                    GROUP BY run_uuid, state_id
+                    HAVING head_id > 0 AND maxIf(time_ms, time_ms <= \(untilMs)) >= \(sinceMs)
+                ) USING (run_uuid, state_id)
+                GROUP BY run_uuid, state_id, file, line, line_defined, function, c_function, stack, type)
+            GROUP BY \(grouped) WITH TOTALS
+            ORDER BY growth DESC, \(grouped)
+            LIMIT \(output.top)
+            FORMAT TabSeparated
+            """)
+        // Rows, then an empty line and the totals row.
+        let parts = answer.components(separatedBy: "\n\n")
+        let lines = (parts.first ?? "").split(separator: "\n")
+        let totals = parts.count > 1 ? parts[1].split(separator: "\t") : []
+        var listing = Listing(columns: [
+            .init(key: "growth_bytes", title: "GROWTH", rightAligned: true),
+            .init(key: rows.current ? "live_bytes" : "gc_live_bytes", title: "LIVE", rightAligned: true),
+            .init(key: "runs", title: "RUNS", rightAligned: true),
+            .init(key: "site", title: rows.by == .type ? "TYPE" : "SITE", rightAligned: false),
+            .init(
+                key: "function", title: rows.by == .line || rows.by == .function ? "FUNCTION" : "",
+                rightAligned: false),
+            .init(key: "source", title: "", rightAligned: false),
+            .init(key: "line", title: "", rightAligned: false),
+        ])
+        var rowGrowth: [(label: String, growth: Int64)] = []
+        for line in lines {
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            guard fields.count == groups.count + 5 else { continue }
+            let values = fields.suffix(5).map { Int64($0) ?? 0 }
+            let (growth, live, runs) = (values[0], values[1], values[3])
+            let function = fields.last.map { $0.isEmpty ? nil : $0 } ?? nil
+            let site: String, source: String?, number: Int64?
+            switch rows.by {
+            case .line:
+                (site, source, number) = ("\(fields[0]):\(fields[1])", fields[0], Int64(fields[1]))
+            case .function:
+                (site, source, number) = ("\(fields[0]):\(fields[1])", fields[0], Int64(fields[1]))
+            case .file: (site, source, number) = (fields[0], fields[0], nil)
+            case .type: (site, source, number) = (fields[0], nil, nil)
+            }
+            rowGrowth.append((site, growth))
+            listing.rows.append([
+                .bytes(growth, signed: true), .bytes(live, signed: false), .integer(runs),
+                .text(site), .text(rows.by == .line || rows.by == .function ? function : nil),
+                .text(source), number.map(Cell.integer) ?? .text(nil),
+            ])
+        }
+        let runCount = totals.count >= 4 ? Int64(totals[totals.count - 2]) ?? 0 : 0
+        let heading =
+            "fleet \(server.description)\(selection.build.map { ", build \($0)" } ?? ""): "
+            + "\(runCount) run(s), growth of live bytes \(rows.current ? "at the snapshots" : "after GC")"
+        output.print(listing, heading: heading)
+        let total = totals.count >= 5 ? Int64(totals[totals.count - 5]) ?? 0 : 0
+        let baseTotal = totals.count >= 5 ? Int64(totals[totals.count - 3]) ?? 0 : 0
+        try gate.check(total: total, base: baseTotal, baseName: "the window's start", rows: rowGrowth)
+    }
+}
