@@ -201,6 +201,32 @@ struct ClickHouse {
         return result
     }
 
+    /// The fields of one TabSeparated line as text: `field`'s escapes undone, empty fields
+    /// kept.
+    static func fields(_ line: Substring) -> [String] {
+        line.split(separator: "\t", omittingEmptySubsequences: false).map { field in
+            guard field.contains("\\") else { return String(field) }
+            var result = "", escaping = false
+            for character in field {
+                if escaping {
+                    switch character {
+                    case "t": result.append("\t")
+                    case "n": result.append("\n")
+                    case "r": result.append("\r")
+                    case "0": result.append("\0")
+                    default: result.append(character)
+                    }
+                    escaping = false
+                } else if character == "\\" {
+                    escaping = true
+                } else {
+                    result.append(character)
+                }
+            }
+            return result
+        }
+    }
+
     /// A string literal for a statement: quotes and backslashes escaped.
     static func literal(_ text: String) -> String {
         "'" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")

@@ -136,6 +136,18 @@ struct RowOptions: ParsableArguments {
     var current = false
 }
 
+/// A run's snapshots of the selected states from `fromMs` on (all of them without a start).
+func windowSnapshots(
+    _ store: Store, run: RunRecord, selected: (Int64) -> Bool, fromMs: Int64?
+) throws -> [SnapshotSummary] {
+    try store.snapshots(runID: run.id).filter {
+        selected($0.ref.stateID) && (fromMs == nil || $0.ref.timeMs >= fromMs!)
+    }
+}
+
+/// Completed GC cycles a window needs for growth after GC: two points, each after a cycle.
+let growthCyclesNeeded: Int64 = 2
+
 /// The GC cycles completed over a window: for each state, between its first and its last
 /// snapshot in `snapshots`; the fewest of any state.
 func completedCycles(_ snapshots: [SnapshotSummary]) -> Int64 {

@@ -56,22 +56,17 @@ struct ExportCommand: ParsableCommand {
             throw CommandError("a pprof profile is binary: give -o FILE (or redirect the output)")
         }
         let target = output == "-" ? nil : try ReportCommand.writableFile(output)
-        var rows: [(stack: String, info: SiteInfo, type: String, figures: Figures)] = []
         var entries: [PprofProfile.Entry] = []
         for head in heads {
             let state = try store.stateName(id: head.stateID)
             for (info, entry) in try store.namedFigures(at: head) {
-                rows.append(
-                    (
-                        Self.stack(info, frames).joined(separator: ";"), info,
-                        typeNames[entry.type] ?? "?", entry.figures
-                    ))
                 entries.append(
                     .init(state: state, info: info, type: typeNames[entry.type] ?? "?",
                         figures: entry.figures))
             }
         }
-        var text = ""
+        func folded(_ info: SiteInfo) -> String { Self.stack(info, frames).joined(separator: ";") }
+        let data: Data
         switch format {
         case .pprof:
             let latest = heads.map(\.timeMs).max() ?? run.startedMs
@@ -85,49 +80,43 @@ struct ExportCommand: ParsableCommand {
                     "latest snapshot of each state; inuse is live bytes "
                         + (current ? "at the snapshot" : "after GC"),
                 ])
-            let data = try profile.data()
-            if let target {
-                do { try data.write(to: URL(fileURLWithPath: target)) } catch {
-                    throw CommandError("cannot write \(output): \(error.localizedDescription)")
-                }
-            } else {
-                FileHandle.standardOutput.write(data)
-            }
-            return
+            data = try profile.data()
         case .folded:
             var weights: [String: Int64] = [:]
-            for row in rows {
-                weights[row.stack] = (weights[row.stack] ?? 0).saturatingAdd(
-                    weight == .live ? row.figures.liveBytes : row.figures.allocBytes)
+            for entry in entries {
+                let stack = folded(entry.info)
+                weights[stack] = (weights[stack] ?? 0).saturatingAdd(
+                    weight == .live ? entry.figures.liveBytes : entry.figures.allocBytes)
             }
+            var text = ""
             for (stack, value) in weights.sorted(by: { $0.key < $1.key }) where value > 0 {
                 text += "\(stack) \(value)\n"
             }
+            data = Data(text.utf8)
         case .json, .csv:
             var listing = Listing(
                 columns: [
                     "stack", "source", "line", "function", "c_function", "type", "live_bytes",
                     "live_count", "gc_live_bytes", "alloc_bytes", "alloc_count",
                 ].map { Listing.Column(key: $0, title: $0, rightAligned: false) })
-            for row in rows.sorted(by: { $0.figures.liveBytes > $1.figures.liveBytes }) {
+            for entry in entries.sorted(by: { $0.figures.liveBytes > $1.figures.liveBytes }) {
+                let info = entry.info, figures = entry.figures
                 listing.rows.append([
-                    .text(row.stack), .text(row.info.file), .integer(row.info.line),
-                    .text(row.info.function),
-                    .text(row.info.cfunction.isEmpty ? nil : row.info.cfunction),
-                    .text(row.type), .integer(row.figures.liveBytes),
-                    .integer(row.figures.liveCount),
-                    .integer(row.figures.gcLiveBytes), .integer(row.figures.allocBytes),
-                    .integer(row.figures.allocCount),
+                    .text(folded(info)), .text(info.file), .integer(info.line),
+                    .text(info.function), .text(info.cfunction.isEmpty ? nil : info.cfunction),
+                    .text(entry.type), .integer(figures.liveBytes), .integer(figures.liveCount),
+                    .integer(figures.gcLiveBytes), .integer(figures.allocBytes),
+                    .integer(figures.allocCount),
                 ])
             }
-            text = listing.render(format == .json ? .json : .csv)
+            data = Data(listing.render(format == .json ? .json : .csv).utf8)
         }
         if let target {
-            do { try text.write(toFile: target, atomically: true, encoding: .utf8) } catch {
+            do { try data.write(to: URL(fileURLWithPath: target), options: .atomic) } catch {
                 throw CommandError("cannot write \(output): \(error.localizedDescription)")
             }
         } else {
-            print(text, terminator: "")
+            FileHandle.standardOutput.write(data)
         }
     }
 
@@ -143,7 +132,7 @@ struct ExportCommand: ParsableCommand {
     /// A site's frames, outermost first, each "file:line", then its C function if any;
     /// semicolons and spaces, which folded stacks use as separators, are replaced.
     static func stack(_ info: SiteInfo, _ frames: [Int64: FrameInfo]) -> [String] {
-        var parts = info.stack.split(separator: ",").compactMap { Int64($0) }.reversed().map { id in
+        var parts = info.frameIDs.reversed().map { id in
             frames[id].map { SiteKey.isLineless($0.file) ? $0.file : "\($0.file):\($0.line)" } ?? "?"
         }
         if !info.cfunction.isEmpty { parts.append(info.cfunction) }

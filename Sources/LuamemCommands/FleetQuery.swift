@@ -56,7 +56,8 @@ extension QueryCommand {
         // Rows, then an empty line and the totals row.
         let parts = answer.components(separatedBy: "\n\n")
         let lines = (parts.first ?? "").split(separator: "\n")
-        let totals = parts.count > 1 ? parts[1].split(separator: "\t") : []
+        let totals =
+            parts.count > 1 ? ClickHouse.fields(Substring(parts[1].trimmingCharacters(in: .newlines))) : []
         var listing = Listing(columns: [
             .init(key: "growth_bytes", title: "GROWTH", rightAligned: true),
             .init(key: rows.current ? "live_bytes" : "gc_live_bytes", title: "LIVE", rightAligned: true),
@@ -70,16 +71,14 @@ extension QueryCommand {
         ])
         var rowGrowth: [(label: String, growth: Int64)] = []
         for line in lines {
-            let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            let fields = ClickHouse.fields(line)
             guard fields.count == groups.count + 5 else { continue }
             let values = fields.suffix(5).map { Int64($0) ?? 0 }
             let (growth, live, runs) = (values[0], values[1], values[3])
             let function = fields.last.map { $0.isEmpty ? nil : $0 } ?? nil
             let site: String, source: String?, number: Int64?
             switch rows.by {
-            case .line:
-                (site, source, number) = ("\(fields[0]):\(fields[1])", fields[0], Int64(fields[1]))
-            case .function:
+            case .line, .function:
                 (site, source, number) = ("\(fields[0]):\(fields[1])", fields[0], Int64(fields[1]))
             case .file: (site, source, number) = (fields[0], fields[0], nil)
             case .type: (site, source, number) = (fields[0], nil, nil)

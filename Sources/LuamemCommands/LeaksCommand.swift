@@ -46,10 +46,8 @@ struct LeaksCommand: ParsableCommand {
                     + "(use a shorter --interval or a longer window)")
         }
         // A line fit through figures after GC needs several cycles to have steps to fit.
-        let inWindow = try store.snapshots(runID: run.id).filter {
-            selected($0.ref.stateID) && (fromMs == nil || $0.ref.timeMs >= fromMs!)
-        }
-        let cycles = completedCycles(inWindow)
+        let cycles = completedCycles(
+            try windowSnapshots(store, run: run, selected: selected, fromMs: fromMs))
         let current = rows.usesCurrent(cyclesInWindow: cycles, needed: LeaksCommand.cyclesNeeded)
         let trends = series.values(current: current).compactMap {
             key, values -> (SiteKey, Trend)? in
@@ -148,11 +146,10 @@ struct HistoryCommand: ParsableCommand {
         // CHANGE and the chart follow the figures after GC, or the live bytes when the window
         // holds too few completed GC cycles (as query says).
         let cycles = completedCycles(
-            try store.snapshots(runID: run.id).filter {
-                selected($0.ref.stateID) && (fromMs == nil || $0.ref.timeMs >= fromMs!)
-            })
-        if cycles < 2 { warnTooFewCycles(cycles) }
-        let followed = cycles < 2 ? liveValues : gcValues
+            try windowSnapshots(store, run: run, selected: selected, fromMs: fromMs))
+        let fromLive = cycles < growthCyclesNeeded
+        if fromLive { warnTooFewCycles(cycles) }
+        let followed = fromLive ? liveValues : gcValues
         var listing = Listing(columns: [
             .init(key: "time", title: "TIME (UTC)", rightAligned: false),
             .init(key: "gc_live_bytes", title: "AFTER GC", rightAligned: true),

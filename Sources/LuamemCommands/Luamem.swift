@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LuamemAgent
 import LuamemVersion
 
 /// The `luamem` command line.
@@ -42,7 +43,9 @@ public struct Luamem: ParsableCommand {
         var arguments = Self.attachingNegativeTimes(Array(CommandLine.arguments.dropFirst()))
         if arguments.first == "run" {
             // The rest of the command line is lua5.3's, which ArgumentParser cannot read.
-            guard RunCommand.asksForHelp(arguments) else { RunCommand.start(CommandLine.arguments) }
+            guard Runner.asksForHelp(["luamem"] + arguments) else {
+                RunCommand.start(CommandLine.arguments)
+            }
             arguments = ["help", "run"]
         }
         do {

@@ -92,7 +92,7 @@ struct PprofProfile {
         if !info.cfunction.isEmpty {
             ids.append(location(function: info.cfunction, file: "[C]", lineDefined: 0, line: 0))
         }
-        for id in info.stack.split(separator: ",").compactMap({ Int64($0) }) {
+        for id in info.frameIDs {
             guard let frame = frames[id] else { continue }
             if SiteKey.isLineless(frame.file) {
                 // [host], script.lua (load): no function and no line to show.

@@ -100,7 +100,7 @@ struct QueryCommand: ParsableCommand {
             let before = try base.map { try store.gcCycles(snapshotID: $0.id) } ?? 0
             return try store.gcCycles(snapshotID: head.id) - before
         }.min() ?? 0
-        let current = rows.usesCurrent(cyclesInWindow: cycles, needed: 2)
+        let current = rows.usesCurrent(cyclesInWindow: cycles, needed: growthCyclesNeeded)
         // Groups live in an array and are updated in place: a query may see 50k sites. Options
         // are read once (each read through the property wrapper costs a metadata lookup).
         let by = rows.by

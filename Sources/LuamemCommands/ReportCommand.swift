@@ -57,9 +57,7 @@ struct ReportCommand: ParsableCommand {
         let selected = try selection.stateFilter(store, runID: run.id)
         progress("reading \(describe(run))")
         let fromMs = window.sinceMs(nowMs: Clock.epochMs())
-        let snapshots = try store.snapshots(runID: run.id).filter {
-            selected($0.ref.stateID) && (fromMs == nil || $0.ref.timeMs >= fromMs!)
-        }
+        let snapshots = try windowSnapshots(store, run: run, selected: selected, fromMs: fromMs)
         guard !snapshots.isEmpty else {
             throw CommandError("\(describe(run)) has no snapshot to report")
         }
@@ -156,7 +154,7 @@ struct ReportPage {
 
     /// Whether growth (2 cycles needed, as for query) and leak suspects (as for leaks) are
     /// figured from the live bytes at the snapshots rather than after GC.
-    var growthFromLive: Bool { cycles < 2 }
+    var growthFromLive: Bool { cycles < growthCyclesNeeded }
     var leaksFromLive: Bool { cycles < LeaksCommand.cyclesNeeded }
 
     /// Two sides of `--base`/`--head` and their changes.

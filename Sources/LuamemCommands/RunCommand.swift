@@ -80,11 +80,6 @@ struct RunCommand: ParsableCommand {
         Self.start(CommandLine.arguments)
     }
 
-    /// Whether `arguments` (after `luamem`) ask for `luamem run`'s help.
-    static func asksForHelp(_ arguments: [String]) -> Bool {
-        Runner.asksForHelp(["luamem"] + arguments)
-    }
-
     /// Runs `luamem run` from the whole command line and exits with the script's status.
     static func start(_ commandLine: [String]) -> Never {
         let options: Runner.Options
@@ -113,6 +108,4 @@ struct RunCommand: ParsableCommand {
             Foundation.exit(2)
         }
     }
-
-    static func usageString() -> String { Runner.luamemRunUsage }
 }

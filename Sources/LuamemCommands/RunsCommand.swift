@@ -113,9 +113,7 @@ struct RunsCommand: ParsableCommand {
             .init(key: "command", title: "", rightAligned: false),
         ])
         for line in answer.split(separator: "\n") {
-            let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map {
-                Self.unescaped(String($0))
-            }
+            let fields = ClickHouse.fields(line)
             guard fields.count == 14 else { continue }
             func number(_ index: Int) -> Int64 { Int64(fields[index]) ?? 0 }
             let endedMs = number(7) > 0 ? number(7) : nil
@@ -138,29 +136,6 @@ struct RunsCommand: ParsableCommand {
             throw CommandError("no run of build '\(build)' in \(server.description)")
         }
         output.print(listing)
-    }
-
-    /// A TabSeparated field's text.
-    private static func unescaped(_ field: String) -> String {
-        guard field.contains("\\") else { return field }
-        var result = "", escaping = false
-        for character in field {
-            if escaping {
-                switch character {
-                case "t": result.append("\t")
-                case "n": result.append("\n")
-                case "r": result.append("\r")
-                case "0": result.append("\0")
-                default: result.append(character)
-                }
-                escaping = false
-            } else if character == "\\" {
-                escaping = true
-            } else {
-                result.append(character)
-            }
-        }
-        return result
     }
 }
 

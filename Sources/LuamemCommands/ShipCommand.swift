@@ -120,7 +120,7 @@ struct ShipCommand: ParsableCommand {
                 "SELECT state_id, max(snapshot_id) FROM \(server.database).snapshots "
                     + "WHERE run_uuid = \(quoted) GROUP BY state_id FORMAT TabSeparated"
             ).split(separator: "\n") {
-                let parts = line.split(separator: "\t")
+                let parts = ClickHouse.fields(line)
                 if parts.count == 2, let state = Int64(parts[0]), let last = Int64(parts[1]) {
                     held[state] = last
                 }
@@ -179,7 +179,7 @@ struct ShipCommand: ParsableCommand {
                             columns = known
                         } else {
                             guard let info = sites?[entry.siteID] else { continue }
-                            let stack = info.stack.split(separator: ",").compactMap { Int64($0) }
+                            let stack = info.frameIDs
                                 .map { id in frames[id].map { "\($0.file):\($0.line)" } ?? "?" }
                                 .joined(separator: ";")
                             columns = [
@@ -235,11 +235,8 @@ struct ShipCommand: ParsableCommand {
             }
             return hash
         }
-        let high = fnv(0xcbf2_9ce4_8422_2325), low = fnv(0x8422_2325_cbf2_9ce4)
-        let hex = String(format: "%016llx%016llx", high, low)
-        let characters = Array(hex)
-        return String(characters[0..<8]) + "-" + String(characters[8..<12]) + "-"
-            + String(characters[12..<16]) + "-" + String(characters[16..<20]) + "-"
-            + String(characters[20..<32])
+        let halves = [fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4)]
+        return RunInfo.uuidText(
+            halves.flatMap { half in (0..<8).reversed().map { UInt8(truncatingIfNeeded: half >> ($0 * 8)) } })
     }
 }

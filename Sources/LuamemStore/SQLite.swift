@@ -111,8 +111,7 @@ public final class Database {
         switch sqlite3_step(handle) {
         case SQLITE_ROW:
             guard sqlite3_column_type(handle, 0) != SQLITE_NULL else { return nil }
-            return min(
-                max(sqlite3_column_int64(handle, 0), -Statement.integerLimit), Statement.integerLimit)
+            return Statement.clamped(sqlite3_column_int64(handle, 0))
         case SQLITE_DONE: return nil
         case let code: throw error(code, sql: sql)
         }
@@ -286,7 +285,11 @@ public final class Statement {
     /// real figure, id or time comes near it, and a file altered to hold Int64's limits then
     /// cannot overflow a difference or a short sum (`saturatingAdd` covers long ones).
     public func int64(_ column: Int32) -> Int64 {
-        min(max(sqlite3_column_int64(handle, column), -Statement.integerLimit), Statement.integerLimit)
+        Statement.clamped(sqlite3_column_int64(handle, column))
+    }
+
+    static func clamped(_ value: Int64) -> Int64 {
+        min(max(value, -integerLimit), integerLimit)
     }
 
     public static let integerLimit: Int64 = 1 << 52

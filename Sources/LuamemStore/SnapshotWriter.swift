@@ -37,6 +37,11 @@ extension RunInfo {
         bytes.withUnsafeMutableBytes { sqlite3_randomness(16, $0.baseAddress) }
         bytes[6] = bytes[6] & 0x0f | 0x40
         bytes[8] = bytes[8] & 0x3f | 0x80
+        return uuidText(bytes)
+    }
+
+    /// 16 bytes as a UUID's text: lower-case hex in groups of 8-4-4-4-12.
+    public static func uuidText(_ bytes: [UInt8]) -> String {
         let hex = Array("0123456789abcdef")
         var text = ""
         for (index, byte) in bytes.enumerated() {

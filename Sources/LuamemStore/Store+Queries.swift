@@ -54,6 +54,9 @@ public struct SiteInfo: Sendable {
     public var function: String?
     public var cfunction: String
     public var stack: String
+
+    /// The ids of the frames in `stack`, innermost first.
+    public var frameIDs: [Int64] { stack.split(separator: ",").compactMap { Int64($0) } }
 }
 
 /// The figures of one (state, site, type) at some snapshot.
