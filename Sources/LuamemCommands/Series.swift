@@ -103,22 +103,25 @@ struct Series {
         }
 
         // The times: every exact point, thinned evenly (first and last kept) to the budget.
-        let allTimes = Array(Set(replays.flatMap { $0.points.map(\.timeMs) })).sorted()
+        // States' points at one millisecond share a time; a state's own snapshots taken within
+        // one millisecond (a short run's start and final) stay apart, as its nth at that time.
+        let moments = replays.map { Self.moments($0.points) }
+        let allMoments = Array(Set(moments.joined())).sorted()
         let limit = max(Self.minimumTimes, Self.cellBudget / max(1, keys.count))
-        if allTimes.count > limit {
-            times = Array(
-                Set((0..<limit).map { allTimes[$0 * (allTimes.count - 1) / (limit - 1)] })
+        let keptMoments =
+            allMoments.count > limit
+            ? Array(
+                Set((0..<limit).map { allMoments[$0 * (allMoments.count - 1) / (limit - 1)] })
             ).sorted()
-        } else {
-            times = allTimes
-        }
+            : allMoments
+        times = keptMoments.map(\.time)
 
         // Figures kept per row and time: [0] after GC, [1] at the snapshot.
         var columns = [[[Int64]]](
             repeating: [[Int64]](
                 repeating: [Int64](repeating: 0, count: times.count), count: keys.count),
             count: 2)
-        for replay in replays {
+        for (replay, points) in zip(replays, moments) {
             // This state's running sums per row, and what each (site, type) last contributed.
             var value = [[Int64]](repeating: [Int64](repeating: 0, count: keys.count), count: 2)
             var touched = Set<Int>()
@@ -135,10 +138,10 @@ struct Series {
             }
             var nextPoint = 0, nextRow = 0
             var started = false
-            for (index, time) in times.enumerated() {
-                // Everything this state recorded up to its last exact point at or before `time`.
+            for (index, moment) in keptMoments.enumerated() {
+                // Everything this state recorded up to its last exact point at or before `moment`.
                 var limit: Int64?
-                while nextPoint < replay.points.count && replay.points[nextPoint].timeMs <= time {
+                while nextPoint < points.count && points[nextPoint] <= moment {
                     limit = replay.points[nextPoint].id
                     nextPoint += 1
                 }
@@ -163,6 +166,25 @@ struct Series {
             afterGC[key] = columns[0][index]
             live[key] = columns[1][index]
         }
+    }
+
+    /// A point in a replay: a snapshot's time, and which of its state's snapshots at that
+    /// millisecond it is.
+    struct Moment: Hashable, Comparable {
+        var time: Int64
+        var nth: Int
+        static func < (a: Moment, b: Moment) -> Bool { (a.time, a.nth) < (b.time, b.nth) }
+    }
+
+    /// `points` (oldest first) as moments.
+    static func moments(_ points: [SnapshotRef]) -> [Moment] {
+        var result: [Moment] = []
+        result.reserveCapacity(points.count)
+        for point in points {
+            let nth = result.last.map { $0.time == point.timeMs ? $0.nth + 1 : 0 } ?? 0
+            result.append(Moment(time: point.timeMs, nth: nth))
+        }
+        return result
     }
 }
 

@@ -234,6 +234,22 @@ import Testing
         #expect(Int(row.2) == top["growth_bytes"] as? Int)
         #expect(Int(row.3) == top["live_bytes"] as? Int)
 
+        // On a fast machine the start and final snapshots fall in one millisecond: still two
+        // points, and the same growth.
+        let sameMs = directory.appendingPathComponent("same-ms.db")
+        try FileManager.default.copyItem(at: db, to: sameMs)
+        _ = try Harness.run(
+            "/usr/bin/sqlite3",
+            [sameMs.path, "UPDATE snapshots SET time_ms = (SELECT min(time_ms) FROM snapshots);"])
+        let collapsed = try Harness.luamem(["report", "--db", sameMs.path, "-o", "-"]).stdout
+        let again = try #require(
+            collapsed.firstMatch(
+                of: try Regex(
+                    #"<tr class="site" data-site="([^"]+)" data-growth="(-?\d+)" data-live="(\d+)">"#,
+                    as: (Substring, Substring, Substring, Substring).self)))
+        #expect(String(again.1) == top["site"] as? String)
+        #expect(Int(again.2) == top["growth_bytes"] as? Int)
+
         let history = try Harness.luamem([
             "history", "--db", db.path, "tiny.lua:3", "--format", "json",
         ])
