@@ -5,6 +5,7 @@
 #include "Internal.h"
 
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,6 +333,303 @@ static void do_repl(lua_State *L) {
     memcpy(progname, saved, sizeof progname);
 }
 
+// The script's end. When the main chunk returns, its locals (which hold much of what a script
+// keeps) become unreachable at once, so a collection after the return would report them freed,
+// and a return hook would cost every function return in the program. Instead the chunk is
+// changed, once, as it is loaded: its final instruction, the `return` that the compiler puts at
+// the end of every chunk (and where a chunk that runs off its end, or jumps there, ends), becomes
+// a call to script_end followed by that return. script_end collects fully while the locals are
+// still in their registers, so the final snapshot's figures after GC are exact. The change goes
+// through lua_dump and lua_load of the chunk's bytecode: code, line info and debug names stay as
+// they were, the chunk gains one register and one upvalue (the function called). An explicit
+// `return` of the main chunk skips the call (there is no room for one before it without moving
+// jumps); a chunk this code cannot read is left as it is.
+
+static int script_end(lua_State *L) {
+    luamem_collect_fully(L);
+    return 0;
+}
+
+struct dump_buffer {
+    unsigned char *data;
+    size_t size, capacity;
+    int failed;
+};
+
+static int write_dump(lua_State *L, const void *bytes, size_t size, void *context) {
+    struct dump_buffer *buffer = (struct dump_buffer *)context;
+    (void)L;
+    if (buffer->failed)
+        return 1;
+    if (size > buffer->capacity - buffer->size) {
+        size_t capacity = buffer->capacity ? buffer->capacity : 4096;
+        while (capacity - buffer->size < size) {
+            if (capacity > SIZE_MAX / 2) {
+                buffer->failed = 1;
+                return 1;
+            }
+            capacity *= 2;
+        }
+        unsigned char *data = (unsigned char *)realloc(buffer->data, capacity);
+        if (data == NULL) {
+            buffer->failed = 1;
+            return 1;
+        }
+        buffer->data = data;
+        buffer->capacity = capacity;
+    }
+    memcpy(buffer->data + buffer->size, bytes, size);
+    buffer->size += size;
+    return 0;
+}
+
+/// A reader of a dump, as ldump.c writes it for this Lua; `ok` turns 0 past the end.
+struct dump_cursor {
+    const unsigned char *start, *at, *end;
+    size_t int_size, size_t_size, instruction_size, integer_size, number_size;
+    int ok;
+};
+
+static const unsigned char *take(struct dump_cursor *c, size_t n) {
+    const unsigned char *at = c->at;
+    if (!c->ok || (size_t)(c->end - c->at) < n) {
+        c->ok = 0;
+        return NULL;
+    }
+    c->at += n;
+    return at;
+}
+
+static unsigned take_byte(struct dump_cursor *c) {
+    const unsigned char *at = take(c, 1);
+    return at ? *at : 0;
+}
+
+static long long take_int(struct dump_cursor *c) {
+    int value = 0;
+    const unsigned char *at = take(c, c->int_size);
+    if (at == NULL || c->int_size != sizeof value)
+        return c->ok = 0, 0;
+    memcpy(&value, at, sizeof value);
+    if (value < 0)
+        c->ok = 0;
+    return value;
+}
+
+static void skip_string(struct dump_cursor *c) {
+    size_t size = take_byte(c);
+    if (size == 0xFF) {
+        const unsigned char *at = take(c, c->size_t_size);
+        if (at == NULL || c->size_t_size != sizeof size)
+            return (void)(c->ok = 0);
+        memcpy(&size, at, sizeof size);
+    }
+    if (size > 0)
+        take(c, size - 1);
+}
+
+static void skip_function(struct dump_cursor *c, int depth);
+
+/// Constants, upvalues and nested functions: what lies between a function's code and its line
+/// info.
+static void skip_constants(struct dump_cursor *c) {
+    long long n = take_int(c), i;
+    for (i = 0; i < n && c->ok; i++) {
+        switch (take_byte(c)) {
+        case LUA_TNIL: break;
+        case LUA_TBOOLEAN: take(c, 1); break;
+        case LUA_TNUMBER: take(c, c->number_size); break;          /* float */
+        case LUA_TNUMBER | (1 << 4): take(c, c->integer_size); break; /* integer */
+        case LUA_TSTRING: case LUA_TSTRING | (1 << 4): skip_string(c); break;
+        default: c->ok = 0;
+        }
+    }
+}
+
+static void skip_protos(struct dump_cursor *c, int depth) {
+    long long n = take_int(c), i;
+    for (i = 0; i < n && c->ok; i++)
+        skip_function(c, depth + 1);
+}
+
+static void skip_debug(struct dump_cursor *c) {
+    long long n = take_int(c), i;
+    take(c, (size_t)n * c->int_size);                         /* line info */
+    n = take_int(c);
+    for (i = 0; i < n && c->ok; i++) {                        /* local variables */
+        skip_string(c);
+        take(c, 2 * c->int_size);
+    }
+    n = take_int(c);
+    for (i = 0; i < n && c->ok; i++)                          /* upvalue names */
+        skip_string(c);
+}
+
+static void skip_function(struct dump_cursor *c, int depth) {
+    if (depth > 200)                                          /* the parser's own limit */
+        return (void)(c->ok = 0);
+    skip_string(c);
+    take(c, 2 * c->int_size + 3);
+    take(c, (size_t)take_int(c) * c->instruction_size);
+    skip_constants(c);
+    take(c, (size_t)take_int(c) * 2);
+    skip_protos(c, depth);
+    skip_debug(c);
+}
+
+/// Lua 5.3's instruction format (lopcodes.h): opcode in 6 bits, then A (8), C (9), B (9).
+#define OPCODE_GETUPVAL 5
+#define OPCODE_CALL 36
+#define OPCODE_RETURN 38
+static uint32_t instruction(unsigned opcode, unsigned a, unsigned b, unsigned c) {
+    return (uint32_t)opcode | (uint32_t)a << 6 | (uint32_t)c << 14 | (uint32_t)b << 23;
+}
+
+static void put(struct dump_buffer *out, const void *bytes, size_t size) {
+    write_dump(NULL, bytes, size, out);
+}
+
+static void put_int(struct dump_buffer *out, int value) { put(out, &value, sizeof value); }
+
+static void put_byte(struct dump_buffer *out, unsigned value) {
+    unsigned char byte = (unsigned char)value;
+    put(out, &byte, 1);
+}
+
+/// `dump` with its main function ending in a call to its upvalue number `*upvalue` (0-based)
+/// before the final return; out->failed when it cannot be changed.
+static void end_with_a_call(const struct dump_buffer *dump, struct dump_buffer *out,
+                            unsigned *upvalue) {
+    static const unsigned char signature[] = LUA_SIGNATURE;
+    struct dump_cursor c = {dump->data, dump->data, dump->data + dump->size, 0, 0, 0, 0, 0, 1};
+    const unsigned char *header = take(&c, sizeof signature - 1 + 2 + 6);
+    if (header == NULL || memcmp(header, signature, sizeof signature - 1) != 0 ||
+        header[sizeof signature - 1] != 0x53)
+        return (void)(out->failed = 1);
+    c.int_size = take_byte(&c);
+    c.size_t_size = take_byte(&c);
+    c.instruction_size = take_byte(&c);
+    c.integer_size = take_byte(&c);
+    c.number_size = take_byte(&c);
+    take(&c, c.integer_size + c.number_size);                 /* LUAC_INT, LUAC_NUM */
+    const unsigned char *closure_upvalues = take(&c, 1);
+    /* The main function: source, lines, parameters, vararg, registers. */
+    skip_string(&c);
+    take(&c, 2 * c.int_size + 2);
+    const unsigned char *registers = take(&c, 1);
+    const unsigned char *code_size = c.at;
+    long long instructions = take_int(&c);
+    const unsigned char *code = take(&c, (size_t)instructions * c.instruction_size);
+    const unsigned char *constants = c.at;
+    skip_constants(&c);
+    const unsigned char *upvalues_at = c.at;
+    long long upvalues = take_int(&c);
+    take(&c, (size_t)upvalues * 2);
+    const unsigned char *protos = c.at;
+    skip_protos(&c, 0);
+    const unsigned char *lines_at = c.at;
+    long long lines = take_int(&c);
+    const unsigned char *line_values = take(&c, (size_t)lines * c.int_size);
+    const unsigned char *locals = c.at;
+    long long n = take_int(&c), i;
+    for (i = 0; i < n && c.ok; i++) {
+        skip_string(&c);
+        take(&c, 2 * c.int_size);
+    }
+    const unsigned char *names_at = c.at;
+    long long names = take_int(&c);
+    const unsigned char *names_start = c.at;
+    for (i = 0; i < names && c.ok; i++)
+        skip_string(&c);
+    uint32_t last = 0;
+    if (c.ok && instructions > 0 && c.instruction_size == sizeof last)
+        memcpy(&last, code + (instructions - 1) * sizeof last, sizeof last);
+    if (!c.ok || c.at != c.end || last != instruction(OPCODE_RETURN, 0, 1, 0) ||
+        *registers >= 254 || upvalues != *closure_upvalues || upvalues >= 255 ||
+        (lines != 0 && lines != instructions) || (names != 0 && names != upvalues) ||
+        instructions > 0x7fffff00)
+        return (void)(out->failed = 1);
+
+    unsigned free_register = *registers;
+    *upvalue = (unsigned)upvalues;
+    put(out, dump->data, (size_t)(closure_upvalues - dump->data));
+    put_byte(out, *closure_upvalues + 1);
+    put(out, closure_upvalues + 1, (size_t)(registers - closure_upvalues - 1));
+    put_byte(out, free_register + 1);
+    (void)code_size;
+    put_int(out, (int)instructions + 2);
+    put(out, code, (size_t)(instructions - 1) * sizeof last);
+    uint32_t ending[3] = {
+        instruction(OPCODE_GETUPVAL, free_register, *upvalue, 0),
+        instruction(OPCODE_CALL, free_register, 1, 1),
+        last,
+    };
+    put(out, ending, sizeof ending);
+    put(out, constants, (size_t)(upvalues_at - constants));
+    put_int(out, (int)upvalues + 1);
+    put(out, upvalues_at + c.int_size, (size_t)(protos - upvalues_at - c.int_size));
+    put_byte(out, 0);                                         /* not on the stack: set after load */
+    put_byte(out, 0);
+    put(out, protos, (size_t)(lines_at - protos));
+    put_int(out, (int)(lines ? lines + 2 : 0));
+    put(out, line_values, (size_t)lines * c.int_size);
+    for (i = 0; lines && i < 2; i++)                          /* the line of the final return */
+        put(out, line_values + (lines - 1) * c.int_size, c.int_size);
+    put(out, locals, (size_t)(names_at - locals));
+    put_int(out, (int)(names ? names + 1 : 0));
+    put(out, names_start, (size_t)(c.end - names_start));
+    if (names) {
+        static const char name[] = "luamem.script_end";
+        put_byte(out, sizeof name);
+        put(out, name, sizeof name - 1);
+    }
+}
+
+struct dump_reader {
+    const struct dump_buffer *buffer;
+    int done;
+};
+
+static const char *read_dump(lua_State *L, void *context, size_t *size) {
+    struct dump_reader *reader = (struct dump_reader *)context;
+    (void)L;
+    if (reader->done) {
+        *size = 0;
+        return NULL;
+    }
+    reader->done = 1;
+    *size = reader->buffer->size;
+    return (const char *)reader->buffer->data;
+}
+
+/// The Lua function on top of the stack, replaced by the same chunk ending with a call to
+/// script_end before its final return, when it can be.
+static void end_with_a_collection(lua_State *L) {
+    struct dump_buffer dump = {NULL, 0, 0, 0}, changed = {NULL, 0, 0, 0};
+    unsigned upvalue = 0;
+    if (lua_type(L, -1) != LUA_TFUNCTION || lua_iscfunction(L, -1))
+        return;
+    if (lua_dump(L, write_dump, &dump, 0) == 0 && !dump.failed)
+        end_with_a_call(&dump, &changed, &upvalue);
+    if (dump.failed || changed.failed || changed.size == 0) {
+        free(dump.data);
+        free(changed.data);
+        return;
+    }
+    struct dump_reader reader = {&changed, 0};
+    if (lua_load(L, read_dump, &reader, "=script", "b") == LUA_OK) {
+        lua_pushcfunction(L, script_end);
+        if (lua_setupvalue(L, -2, (int)upvalue + 1) != NULL)
+            lua_replace(L, -2);                               /* the changed chunk in its place */
+        else
+            lua_pop(L, 2);
+    } else {
+        lua_pop(L, 1);                                        /* the message; the chunk stays */
+    }
+    free(dump.data);
+    free(changed.data);
+}
+
 struct script_call {
     int argc;
     char **argv;
@@ -357,6 +655,8 @@ int luamem_runner_load_script(lua_State *L) {
         return 1;
     }
     call->status = luaL_loadfile(L, script_name(call->argv, call->script));
+    if (call->status == LUA_OK && !(call->options & LUAMEM_LUA_INTERACTIVE))
+        end_with_a_collection(L);
     return 1;
 }
 
@@ -377,8 +677,9 @@ int luamem_runner_run_script(lua_State *L) {
         int status = LUA_OK;
         if (lua_isfunction(L, 2))
             lua_pushvalue(L, 2);
-        else
-            status = luaL_loadfile(L, script_name(call->argv, call->script));
+        else if ((status = luaL_loadfile(L, script_name(call->argv, call->script))) == LUA_OK &&
+                 !(options & LUAMEM_LUA_INTERACTIVE))
+            end_with_a_collection(L);
         if ((status == LUA_OK ? run_chunk(L) : report(L, status)) != LUA_OK)
             return 0;
     }

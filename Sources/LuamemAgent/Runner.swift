@@ -265,8 +265,8 @@ public enum Runner {
         _ = luamem_finish_on_termination {
             Flusher.current?.complete(exitStatus: 128 + Int64(luamem_termination_signal()))
         }
-        // No full collection here, unlike os.exit: the main chunk has returned, so its locals,
-        // which hold what a script keeps, are no longer reachable.
+        // No full collection here: the script's chunk ran one before its final return, while
+        // its locals were still reachable (Runner.c, end_with_a_collection).
         let status = loaded.run()
         flusher.complete(exitStatus: Int64(status))
         luamem_die_if_terminating()

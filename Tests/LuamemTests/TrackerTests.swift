@@ -236,18 +236,54 @@ import Testing
 }
 
 extension PostGCTests {
-    /// A run that ends with os.exit (or luamem.stop()) has exact post-GC figures in its final
-    /// snapshot (two full collections first), however few cycles completed: the retained line
-    /// shows what it keeps.
-    @Test func aQuietShortRunShowsWhatItsLineKeeps() throws {
+    /// A run that ends with os.exit (or luamem.stop()), or a script that runs off its end under
+    /// `luamem run`, has exact post-GC figures in its final snapshot (two full collections
+    /// first, while the main chunk's locals are still reachable), however few cycles
+    /// completed: the retained line shows what it keeps, the garbage line only its last table.
+    @Test(arguments: ["os.exit", "return"])
+    func aQuietShortRunShowsWhatItsLineKeeps(_ ending: String) throws {
         let db = try Harness.temporaryDirectory().appendingPathComponent("quiet.db")
-        try Harness.track("quiet.lua", db: db)
+        try Harness.track("quiet.lua", db: db, arguments: ending == "return" ? ["return"] : [])
+        #expect(try Harness.integer(db, "SELECT gc_cycles FROM snapshots WHERE kind = 'final'") >= 2)
         let output = try Harness.luamem(["query", "--db", db.path, "--format", "json"])
-        let row = try #require(try Harness.jsonRows(output.stdout).first { $0["line"] as? Int == 5 })
+        #expect(!output.stderr.contains("too few"), "\(output.stderr)")
+        let rows = try Harness.jsonRows(output.stdout)
+        let row = try #require(rows.first { $0["line"] as? Int == 5 })
         let growth = try #require(row["growth_bytes"] as? Int)
         let live = try #require(row["live_bytes"] as? Int)
         #expect(live >= 1000 * 256)
         #expect(Double(growth) >= 0.9 * Double(live), "\(row)")
+        let garbage = try #require(rows.first { $0["line"] as? Int == 11 })
+        #expect(garbage["live_bytes"] as? Int ?? .max <= 200, "\(garbage)")
+    }
+
+    /// The script's chunk is changed only at its end: tracebacks, line numbers, `...` and
+    /// results are lua5.3's; a chunk ending with an explicit return is left as it is.
+    @Test func theScriptsEndLooksAsUnderLua() throws {
+        let directory = try Harness.temporaryDirectory()
+        let script = directory.appendingPathComponent("end.lua")
+        try """
+            local t = {}
+            local function f(n) if n > 2 then error("deep " .. n) end return f(n + 1) end
+            for i = 1, 10 do t[i] = {i} end
+            print(select("#", ...), ..., debug.getinfo(1, "l").currentline)
+            if ... == "fail" then f(0) end
+            goto done
+            print("skipped")
+            ::done::
+            if ... == "return" then return 1, 2 end
+            """.write(to: script, atomically: true, encoding: .utf8)
+        for arguments in [["a", "b"], ["fail"], ["return"]] {
+            let lua = try Harness.run("/usr/bin/lua5.3", [script.path] + arguments)
+            let tracked = try Harness.luamem(
+                ["run", "--db", directory.appendingPathComponent("e.db").path, script.path]
+                    + arguments)
+            #expect(tracked.status == lua.status)
+            #expect(tracked.stdout == lua.stdout)
+            #expect(
+                tracked.stderr.replacingOccurrences(of: "luamem: ", with: "/usr/bin/lua5.3: ")
+                    == lua.stderr, "\(tracked.stderr)")
+        }
     }
 }
 
