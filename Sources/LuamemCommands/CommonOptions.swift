@@ -42,8 +42,16 @@ struct SelectionOptions: ParsableArguments {
     @Option(name: .customLong("run"), help: "The run to look at (default: the latest).")
     var runID: Int64?
 
-    @Option(help: "The latest run of this build label (instead of --run).")
+    @Option(
+        help:
+            "The latest run of this build label (instead of --run); in a fleet store, every run of it.")
     var build: String?
+
+    @Option(help: "Only runs with this name (luamem run --name; by default the script's name).")
+    var name: String?
+
+    @Option(help: "Only runs of this host label (luamem run --host; by default the host name).")
+    var host: String?
 
     @Option(help: "Only the Lua state with this name (default: all states of the run).")
     var state: String?
@@ -52,16 +60,27 @@ struct SelectionOptions: ParsableArguments {
         if let runID, runID <= 0 {
             throw ValidationError("--run must be a positive run id, got \(runID)")
         }
-        if runID != nil && build != nil {
-            throw ValidationError("--run and --build cannot be used together")
+        if runID != nil && (build != nil || name != nil || host != nil) {
+            throw ValidationError("--run cannot be used with --build, --name or --host")
         }
+    }
+
+    /// "of build 'v2' named 'svc' on host 'a'": the runs --build, --name and --host select.
+    var criteria: String {
+        [
+            build.map { "of build '\($0)'" }, name.map { "named '\($0)'" },
+            host.map { "on host '\($0)'" },
+        ].compactMap { $0 }.joined(separator: " ")
     }
 
     /// The selected run.
     func run(in store: Store) throws -> RunRecord {
-        if let build {
-            guard let run = try store.runs(build: build).last else {
-                throw CommandError("no run of build '\(build)' in \(store.path)")
+        if build != nil || name != nil || host != nil {
+            let matching = try store.runs(build: build).filter {
+                (name == nil || $0.name == name) && (host == nil || $0.host == host)
+            }
+            guard let run = matching.last else {
+                throw CommandError("no run \(criteria) in \(store.path)")
             }
             warnIfLost(run)
             return run
@@ -154,6 +173,13 @@ func completedCycles(_ snapshots: [SnapshotSummary]) -> Int64 {
     Dictionary(grouping: snapshots, by: \.ref.stateID).values.map {
         ($0.map(\.gcCycles).max() ?? 0) - ($0.map(\.gcCycles).min() ?? 0)
     }.min() ?? 0
+}
+
+/// The GC cycles a fit through a window's snapshots can use: as completedCycles, leaving out
+/// final snapshots. A run's final snapshot follows two full collections of its own, which make
+/// its figures after GC exact but add no step between the snapshots before it.
+func cyclesBeforeTheEnd(_ snapshots: [SnapshotSummary]) -> Int64 {
+    completedCycles(snapshots.filter { $0.kind != "final" })
 }
 
 /// Says on stderr that the live bytes stand in for figures after GC: the window holds `cycles`

@@ -99,7 +99,15 @@ struct ExportCommand: ParsableCommand {
                     "stack", "source", "line", "function", "c_function", "type", "live_bytes",
                     "live_count", "gc_live_bytes", "alloc_bytes", "alloc_count",
                 ].map { Listing.Column(key: $0, title: $0, rightAligned: false) })
-            for entry in entries.sorted(by: { $0.figures.liveBytes > $1.figures.liveBytes }) {
+            // Largest first; ties in a fixed order (the order a file's rows are read in depends
+            // on whether they came from a rollup).
+            let ordered = entries.map { ($0, folded($0.info)) }.sorted {
+                if $0.0.figures.liveBytes != $1.0.figures.liveBytes {
+                    return $0.0.figures.liveBytes > $1.0.figures.liveBytes
+                }
+                return ($0.1, $0.0.type, $0.0.state) < ($1.1, $1.0.type, $1.0.state)
+            }.map(\.0)
+            for entry in ordered {
                 let info = entry.info, figures = entry.figures
                 listing.rows.append([
                     .text(folded(info)), .text(info.file), .integer(info.line),

@@ -14,9 +14,7 @@ extension QueryCommand {
         let sinceMs = window.sinceMs(nowMs: now) ?? -1
         let untilMs = until.flatMap(TimeExpression.init)?.epochMs(nowMs: now) ?? Int64.max / 2
         guard sinceMs <= untilMs else { throw CommandError("--since is later than --until") }
-        guard selection.runID == nil else {
-            throw CommandError("a fleet store names runs by UUID: select them with --build")
-        }
+        try selection.refuseRunID()
         let figure = rows.current ? "live_bytes" : "gc_live_bytes"
         let groups: [String] =
             switch rows.by {
@@ -25,8 +23,6 @@ extension QueryCommand {
             case .file: ["file"]
             case .type: ["type"]
             }
-        let runFilter = selection.build.map { " WHERE build = \(ClickHouse.literal($0))" } ?? ""
-        let stateFilter = selection.state.map { " AND state = \(ClickHouse.literal($0))" } ?? ""
         let grouped = groups.joined(separator: ", ")
         let answer = try server.execute(
             """
@@ -43,7 +39,7 @@ extension QueryCommand {
                               maxIf(snapshot_id, time_ms <= \(sinceMs)), min(snapshot_id)) AS base_id,
                            maxIf(snapshot_id, time_ms <= \(untilMs)) AS head_id
                     FROM \(db).snapshots FINAL
-                    WHERE run_uuid IN (SELECT run_uuid FROM \(db).runs FINAL\(runFilter))\(stateFilter)
+                    WHERE \(selection.fleetRuns(db)) AND \(selection.fleetStates(db))
                     GROUP BY run_uuid, state_id
                     HAVING head_id > 0 AND maxIf(time_ms, time_ms <= \(untilMs)) >= \(sinceMs)
                 ) USING (run_uuid, state_id)
@@ -92,7 +88,7 @@ extension QueryCommand {
         }
         let runCount = totals.count >= 4 ? Int64(totals[totals.count - 2]) ?? 0 : 0
         let heading =
-            "fleet \(server.description)\(selection.build.map { ", build \($0)" } ?? ""): "
+            "fleet \(server.description)\(selection.fleetDescription): "
             + "\(runCount) run(s), growth of live bytes \(rows.current ? "at the snapshots" : "after GC")"
         output.print(listing, heading: heading)
         let total = totals.count >= 5 ? Int64(totals[totals.count - 5]) ?? 0 : 0

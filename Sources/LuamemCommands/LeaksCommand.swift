@@ -34,6 +34,9 @@ struct LeaksCommand: ParsableCommand {
     static let cyclesNeeded: Int64 = 5
 
     func run() throws {
+        if ClickHouse.isURL(database.path) {
+            return try fleetLeaks(ClickHouse(url: database.path))
+        }
         let store = try openStore(database)
         let run = try selection.run(in: store)
         let selected = try selection.stateFilter(store, runID: run.id)
@@ -46,7 +49,7 @@ struct LeaksCommand: ParsableCommand {
                     + "(use a shorter --interval or a longer window)")
         }
         // A line fit through figures after GC needs several cycles to have steps to fit.
-        let cycles = completedCycles(
+        let cycles = cyclesBeforeTheEnd(
             try windowSnapshots(store, run: run, selected: selected, fromMs: fromMs))
         let current = rows.usesCurrent(cyclesInWindow: cycles, needed: LeaksCommand.cyclesNeeded)
         let trends = series.values(current: current).compactMap {
@@ -125,10 +128,13 @@ struct HistoryCommand: ParsableCommand {
     }
 
     func run() throws {
+        let (file, line) = target
+        if ClickHouse.isURL(database.path) {
+            return try fleetHistory(ClickHouse(url: database.path), file: file, line: line)
+        }
         let store = try openStore(database)
         let run = try selection.run(in: store)
         let selected = try selection.stateFilter(store, runID: run.id)
-        let (file, line) = target
         let matches: (SiteInfo) -> Bool = { info in
             (info.file == file || info.file.hasSuffix("/" + file))
                 && (line == nil || info.line == line)

@@ -76,14 +76,14 @@ struct ReportCommand: ParsableCommand {
         }
         // As query and leaks do: with too few completed GC cycles in the window, figures after
         // GC move in a few stale steps, and the live bytes at the snapshots stand in.
-        let cycles = completedCycles(snapshots)
-        if cycles < LeaksCommand.cyclesNeeded { warnTooFewCycles(cycles) }
+        let cycles = completedCycles(snapshots), fitCycles = cyclesBeforeTheEnd(snapshots)
+        if fitCycles < LeaksCommand.cyclesNeeded { warnTooFewCycles(fitCycles) }
         progress("building charts")
         let page = ReportPage(
             run: run, title: try selection.describe(run, in: store), facts: try store.runFacts(id: run.id), snapshots: snapshots, series: byLine,
             byType: byType,
             stacks: try stacks(store, run: run, selected: selected), diff: diff,
-            top: top, cycles: cycles)
+            top: top, cycles: cycles, fitCycles: fitCycles)
         let html = page.html()
         guard let target else {
             print(html, terminator: "")
@@ -149,13 +149,15 @@ struct ReportPage {
     var stacks: [(stack: [String], bytes: Int64)]
     var diff: Diff?
     var top: Int
-    /// Completed GC cycles in the window (the fewest of any state).
+    /// Completed GC cycles in the window (the fewest of any state), and those before its final
+    /// snapshots (cyclesBeforeTheEnd), which a fit can use.
     var cycles: Int64
+    var fitCycles: Int64
 
     /// Whether growth (2 cycles needed, as for query) and leak suspects (as for leaks) are
     /// figured from the live bytes at the snapshots rather than after GC.
     var growthFromLive: Bool { cycles < growthCyclesNeeded }
-    var leaksFromLive: Bool { cycles < LeaksCommand.cyclesNeeded }
+    var leaksFromLive: Bool { fitCycles < LeaksCommand.cyclesNeeded }
 
     /// Two sides of `--base`/`--head` and their changes.
     struct Diff {
@@ -184,7 +186,7 @@ struct ReportPage {
     }
 
     /// The line query and leaks print on stderr when they fall back to live bytes.
-    private func fallbackNote(_ fromLive: Bool) -> String {
+    private func fallbackNote(_ fromLive: Bool, cycles: Int64) -> String {
         guard fromLive else { return "" }
         return "<p class=\"note\">Only \(cycles) GC cycle\(cycles == 1 ? "" : "s") completed in "
             + "this window, too few for figures after GC: the live bytes at the snapshots stand "
@@ -222,9 +224,9 @@ struct ReportPage {
             <h3>At each snapshot (uncollected garbage included), by object type</h3>\
             \(stackedByType(current: true, figure: "live"))</section>
             \(diffSection())
-            <section id="growth"><h2>Sites that grew most</h2>\(fallbackNote(growthFromLive))\
+            <section id="growth"><h2>Sites that grew most</h2>\(fallbackNote(growthFromLive, cycles: cycles))\
             \(growthTable(Array(growing)))</section>
-            <section id="leaks"><h2>Leak suspects</h2>\(fallbackNote(leaksFromLive))\
+            <section id="leaks"><h2>Leak suspects</h2>\(fallbackNote(leaksFromLive, cycles: fitCycles))\
             \(leakTable(Array(suspects)))</section>
             <section id="treemap"><h2>Live memory by file, function and line</h2>
             <p class="legend">Area: live bytes after GC at the end. Colour: growth over the window,

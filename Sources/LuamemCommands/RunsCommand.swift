@@ -22,6 +22,20 @@ struct RunsCommand: ParsableCommand {
     @Option(help: "Only runs of this build label.")
     var build: String?
 
+    @Option(help: "Only runs with this name.")
+    var name: String?
+
+    @Option(help: "Only runs of this host label.")
+    var host: String?
+
+    /// "of build 'v2' named 'svc' on host 'a'", when some are given.
+    private var criteria: String {
+        [
+            build.map { "of build '\($0)'" }, name.map { "named '\($0)'" },
+            host.map { "on host '\($0)'" },
+        ].compactMap { $0 }.joined(separator: " ")
+    }
+
     func run() throws {
         if ClickHouse.isURL(database.path) {
             return try fleetRuns(ClickHouse(url: database.path))
@@ -47,9 +61,11 @@ struct RunsCommand: ParsableCommand {
             .init(key: "command", title: "", rightAligned: false),
             .init(key: "uuid", title: "", rightAligned: false),
         ])
-        let summaries = try store.runSummaries(build: build)
-        if summaries.isEmpty, let build {
-            throw CommandError("no run of build '\(build)' in \(store.path)")
+        let summaries = try store.runSummaries(build: build).filter {
+            (name == nil || $0.run.name == name) && (host == nil || $0.run.host == host)
+        }
+        if summaries.isEmpty, !criteria.isEmpty {
+            throw CommandError("no run \(criteria) in \(store.path)")
         }
         for summary in summaries.reversed().prefix(output.top) {
             let run = summary.run
@@ -78,7 +94,12 @@ struct RunsCommand: ParsableCommand {
     /// The server does the counting; only the rows shown come back.
     private func fleetRuns(_ server: ClickHouse) throws {
         let db = server.database
-        let selected = build.map { " WHERE build = \(ClickHouse.literal($0))" } ?? ""
+        let conditions = [
+            build.map { "build = \(ClickHouse.literal($0))" },
+            name.map { "name = \(ClickHouse.literal($0))" },
+            host.map { "host = \(ClickHouse.literal($0))" },
+        ].compactMap { $0 }
+        let selected = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         let answer = try server.execute(
             """
             SELECT run_uuid, host, build, name, pid, command, started_ms, ended_ms, exit_status,
@@ -132,8 +153,8 @@ struct RunsCommand: ParsableCommand {
                 endedMs.map(Cell.integer) ?? .text(nil), .text(record.command),
             ])
         }
-        if listing.rows.isEmpty, let build {
-            throw CommandError("no run of build '\(build)' in \(server.description)")
+        if listing.rows.isEmpty, !criteria.isEmpty {
+            throw CommandError("no run \(criteria) in \(server.description)")
         }
         output.print(listing)
     }
@@ -152,6 +173,9 @@ struct SnapshotsCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
+        if ClickHouse.isURL(database.path) {
+            return try fleetSnapshots(ClickHouse(url: database.path))
+        }
         let store = try openStore(database)
         let run = try selection.run(in: store)
         let selected = try selection.stateFilter(store, runID: run.id)

@@ -186,7 +186,7 @@ import Testing
         let conflict = try Harness.luamem([
             "snapshots", "--db", db.path, "--run", "1", "--build", "b1",
         ])
-        #expect(conflict.status != 0 && conflict.stderr.contains("cannot be used together"))
+        #expect(conflict.status != 0 && conflict.stderr.contains("--run cannot be used with --build"))
     }
 
     @Test func coloursOnlyOnATerminalAndNeverWithNoColor() throws {

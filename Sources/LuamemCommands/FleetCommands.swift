@@ -1,0 +1,163 @@
+import Foundation
+import LuamemAgent
+
+// The reading commands against a fleet store (`luamem ship`): the same options and listings
+// as for a file, answered by queries that ClickHouse executes.
+
+extension LeaksCommand {
+    /// Rows whose figures, added over every selected run, grow steadily over the window.
+    func fleetLeaks(_ server: ClickHouse) throws {
+        try selection.refuseRunID()
+        let series = try FleetSeries(
+            server: server, selection: selection,
+            sinceMs: window.sinceMs(nowMs: Clock.epochMs()), untilMs: nil,
+            groups: FleetSeries.groups(rows.by))
+        guard series.snapshots >= 4 else {
+            throw CommandError(
+                "\(fleetHeading(server)) has at most \(series.snapshots) snapshot(s) per run in the window; "
+                    + "leaks needs at least 4 (a longer window)")
+        }
+        let current = rows.usesCurrent(
+            cyclesInWindow: series.fitCycles, needed: LeaksCommand.cyclesNeeded)
+        let trends = series.rows.compactMap { row -> (FleetSeries.Row, Trend)? in
+            Trend(times: series.times, values: current ? row.live : row.afterGC).map { (row, $0) }
+        }
+        let ranked = trends.filter { all || $0.1.isSuspect }.sorted {
+            if $0.1.score != $1.1.score { return $0.1.score > $1.1.score }
+            if $0.1.growth != $1.1.growth { return $0.1.growth > $1.1.growth }
+            return $0.0.fields.joined(separator: "\u{0}") < $1.0.fields.joined(separator: "\u{0}")
+        }
+        var listing = Listing(columns: [
+            .init(key: "rate_bytes_per_minute", title: "RATE/MIN", rightAligned: true),
+            .init(key: "fit", title: "FIT", rightAligned: true),
+            .init(key: "late", title: "LATE", rightAligned: true),
+            .init(key: "growth_bytes", title: "GROWTH", rightAligned: true),
+            .init(key: "live_bytes", title: "LIVE", rightAligned: true),
+            .init(key: "runs", title: "RUNS", rightAligned: true),
+            .init(key: "site", title: rows.by == .type ? "TYPE" : "SITE", rightAligned: false),
+            .init(
+                key: "function", title: rows.by == .line || rows.by == .function ? "FUNCTION" : "",
+                rightAligned: false),
+            .init(key: "suspect", title: all ? "SUSPECT" : "", rightAligned: false),
+            .init(key: "source", title: "", rightAligned: false),
+            .init(key: "line", title: "", rightAligned: false),
+        ])
+        for (row, trend) in ranked.prefix(output.top) {
+            let (site, info) = FleetSeries.label(row.fields, by: rows.by)
+            listing.rows.append([
+                .bytes(Int64((trend.slope * 60).rounded()), signed: true),
+                .text(String(format: "%.2f", trend.fit)),
+                .text(String(format: "%.0f%%", trend.late * 100)),
+                .bytes(trend.growth, signed: true),
+                .bytes(row.live.last ?? 0, signed: false), .integer(row.runs), .text(site),
+                .text(rows.by == .line || rows.by == .function ? info.function : nil),
+                .text(trend.isSuspect ? "yes" : "no"), .text(info.file),
+                rows.by == .line ? .integer(info.line) : .text(nil),
+            ])
+        }
+        let span = (series.times.last ?? 0) - (series.times.first ?? 0)
+        let heading =
+            "\(fleetHeading(server)): \(series.runs) run(s), \(series.times.count) points over "
+            + "\(Listing.formatDuration(span)), "
+            + (ranked.isEmpty
+                ? "no steadily growing site" : "\(ranked.count) \(all ? "rows" : "suspect(s)")")
+        output.print(listing, heading: heading)
+    }
+
+    private func fleetHeading(_ server: ClickHouse) -> String {
+        "fleet \(server.description)\(selection.fleetDescription)"
+    }
+}
+
+extension HistoryCommand {
+    /// One site, or one file, over time, its figures added over every selected run.
+    func fleetHistory(_ server: ClickHouse, file: String, line: Int64?) throws {
+        try selection.refuseRunID()
+        let sites =
+            "(file = \(ClickHouse.literal(file)) OR endsWith(file, \(ClickHouse.literal("/" + file))))"
+            + (line.map { " AND line = \($0)" } ?? "")
+        let series = try FleetSeries(
+            server: server, selection: selection,
+            sinceMs: window.sinceMs(nowMs: Clock.epochMs()), untilMs: nil, groups: ["1"],
+            sites: sites)
+        let heading = "fleet \(server.description)\(selection.fleetDescription)"
+        guard let row = series.rows.first else {
+            throw CommandError("no allocation at \(site) in \(heading)")
+        }
+        let fromLive = series.cycles < growthCyclesNeeded
+        if fromLive { warnTooFewCycles(series.cycles) }
+        let followed = fromLive ? row.live : row.afterGC
+        var listing = Listing(columns: [
+            .init(key: "time", title: "TIME (UTC)", rightAligned: false),
+            .init(key: "gc_live_bytes", title: "AFTER GC", rightAligned: true),
+            .init(key: "live_bytes", title: "LIVE", rightAligned: true),
+            .init(key: "change_bytes", title: "CHANGE", rightAligned: true),
+            .init(key: "time_ms", title: "", rightAligned: false),
+        ])
+        for index in series.times.indices.suffix(output.top) {
+            let change = index == 0 ? 0 : followed[index] - followed[index - 1]
+            listing.rows.append([
+                .text(formatTime(series.times[index])), .bytes(row.afterGC[index], signed: false),
+                .bytes(row.live[index], signed: false), .bytes(change, signed: true),
+                .integer(series.times[index]),
+            ])
+        }
+        output.print(
+            listing,
+            heading:
+                "\(site) in \(heading): \(row.runs) run(s), live bytes after GC and at each of "
+                + "\(series.times.count) evenly spaced times")
+        if output.format == .table {
+            print("\n" + Self.chart(followed))
+        }
+    }
+}
+
+extension SnapshotsCommand {
+    /// The snapshots of every selected run, newest last; --top keeps the latest ones.
+    func fleetSnapshots(_ server: ClickHouse) throws {
+        try selection.refuseRunID()
+        let db = server.database
+        let answer = try server.execute(
+            """
+            SELECT * FROM (
+                SELECT s.run_uuid, r.host, s.snapshot_id, s.state, s.time_ms, s.kind, s.live_bytes,
+                       s.gc_live_bytes, s.live_count, s.alloc_bytes, s.gc_cycles
+                FROM (SELECT * FROM \(db).snapshots FINAL
+                      WHERE \(selection.fleetRuns(db)) AND \(selection.fleetStates(db))) AS s
+                ANY LEFT JOIN (SELECT run_uuid, host FROM \(db).runs FINAL) AS r USING run_uuid
+                ORDER BY time_ms DESC, run_uuid DESC, snapshot_id DESC LIMIT \(output.top))
+            ORDER BY time_ms, run_uuid, snapshot_id
+            FORMAT TabSeparated
+            """)
+        var listing = Listing(columns: [
+            .init(key: "run", title: "RUN", rightAligned: false),
+            .init(key: "host", title: "HOST", rightAligned: false),
+            .init(key: "id", title: "SNAPSHOT", rightAligned: true),
+            .init(key: "state", title: "STATE", rightAligned: false),
+            .init(key: "time", title: "TIME (UTC)", rightAligned: false),
+            .init(key: "kind", title: "KIND", rightAligned: false),
+            .init(key: "live_bytes", title: "LIVE", rightAligned: true),
+            .init(key: "gc_live_bytes", title: "AFTER GC", rightAligned: true),
+            .init(key: "live_count", title: "COUNT", rightAligned: true),
+            .init(key: "alloc_bytes", title: "ALLOCATED", rightAligned: true),
+            .init(key: "gc_cycles", title: "GC CYCLES", rightAligned: true),
+            .init(key: "time_ms", title: "", rightAligned: false),
+        ])
+        for line in answer.split(separator: "\n") {
+            let fields = ClickHouse.fields(line)
+            guard fields.count == 11 else { continue }
+            func number(_ index: Int) -> Int64 { Int64(fields[index]) ?? 0 }
+            listing.rows.append([
+                .text(fields[0]), .text(fields[1]), .integer(number(2)), .text(fields[3]),
+                .text(formatTime(number(4))), .text(fields[5]),
+                .bytes(number(6), signed: false), .bytes(number(7), signed: false),
+                .integer(number(8)), .bytes(number(9), signed: false), .integer(number(10)),
+                .integer(number(4)),
+            ])
+        }
+        let heading = "fleet \(server.description)\(selection.fleetDescription)"
+        guard !listing.rows.isEmpty else { throw CommandError("\(heading) holds no snapshot") }
+        output.print(listing, heading: heading)
+    }
+}

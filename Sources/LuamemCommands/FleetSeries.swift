@@ -1,0 +1,201 @@
+import Foundation
+import LuamemAgent
+
+/// The runs of a fleet store that --build, --name and --host select, and the states --state
+/// selects, as SQL conditions on a table with `run_uuid` (and `state_id`) columns.
+extension SelectionOptions {
+    func fleetRuns(_ db: String) -> String {
+        let conditions = [
+            build.map { "build = \(ClickHouse.literal($0))" },
+            name.map { "name = \(ClickHouse.literal($0))" },
+            host.map { "host = \(ClickHouse.literal($0))" },
+        ].compactMap { $0 }
+        let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        return "run_uuid IN (SELECT run_uuid FROM \(db).runs FINAL\(filter))"
+    }
+
+    func fleetStates(_ db: String) -> String {
+        guard let state else { return "1" }
+        return "(run_uuid, state_id) IN (SELECT run_uuid, state_id FROM \(db).snapshots "
+            + "WHERE state = \(ClickHouse.literal(state)))"
+    }
+
+    /// ", build v2, host a, state svc": what the selection adds to a fleet heading.
+    var fleetDescription: String {
+        [
+            build.map { "build \($0)" }, name.map { "name \($0)" }, host.map { "host \($0)" },
+            state.map { "state \($0)" },
+        ].compactMap { $0 }.map { ", " + $0 }.joined()
+    }
+
+    /// A fleet names runs by UUID: --run (a file's own id) means nothing there.
+    func refuseRunID() throws {
+        guard runID == nil else {
+            throw CommandError(
+                "a fleet store names runs by UUID, not by a file's ids: select runs with --build, --name or --host")
+        }
+    }
+}
+
+/// Rows over time across a fleet store: at each of up to `maxPoints` evenly spaced times of a
+/// window, per row, the figures of every selected run and state at that time (each state's
+/// latest row at or before it), added together in the server. A run that ended counts with its
+/// last figures. Only the sums per row and time come back.
+struct FleetSeries {
+    /// The times, oldest first: the window's start, then evenly spaced up to its end.
+    var times: [Int64] = []
+    struct Row {
+        /// The values of the `groups` expressions, then any function name of the row's sites.
+        var fields: [String]
+        var afterGC: [Int64]
+        var live: [Int64]
+        /// How many runs the row's figures come from.
+        var runs: Int64
+    }
+    var rows: [Row] = []
+    /// Runs with a snapshot in the window.
+    var runs: Int64 = 0
+    /// The most snapshots any (run, state) took in the window.
+    var snapshots: Int64 = 0
+    /// GC cycles completed in the window: for each (run, state), between its first and last
+    /// snapshot in it; the fewest of any. `fitCycles` leaves out final snapshots, as
+    /// cyclesBeforeTheEnd does.
+    var cycles: Int64 = 0
+    var fitCycles: Int64 = 0
+
+    static let maxPoints = 60
+
+    /// `groups`: SQL expressions over site_stats naming a row; `sites`: an SQL condition on
+    /// site_stats choosing the sites counted.
+    init(
+        server: ClickHouse, selection: SelectionOptions, sinceMs: Int64?, untilMs: Int64?,
+        groups: [String], sites: String = "1"
+    ) throws {
+        let db = server.database
+        let selected = "\(selection.fleetRuns(db)) AND \(selection.fleetStates(db))"
+        let until = untilMs ?? Int64.max / 2
+        // The window: from --since (else the first snapshot) to the last snapshot at or before
+        // --until.
+        let bounds = ClickHouse.fields(
+            Substring(
+                try server.execute(
+                    """
+                    SELECT min(time_ms), max(time_ms) FROM \(db).snapshots
+                    WHERE \(selected) AND time_ms <= \(until)
+                    FORMAT TabSeparated
+                    """
+                ).trimmingCharacters(in: .newlines)))
+        guard bounds.count == 2, let first = Int64(bounds[0]), let last = Int64(bounds[1]),
+            last > 0
+        else { return }
+        let start = min(sinceMs ?? first, last), end = last
+        let counts = ClickHouse.fields(
+            Substring(
+                try server.execute(
+                    """
+                    SELECT count(), max(n), min(cycles), min(fit) FROM (
+                        SELECT run_uuid, state_id, count() AS n,
+                               max(gc_cycles) - min(gc_cycles) AS cycles,
+                               maxIf(gc_cycles, kind != 'final') - minIf(gc_cycles, kind != 'final') AS fit
+                        FROM \(db).snapshots FINAL
+                        WHERE \(selected) AND time_ms >= \(start) AND time_ms <= \(end)
+                        GROUP BY run_uuid, state_id)
+                    FORMAT TabSeparated
+                    """
+                ).trimmingCharacters(in: .newlines)))
+        snapshots = counts.count == 4 ? Int64(counts[1]) ?? 0 : 0
+        cycles = counts.count == 4 ? Int64(counts[2]) ?? 0 : 0
+        fitCycles = counts.count == 4 ? Int64(counts[3]) ?? 0 : 0
+        let points = Int(max(2, min(Int64(Self.maxPoints), snapshots)))
+        let width = max(1, (end - start + Int64(points) - 2) / Int64(points - 1))
+        times = (0..<points).map { min(end, start + Int64($0) * width) }
+        runs = Int64(
+            try server.execute(
+                """
+                SELECT uniqExact(run_uuid) FROM \(db).snapshots
+                WHERE \(selected) AND time_ms >= \(start) AND time_ms <= \(end)
+                FORMAT TabSeparated
+                """
+            ).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+
+        // Per (run, state, site, type): its latest row up to each point, at the first point at
+        // or after the row's time; then carried forward to every later point.
+        let site = "run_uuid, state_id, file, line, line_defined, function, c_function, stack, type"
+        let grouped = groups.enumerated().map { "\($1) AS g\($0)" }.joined(separator: ", ")
+        let names = groups.indices.map { "g\($0)" }.joined(separator: ", ")
+        let answer = try server.execute(
+            """
+            SELECT \(names), any(function) AS any_function, sumForEach(gc) AS gc_sums,
+                   sumForEach(live) AS live_sums, uniqExact(run_uuid) AS runs
+            FROM (
+                SELECT \(site), \(grouped),
+                       arraySort(x -> tupleElement(x, 1), groupArray((k, g, l))) AS steps,
+                       arrayMap(p -> arrayCount(x -> tupleElement(x, 1) <= p, steps), range(\(points))) AS at,
+                       arrayMap(i -> if(i = 0, 0, tupleElement(steps[i], 2)), at) AS gc,
+                       arrayMap(i -> if(i = 0, 0, tupleElement(steps[i], 3)), at) AS live
+                FROM (
+                    SELECT \(site),
+                           if(time_ms <= \(start), 0, intDiv(time_ms - \(start) + \(width - 1), \(width))) AS k,
+                           argMax(gc_live_bytes, snapshot_id) AS g, argMax(live_bytes, snapshot_id) AS l
+                    FROM \(db).site_stats
+                    WHERE \(selected) AND time_ms <= \(end) AND (\(sites))
+                    GROUP BY \(site), k)
+                GROUP BY \(site))
+            GROUP BY \(names)
+            HAVING arrayExists(x -> x != 0, gc_sums) OR arrayExists(x -> x != 0, live_sums)
+            FORMAT TabSeparated
+            """)
+        for line in answer.split(separator: "\n") {
+            let fields = ClickHouse.fields(line)
+            guard fields.count == groups.count + 4 else { continue }
+            let afterGC = Self.integers(fields[groups.count + 1])
+            let live = Self.integers(fields[groups.count + 2])
+            guard afterGC.count == points, live.count == points else { continue }
+            rows.append(
+                Row(
+                    fields: Array(fields.prefix(groups.count + 1)), afterGC: afterGC, live: live,
+                    runs: Int64(fields[groups.count + 3]) ?? 0))
+        }
+    }
+
+    /// The integers of a ClickHouse array in TabSeparated form: [1,-2,3].
+    static func integers(_ text: String) -> [Int64] {
+        text.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).split(separator: ",")
+            .compactMap { Int64($0) }
+    }
+
+    /// The SQL expressions that name a row of `grouping`, and how to print one from its fields.
+    static func groups(_ grouping: Grouping) -> [String] {
+        switch grouping {
+        case .line: ["file", "line"]
+        case .function: ["file", "line_defined", "function"]
+        case .file: ["file"]
+        case .type: ["type"]
+        }
+    }
+
+    /// A row as the file's commands print it: its site label and the SiteInfo for its columns.
+    static func label(_ fields: [String], by grouping: Grouping) -> (site: String, info: SiteInfoFields) {
+        let function = fields.last.flatMap { $0.isEmpty ? nil : $0 }
+        switch grouping {
+        case .line:
+            let line = Int64(fields[1]) ?? 0
+            return (
+                SiteKey.isLineless(fields[0]) ? fields[0] : "\(fields[0]):\(line)",
+                SiteInfoFields(file: fields[0], line: line, function: function))
+        case .function:
+            let defined = Int64(fields[1]) ?? 0
+            return (
+                SiteKey.isLineless(fields[0]) ? fields[0] : "\(fields[0]):\(defined)",
+                SiteInfoFields(file: fields[0], line: defined, function: fields[2].isEmpty ? nil : fields[2]))
+        case .file: return (fields[0], SiteInfoFields(file: fields[0], line: 0, function: nil))
+        case .type: return (fields[0], SiteInfoFields(file: nil, line: 0, function: nil))
+        }
+    }
+
+    struct SiteInfoFields {
+        var file: String?
+        var line: Int64
+        var function: String?
+    }
+}
