@@ -6,6 +6,8 @@ import LuamemStore
 /// What `--base` and `--head` name.
 enum Reference: ExpressibleByArgument, CustomStringConvertible {
     case run(Int64)
+    /// A run by its UUID, or the start of it.
+    case runUUID(String)
     case build(String)
     case snapshot(Int64)
     case time(String)
@@ -13,6 +15,10 @@ enum Reference: ExpressibleByArgument, CustomStringConvertible {
     init?(argument: String) {
         if argument.hasPrefix("run:"), let id = Int64(argument.dropFirst(4)), id > 0 {
             self = .run(id)
+        } else if argument.hasPrefix("run:"), argument.count >= 4 + 4,
+            argument.dropFirst(4).allSatisfy({ $0.isHexDigit || $0 == "-" })
+        {
+            self = .runUUID(argument.dropFirst(4).lowercased())
         } else if argument.hasPrefix("build:"), argument.count > 6 {
             self = .build(String(argument.dropFirst(6)))
         } else if argument.hasPrefix("snapshot:"), let id = Int64(argument.dropFirst(9)), id > 0 {
@@ -27,13 +33,15 @@ enum Reference: ExpressibleByArgument, CustomStringConvertible {
     var description: String {
         switch self {
         case .run(let id): "run \(id)"
+        case .runUUID(let uuid): "run \(uuid)"
         case .build(let label): "build \(label)"
         case .snapshot(let id): "snapshot \(id)"
         case .time(let text): text
         }
     }
 
-    static let help = "run:ID, build:LABEL, snapshot:ID, or a time (\(TimeExpression.help))"
+    static let help =
+        "run:ID (or run:UUID), build:LABEL, snapshot:ID, or a time (\(TimeExpression.help))"
 }
 
 /// Which moment of a run a reference compares.
@@ -101,10 +109,19 @@ struct DiffCommand: ParsableCommand {
     @OptionGroup var gate: GateOptions
 
     func run() throws {
-        let comparison = try Comparison(
-            store: openStore(database), at: at, by: rows.by, current: rows.current, state: state)
-        let baseSide = try comparison.resolve(base)
-        let headSide = try comparison.resolve(head)
+        let baseSide: Side, headSide: Side
+        if ClickHouse.isURL(database.path) {
+            let comparison = FleetComparison(
+                server: try ClickHouse(url: database.path), at: at, by: rows.by,
+                current: rows.current, state: state)
+            baseSide = try comparison.resolve(base)
+            headSide = try comparison.resolve(head)
+        } else {
+            let comparison = try Comparison(
+                store: openStore(database), at: at, by: rows.by, current: rows.current, state: state)
+            baseSide = try comparison.resolve(base)
+            headSide = try comparison.resolve(head)
+        }
         let changes = Comparison.changes(baseSide, headSide)
         for side in [baseSide, headSide] where side.beforeTwoCycles {
             warn(
@@ -214,6 +231,16 @@ struct Comparison {
         case .run(let id):
             guard let run = try store.run(id: id) else {
                 throw CommandError("no run \(id) in \(store.path)")
+            }
+            return try side(of: run)
+        case .runUUID(let prefix):
+            let matches = try store.runs().filter { $0.uuid?.hasPrefix(prefix) == true }
+            guard let run = matches.first else {
+                throw CommandError("no run \(prefix) in \(store.path)")
+            }
+            guard matches.count == 1 else {
+                throw CommandError(
+                    "run:\(prefix) names several runs in \(store.path): give more of the UUID")
             }
             return try side(of: run)
         case .build(let label):

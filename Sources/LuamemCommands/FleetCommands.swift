@@ -11,7 +11,7 @@ extension LeaksCommand {
         let series = try FleetSeries(
             server: server, selection: selection,
             sinceMs: window.sinceMs(nowMs: Clock.epochMs()), untilMs: nil,
-            groups: FleetSeries.groups(rows.by))
+            groups: FleetSeries.groups(rows.by), alignRuns: true)
         guard series.snapshots >= 4 else {
             throw CommandError(
                 "\(fleetHeading(server)) has at most \(series.snapshots) snapshot(s) per run in the window; "
@@ -57,8 +57,8 @@ extension LeaksCommand {
         }
         let span = (series.times.last ?? 0) - (series.times.first ?? 0)
         let heading =
-            "\(fleetHeading(server)): \(series.runs) run(s), \(series.times.count) points over "
-            + "\(Listing.formatDuration(span)), "
+            "\(fleetHeading(server)): \(series.runs) run(s), \(series.times.count) points over each "
+            + "run's part of the window (\(Listing.formatDuration(span)) on average), "
             + (ranked.isEmpty
                 ? "no steadily growing site" : "\(ranked.count) \(all ? "rows" : "suspect(s)")")
         output.print(listing, heading: heading)

@@ -66,10 +66,13 @@ struct FleetSeries {
     static let maxPoints = 60
 
     /// `groups`: SQL expressions over site_stats naming a row; `sites`: an SQL condition on
-    /// site_stats choosing the sites counted.
+    /// site_stats choosing the sites counted. `alignRuns`: each (run, state) is spaced over its
+    /// own part of the window (its first to its last snapshot in it) instead of the clock, so
+    /// that runs one after another (a restart, a job per night) line up: point p is p/(points-1)
+    /// of the way through each; `times` then spans the runs' mean length.
     init(
         server: ClickHouse, selection: SelectionOptions, sinceMs: Int64?, untilMs: Int64?,
-        groups: [String], sites: String = "1"
+        groups: [String], sites: String = "1", alignRuns: Bool = false
     ) throws {
         let db = server.database
         let selected = "\(selection.fleetRuns(db)) AND \(selection.fleetStates(db))"
@@ -93,8 +96,8 @@ struct FleetSeries {
             Substring(
                 try server.execute(
                     """
-                    SELECT count(), max(n), min(cycles), min(fit) FROM (
-                        SELECT run_uuid, state_id, count() AS n,
+                    SELECT count(), max(n), min(cycles), min(fit), toInt64(avg(span)) FROM (
+                        SELECT run_uuid, state_id, count() AS n, max(time_ms) - min(time_ms) AS span,
                                max(gc_cycles) - min(gc_cycles) AS cycles,
                                maxIf(gc_cycles, kind != 'final') - minIf(gc_cycles, kind != 'final') AS fit
                         FROM \(db).snapshots FINAL
@@ -103,12 +106,34 @@ struct FleetSeries {
                     FORMAT TabSeparated
                     """
                 ).trimmingCharacters(in: .newlines)))
-        snapshots = counts.count == 4 ? Int64(counts[1]) ?? 0 : 0
-        cycles = counts.count == 4 ? Int64(counts[2]) ?? 0 : 0
-        fitCycles = counts.count == 4 ? Int64(counts[3]) ?? 0 : 0
+        guard counts.count == 5 else { return }
+        snapshots = Int64(counts[1]) ?? 0
+        cycles = Int64(counts[2]) ?? 0
+        fitCycles = Int64(counts[3]) ?? 0
         let points = Int(max(2, min(Int64(Self.maxPoints), snapshots)))
         let width = max(1, (end - start + Int64(points) - 2) / Int64(points - 1))
-        times = (0..<points).map { min(end, start + Int64($0) * width) }
+        if alignRuns {
+            let span = max(1, Int64(counts[4]) ?? 1)
+            times = (0..<points).map { start + span * Int64($0) / Int64(points - 1) }
+        } else {
+            times = (0..<points).map { min(end, start + Int64($0) * width) }
+        }
+        // Where a row falls: the first point at or after its time, on the clock or within its
+        // run's own part of the window.
+        let (runBounds, point): (String, String) =
+            alignRuns
+            ? (
+                """
+                ANY INNER JOIN (
+                    SELECT run_uuid, state_id, greatest(min(time_ms), \(start)) AS from_ms,
+                           greatest(1, intDiv(max(time_ms) - from_ms + \(points - 2), \(points - 1))) AS step
+                    FROM \(db).snapshots FINAL
+                    WHERE \(selected) AND time_ms <= \(end)
+                    GROUP BY run_uuid, state_id) USING (run_uuid, state_id)
+                """,
+                "if(time_ms <= from_ms, 0, least(\(points - 1), intDiv(time_ms - from_ms + step - 1, step)))"
+            )
+            : ("", "if(time_ms <= \(start), 0, intDiv(time_ms - \(start) + \(width - 1), \(width)))")
         runs = Int64(
             try server.execute(
                 """
@@ -123,24 +148,33 @@ struct FleetSeries {
         let site = "run_uuid, state_id, file, line, line_defined, function, c_function, stack, type"
         let grouped = groups.enumerated().map { "\($1) AS g\($0)" }.joined(separator: ", ")
         let names = groups.indices.map { "g\($0)" }.joined(separator: ", ")
+        // (ClickHouse 18.16 leaves out of a subquery the columns that only a lambda inside a
+        // lambda reads: the WHERE reads them outside.)
         let answer = try server.execute(
             """
             SELECT \(names), any(function) AS any_function, sumForEach(gc) AS gc_sums,
                    sumForEach(live) AS live_sums, uniqExact(run_uuid) AS runs
             FROM (
-                SELECT \(site), \(grouped),
-                       arraySort(x -> tupleElement(x, 1), groupArray((k, g, l))) AS steps,
-                       arrayMap(p -> arrayCount(x -> tupleElement(x, 1) <= p, steps), range(\(points))) AS at,
-                       arrayMap(i -> if(i = 0, 0, tupleElement(steps[i], 2)), at) AS gc,
-                       arrayMap(i -> if(i = 0, 0, tupleElement(steps[i], 3)), at) AS live
+                SELECT run_uuid, function, \(names),
+                       arrayMap(p -> arrayElement(gs, arrayCount(x -> x <= p, ks)), range(\(points))) AS gc,
+                       arrayMap(p -> arrayElement(ls, arrayCount(x -> x <= p, ks)), range(\(points))) AS live
                 FROM (
-                    SELECT \(site),
-                           if(time_ms <= \(start), 0, intDiv(time_ms - \(start) + \(width - 1), \(width))) AS k,
-                           argMax(gc_live_bytes, snapshot_id) AS g, argMax(live_bytes, snapshot_id) AS l
-                    FROM \(db).site_stats
-                    WHERE \(selected) AND time_ms <= \(end) AND (\(sites))
-                    GROUP BY \(site), k)
-                GROUP BY \(site))
+                    SELECT run_uuid, function, \(names),
+                           arrayMap(t -> tupleElement(t, 1), steps) AS ks,
+                           arrayMap(t -> tupleElement(t, 2), steps) AS gs,
+                           arrayMap(t -> tupleElement(t, 3), steps) AS ls
+                    FROM (
+                        SELECT \(site), \(grouped),
+                               arraySort(x -> tupleElement(x, 1), groupArray((k, g, l))) AS steps
+                        FROM (
+                            SELECT \(site), \(point) AS k,
+                                   argMax(gc_live_bytes, snapshot_id) AS g, argMax(live_bytes, snapshot_id) AS l
+                            FROM \(db).site_stats
+                            \(runBounds)
+                            WHERE \(selected) AND time_ms <= \(end) AND (\(sites))
+                            GROUP BY \(site), k)
+                        GROUP BY \(site)))
+                WHERE length(ks) = length(gs) AND length(gs) = length(ls))
             GROUP BY \(names)
             HAVING arrayExists(x -> x != 0, gc_sums) OR arrayExists(x -> x != 0, live_sums)
             FORMAT TabSeparated

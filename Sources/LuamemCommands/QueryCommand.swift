@@ -263,8 +263,8 @@ func describe(_ run: RunRecord) -> String {
 func openStore(_ database: DatabaseOptions, writable: Bool = false) throws -> Store {
     if ClickHouse.isURL(database.path) {
         throw CommandError(
-            "of the reading commands only `luamem runs` and `luamem query` read ClickHouse yet; "
-                + "ask the others in SQL (README: luamem ship) or give a SQLite file")
+            "`luamem report`, `export` and `prune` do not read ClickHouse: give a SQLite file, or "
+                + "ask the fleet with runs, snapshots, query, diff, leaks or history")
     }
     do {
         return try Store.openForReading(path: database.path, writable: writable)

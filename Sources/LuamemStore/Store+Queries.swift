@@ -55,6 +55,19 @@ public struct SiteInfo: Sendable {
     public var cfunction: String
     public var stack: String
 
+    public init(
+        id: Int64, file: String, line: Int64, lineDefined: Int64, function: String?,
+        cfunction: String, stack: String
+    ) {
+        self.id = id
+        self.file = file
+        self.line = line
+        self.lineDefined = lineDefined
+        self.function = function
+        self.cfunction = cfunction
+        self.stack = stack
+    }
+
     /// The ids of the frames in `stack`, innermost first.
     public var frameIDs: [Int64] { stack.split(separator: ",").compactMap { Int64($0) } }
 }

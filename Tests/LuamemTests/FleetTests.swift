@@ -220,8 +220,13 @@ final class ClickHouseServer: @unchecked Sendable {
         #expect(table.stdout.hasPrefix("fleet \(target), build v1: 3 run(s), growth of live bytes after GC\n"), "\(table.stdout)")
         let gated = try Harness.luamem(["query", "--db", target, "--build", "v1", "--fail-above", "1KiB"])
         #expect(gated.status == 1, "\(gated.stderr)")
-        let unsupported = try Harness.luamem(["leaks", "--db", target])
-        #expect(unsupported.status == 2 && unsupported.stderr.contains("only `luamem runs` and `luamem query` read ClickHouse"))
+        let unsupported = try Harness.luamem(["report", "--db", target, "-o", "-"])
+        #expect(unsupported.status == 2 && unsupported.stderr.contains("do not read ClickHouse"), "\(unsupported.stderr)")
+        let byHost = try Harness.jsonRows(
+            Harness.luamem(["query", "--db", target, "--host", "eu-2", "--format", "json", "--top", "100"]).stdout)
+        #expect(byHost.first { $0["line"] as? Int == 5 }?["runs"] as? Int == 1)
+        let noHost = try Harness.luamem(["runs", "--db", target, "--host", "mars"])
+        #expect(noHost.status == 2 && noHost.stderr.contains("no run on host 'mars'"), "\(noHost.stderr)")
 
         for (url, message) in [
             ("clickhouse://127.0.0.1:\(server.httpPort)", "the database must be a name"),
@@ -231,6 +236,102 @@ final class ClickHouseServer: @unchecked Sendable {
             let bad = try Harness.luamem(["ship", "--db", files[0].path, "--to", url])
             #expect(bad.status != 0 && bad.stderr.contains(message), "\(url): \(bad.stderr)")
         }
+    }
+
+    /// Two builds of one program on three hosts: `diff build:v1 build:v2` in the server gives
+    /// each side's median over its runs, with a line matched although v2 moved it; then a leak
+    /// on two hosts: `leaks` ranks it first with both runs, `history` ends at what the hosts
+    /// hold added up, `snapshots --host` lists one host's.
+    @Test func buildsCompareAndLeaksRankAcrossTheFleet() throws {
+        let server = try ClickHouseServer()
+        defer { server.stop() }
+        let directory = try Harness.temporaryDirectory()
+        let target = server.url + "/fleet"
+        let original = try String(contentsOfFile: Harness.fixture("sites.lua"), encoding: .utf8)
+        #expect(original.contains("\nkeep_tables(300)\n"))
+        let sources = [
+            "v1": original,
+            // One line more above everything, and twice the tables kept on the moved line 6.
+            "v2": "-- v2\n" + original.replacingOccurrences(of: "\nkeep_tables(300)\n", with: "\nkeep_tables(600)\n"),
+        ]
+        var kept: [String: [Int]] = [:]
+        for build in ["v1", "v2"] {
+            let folder = directory.appendingPathComponent(build)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try sources[build]!.write(
+                to: folder.appendingPathComponent("sites.lua"), atomically: true, encoding: .utf8)
+            for host in ["eu-1", "eu-2", "us-1"] {
+                let ran = try Harness.luamem(
+                    ["run", "--db", "\(host).db", "--host", host, "--build", build, "sites.lua"],
+                    in: folder)
+                #expect(ran.status == 0, "\(ran.stderr)")
+                let rows = try Harness.jsonRows(
+                    Harness.luamem([
+                        "query", "--db", folder.appendingPathComponent("\(host).db").path,
+                        "--format", "json", "--top", "100",
+                    ]).stdout)
+                let line = try #require(rows.first { $0["line"] as? Int == (build == "v1" ? 5 : 6) })
+                kept[build, default: []].append(try #require(line["gc_live_bytes"] as? Int))
+            }
+        }
+        let shipped = try Harness.luamem([
+            "ship", "--db", directory.appendingPathComponent("v1").path, "--db",
+            directory.appendingPathComponent("v2").path, "--to", target,
+        ])
+        #expect(shipped.stdout.hasPrefix("shipped 6 run(s)"), "\(shipped.stdout) \(shipped.stderr)")
+        let diff = try Harness.luamem([
+            "diff", "--db", target, "--base", "build:v1", "--head", "build:v2", "--format", "json",
+            "--top", "100",
+        ])
+        #expect(diff.status == 0, "\(diff.stderr)")
+        let changes = try Harness.jsonRows(diff.stdout)
+        let moved = try #require(changes.first { $0["function"] as? String == "keep_tables" }, "\(changes)")
+        let median = { (values: [Int]) in values.sorted()[1] }
+        #expect(moved["base_bytes"] as? Int == median(kept["v1"]!), "\(moved) \(kept)")
+        #expect(moved["head_bytes"] as? Int == median(kept["v2"]!), "\(moved) \(kept)")
+        #expect(moved["status"] as? String == "changed")
+        #expect(moved["line"] as? Int == 6)
+        #expect(changes.first?["function"] as? String == "keep_tables", "\(changes)")
+        let table = try Harness.luamem(["diff", "--db", target, "--base", "build:v1", "--head", "build:v2"])
+        #expect(table.stdout.hasPrefix("base: build v1 (median of 3 runs) at end\nhead: build v2 (median of 3 runs) at end\n"), "\(table.stdout)")
+        let snapshotRef = try Harness.luamem(["diff", "--db", target, "--base", "snapshot:1", "--head", "build:v2"])
+        #expect(snapshotRef.status == 2 && snapshotRef.stderr.contains("names runs by UUID"))
+
+        // A leak on two hosts.
+        var leakFiles: [URL] = []
+        var live13 = 0, gcLive13 = 0
+        for host in ["a", "b"] {
+            let db = directory.appendingPathComponent("leak-\(host).db")
+            try Harness.track(
+                "patterns.lua", db: db, options: ["--interval", "0.05", "--host", host, "--build", "leak"],
+                arguments: ["1.5"])
+            leakFiles.append(db)
+            let rows = try Harness.jsonRows(
+                Harness.luamem(["query", "--db", db.path, "--format", "json", "--top", "100"]).stdout)
+            let line = try #require(rows.first { $0["line"] as? Int == 13 })
+            live13 += try #require(line["live_bytes"] as? Int)
+            gcLive13 += try #require(line["gc_live_bytes"] as? Int)
+        }
+        _ = try Harness.luamem(["ship"] + leakFiles.flatMap { ["--db", $0.path] } + ["--to", target])
+        let leaks = try Harness.luamem(["leaks", "--db", target, "--build", "leak", "--format", "json"])
+        #expect(leaks.status == 0, "\(leaks.stderr)")
+        let suspects = try Harness.jsonRows(leaks.stdout)
+        let first = try #require(suspects.first, "\(leaks.stderr)")
+        #expect(first["line"] as? Int == 13, "\(suspects)")
+        #expect(first["runs"] as? Int == 2)
+        #expect(first["live_bytes"] as? Int == live13)
+        #expect(!suspects.contains { $0["line"] as? Int == 14 }, "\(suspects)")
+        let history = try Harness.luamem([
+            "history", "--db", target, "--build", "leak", "patterns.lua:13", "--format", "json", "--top", "100",
+        ])
+        #expect(history.status == 0, "\(history.stderr)")
+        let points = try Harness.jsonRows(history.stdout)
+        #expect(points.last?["gc_live_bytes"] as? Int == gcLive13, "\(points)")
+        #expect((points.first?["gc_live_bytes"] as? Int ?? .max) < gcLive13 / 2, "\(points)")
+        let listed = try Harness.jsonRows(
+            Harness.luamem(["snapshots", "--db", target, "--host", "b", "--top", "100000", "--format", "json"]).stdout)
+        #expect(listed.count == (try Harness.integer(leakFiles[1], "SELECT count(*) FROM snapshots")))
+        #expect(Set(listed.compactMap { $0["host"] as? String }) == ["b"])
     }
 
     @Test func aShipKilledHalfWayIsTakenUpWithoutLossOrDuplicates() throws {
