@@ -5,8 +5,9 @@ Writes --hosts SQLite files through the real snapshot writer (luamem-gendb: each
 --hours at --interval seconds, --sites sites of which --changing change per snapshot), starts
 Debian's clickhouse-server on loopback with a folder of its own, ships every file with
 `luamem ship`, ships again (nothing to add), and times README's fleet query (what each line
-holds after GC at the latest snapshot, summed over the fleet) and `luamem query --since 1h`
-across the fleet. Medians of --repeat.
+holds after GC at the latest snapshot, summed over the fleet), and across the fleet `luamem
+query --since 1h`, `diff` of the two builds (even hosts run v1, odd ones v2) and `leaks
+--since 1h`. Medians of --repeat.
 
     swift build -c release --product luamem-cli --product luamem-gendb   (or plain swift build -c release)
     python3 Benchmarks/fleet.py                              # 50 hosts, 6 hours, 200 changing sites
@@ -53,7 +54,8 @@ def main():
                         "--hours", str(args.hours), "--interval", str(args.interval),
                         "--sites", str(args.sites), "--changing", str(args.changing),
                         "--runs", "1", "--seed", str(host + 1), "--host", f"host{host:03}",
-                        "--build", "v2"], check=True, stdout=subprocess.DEVNULL)
+                        "--build", "v1" if host % 2 == 0 else "v2"], check=True,
+                       stdout=subprocess.DEVNULL)
 
     http, tcp = free_port(), free_port()
     server = os.path.join(work, "server")
@@ -105,20 +107,28 @@ def main():
             start = time.perf_counter()
             query(recipe)
             times.append(time.perf_counter() - start)
-        cli_times = []
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            subprocess.run([cli, "query", "--db", target, "--build", "v2-1", "--since", "1h"],
-                           check=True, capture_output=True)
-            cli_times.append(time.perf_counter() - start)
+        def timed(arguments):
+            spent = []
+            for _ in range(args.repeat):
+                start = time.perf_counter()
+                subprocess.run([cli] + arguments, check=True, capture_output=True)
+                spent.append(time.perf_counter() - start)
+            return statistics.median(spent) * 1000
+        cli_ms = timed(["query", "--db", target, "--build", "v2-1", "--since", "1h"])
+        diff_ms = timed(["diff", "--db", target, "--base", "build:v1-1", "--head", "build:v2-1"])
+        leaks_ms = timed(["leaks", "--db", target, "--build", "v2-1", "--since", "1h"])
         print(f"{shipped}")
         print(f"ship: {ship_s:.2f} s, {rows / ship_s:,.0f} site rows/s ({rows:,} rows); "
               f"luamem's own CPU {cli_cpu:.2f} s, the rest is the server's")
         print(f"ship again: {again_s:.2f} s ({again})")
         print(f"fleet query (README's, {args.hosts} hosts): {statistics.median(times) * 1000:.0f} ms "
               f"median of {args.repeat}")
-        print(f"luamem query --since 1h --build v2-1 (every host): "
-              f"{statistics.median(cli_times) * 1000:.0f} ms median of {args.repeat}")
+        half = (args.hosts + 1) // 2
+        print(f"luamem query --since 1h --build v2-1 ({args.hosts // 2} hosts): {cli_ms:.0f} ms")
+        print(f"luamem diff --base build:v1-1 --head build:v2-1 ({half} + {args.hosts // 2} hosts): "
+              f"{diff_ms:.0f} ms")
+        print(f"luamem leaks --since 1h --build v2-1 ({args.hosts // 2} hosts): {leaks_ms:.0f} ms "
+              f"(medians of {args.repeat})")
     finally:
         process.terminate()
         process.wait()

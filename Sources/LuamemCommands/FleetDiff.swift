@@ -16,14 +16,11 @@ struct FleetComparison {
 
     func resolve(_ reference: Reference) throws -> Side {
         let db = server.database
-        let runs: String, moment: String, combine: Combine, description: String
         switch reference {
         case .build(let label):
-            runs = "build = \(ClickHouse.literal(label))"
-            (moment, description) = try self.moment()
-            combine = .median
+            let description = try momentDescription()
             return try side(
-                runs: runs, moment: moment, combine: combine,
+                runs: "build = \(ClickHouse.literal(label))", combine: .median,
                 describe: { count in
                     "build \(label) (median of \(count) run\(count == 1 ? "" : "s")) at \(description)"
                 }, missing: "no run of build '\(label)' in \(server.description)")
@@ -39,19 +36,19 @@ struct FleetComparison {
                 throw CommandError("no run \(prefix) in \(server.description)")
             }
             guard matches.count == 1 else {
-                throw CommandError("run:\(prefix) names several runs in \(server.description): give more of the UUID")
+                throw CommandError(
+                    "run:\(prefix) names several runs in \(server.description): give more of the UUID")
             }
-            runs = "run_uuid = \(ClickHouse.literal(match[0]))"
-            (moment, description) = try self.moment()
+            let description = try momentDescription()
             return try side(
-                runs: runs, moment: moment, combine: .sum,
+                runs: "run_uuid = \(ClickHouse.literal(match[0]))", combine: .sum,
                 describe: { _ in "run \(match[0]) (host \(match[1])) at \(description)" },
                 missing: "run \(match[0]) has no snapshot at \(description)")
         case .time(let text):
             let timeMs = TimeExpression(text)!.epochMs(nowMs: Clock.epochMs())
-            runs = "started_ms <= \(timeMs) AND (ended_ms = 0 OR ended_ms >= \(timeMs))"
             return try side(
-                runs: runs, moment: "time_ms <= \(timeMs)", combine: .sum,
+                runs: "started_ms <= \(timeMs) AND (ended_ms = 0 OR ended_ms >= \(timeMs))",
+                combine: .sum, atMs: timeMs,
                 describe: { count in
                     "the fleet at \(formatTime(timeMs)) UTC (\(count) run\(count == 1 ? "" : "s") added up)"
                 }, missing: "no run was going on at \(formatTime(timeMs)) UTC in \(server.description)")
@@ -63,17 +60,13 @@ struct FleetComparison {
 
     enum Combine { case median, sum }
 
-    /// The heads' condition on a snapshot (its `time_ms`, its run's `started_ms`) for --at.
-    private func moment() throws -> (String, String) {
+    private func momentDescription() throws -> String {
         switch at {
-        case .end: return ("1", "end")
-        case .elapsed(let milliseconds):
-            return (
-                "time_ms <= started_ms + \(milliseconds)",
-                "\(Listing.formatDuration(milliseconds)) in"
-            )
+        case .end: return "end"
+        case .elapsed(let milliseconds): return "\(Listing.formatDuration(milliseconds)) in"
         case .peak:
-            throw CommandError("--at peak is not available for a fleet store: use end or an elapsed time")
+            throw CommandError(
+                "--at peak is not available for a fleet store: use end or an elapsed time")
         }
     }
 
@@ -87,55 +80,81 @@ struct FleetComparison {
         }
     }
 
+    /// One side: the runs that `runs` (a condition on the runs table) selects, each at its
+    /// moment (`atMs`, else --at), their rows' figures per row, then the median or the sum over
+    /// runs. The moment is a condition on a row's time (a state's figures at its latest
+    /// snapshot at or before a time are, per site, its latest row at or before that time), so
+    /// each side is one pass over its runs' rows, without a join.
     private func side(
-        runs: String, moment: String, combine: Combine, describe: (Int64) -> String,
+        runs: String, combine: Combine, atMs: Int64? = nil, describe: (Int64) -> String,
         missing: String
     ) throws -> Side {
         let db = server.database
+        let selected = try server.execute(
+            "SELECT run_uuid, started_ms FROM \(db).runs FINAL WHERE \(runs) FORMAT TabSeparated"
+        ).split(separator: "\n").map(ClickHouse.fields).filter { $0.count == 2 }
+        guard !selected.isEmpty else { throw CommandError(missing) }
+        let uuids = selected.map { ClickHouse.literal($0[0]) }.joined(separator: ", ")
+        let moment: String
+        if let atMs {
+            moment = "time_ms <= \(atMs)"
+        } else if case .elapsed(let milliseconds) = at {
+            let limits = selected.map { "toInt64(\((Int64($0[1]) ?? 0).saturatingAdd(milliseconds)))" }
+            moment = "time_ms <= transform(run_uuid, [\(uuids)], [\(limits.joined(separator: ", "))], toInt64(0))"
+        } else {
+            moment = "1"
+        }
         let states =
-            state.map { " AND state = \(ClickHouse.literal($0))" } ?? ""
-        // Per (run, state): its latest snapshot that the moment allows.
-        let heads = """
-            SELECT run_uuid, state_id, maxIf(snapshot_id, \(moment)) AS head_id,
-                   argMaxIf(gc_cycles, snapshot_id, \(moment)) AS head_cycles
-            FROM \(db).snapshots FINAL
-            ANY INNER JOIN (SELECT run_uuid, started_ms, ended_ms FROM \(db).runs FINAL WHERE \(runs))
-                USING run_uuid
-            WHERE 1\(states)
-            GROUP BY run_uuid, state_id
-            HAVING head_id > 0
-            """
-        let summary = ClickHouse.fields(
-            Substring(
-                try server.execute(
-                    "SELECT uniqExact(run_uuid), min(head_cycles) FROM (\(heads)) FORMAT TabSeparated"
-                ).trimmingCharacters(in: .newlines)))
-        let count = summary.count == 2 ? Int64(summary[0]) ?? 0 : 0
-        guard count > 0 else { throw CommandError(missing) }
-        var result = Side(description: describe(count))
-        result.beforeTwoCycles = !current && (Int64(summary[1]) ?? 0) < 2
-
+            state.map {
+                " AND (run_uuid, state_id) IN (SELECT run_uuid, state_id FROM \(db).snapshots WHERE state = \(ClickHouse.literal($0)))"
+            } ?? ""
+        let rows = "run_uuid IN (\(uuids))\(states)"
         let figure = current ? "live_bytes" : "gc_live_bytes"
+
+        // Per (run, state): its snapshot at the moment: the runs that have one, the fewest GC
+        // cycles done there, and per run its states' totals there.
+        let perRun = try server.execute(
+            """
+            SELECT run_uuid, sum(total), min(cycles) FROM (
+                SELECT run_uuid, state_id, argMaxIf(\(figure), snapshot_id, \(moment)) AS total,
+                       argMaxIf(gc_cycles, snapshot_id, \(moment)) AS cycles
+                FROM \(db).snapshots FINAL
+                WHERE \(rows)
+                GROUP BY run_uuid, state_id
+                HAVING countIf(\(moment)) > 0)
+            GROUP BY run_uuid
+            FORMAT TabSeparated
+            """
+        ).split(separator: "\n").map(ClickHouse.fields).filter { $0.count == 3 }
+        let count = Int64(perRun.count)
+        guard count > 0 else {
+            throw CommandError(state.map { "\(missing) (none with a Lua state named '\($0)')" } ?? missing)
+        }
+        var result = Side(description: describe(count))
+        result.beforeTwoCycles = !current && perRun.contains { (Int64($0[2]) ?? 0) < 2 }
+        let totals = perRun.map { Int64($0[1]) ?? 0 }
+        result.total =
+            combine == .sum ? totals.reduce(0) { $0.saturatingAdd($1) } : Comparison.median(totals)
+
         let named = keys.enumerated().map { "\($1) AS k\($0)" }.joined(separator: ", ")
         let names = keys.indices.map { "k\($0)" }.joined(separator: ", ")
-        // Per run, the row's figure; then over runs, their median (runs without the row count
-        // as 0, before the others: figures are never negative) or their sum.
-        let combined: String
+        // Over runs: the median (runs without the row count as 0, ahead of the others:
+        // figures are never negative) or the sum.
+        let combined: String, medianParts: String
         switch combine {
-        case .sum: combined = "sum(v)"
+        case .sum:
+            (combined, medianParts) = ("sum(v)", "")
         case .median:
             combined = """
                 if(\(count) % 2 = 1, upper,
                    intDiv(lower, 2) + intDiv(upper, 2) + intDiv(lower % 2 + upper % 2, 2))
                 """
+            medianParts = """
+                , arraySort(groupArray(v)) AS sorted, \(count) - toInt64(length(sorted)) AS zeros,
+                  if(zeros > \(count / 2), 0, arrayElement(sorted, \(count / 2) - zeros + 1)) AS upper,
+                  if(zeros > \(count / 2 - 1), 0, arrayElement(sorted, \(count / 2 - 1) - zeros + 1)) AS lower
+                """
         }
-        let medianParts =
-            combine == .median
-            ? """
-            , arraySort(groupArray(v)) AS sorted, \(count) - toInt64(length(sorted)) AS zeros,
-              if(zeros > \(count / 2), 0, arrayElement(sorted, \(count / 2) - zeros + 1)) AS upper,
-              if(zeros > \(count / 2 - 1), 0, arrayElement(sorted, \(count / 2 - 1) - zeros + 1)) AS lower
-            """ : ""
         let answer = try server.execute(
             """
             SELECT \(names), any(some_line), any(some_defined), any(some_function), any(some_type),
@@ -145,10 +164,11 @@ struct FleetComparison {
                        any(function) AS some_function, any(type) AS some_type, sum(v) AS v
                 FROM (
                     SELECT run_uuid, state_id, file, line, line_defined, function, c_function, stack, type,
-                           argMaxIf(\(figure), snapshot_id, snapshot_id <= head_id) AS v
+                           argMaxIf(\(figure), snapshot_id, \(moment)) AS v
                     FROM \(db).site_stats
-                    ANY INNER JOIN (\(heads)) USING (run_uuid, state_id)
-                    GROUP BY run_uuid, state_id, file, line, line_defined, function, c_function, stack, type)
+                    WHERE \(rows)
+                    GROUP BY run_uuid, state_id, file, line, line_defined, function, c_function, stack, type
+                    HAVING countIf(\(moment)) > 0)
                 GROUP BY run_uuid, \(names))
             GROUP BY \(names)
             FORMAT TabSeparated
@@ -171,33 +191,6 @@ struct FleetComparison {
                 result.labels[key] = (SiteKey.label(info, type: type, by: by), info)
             }
         }
-        result.total = try total(heads: heads, figure: figure, combine: combine, count: count)
         return result
-    }
-
-    /// The side's total: per run, its states' figures added up; then the runs' median or sum.
-    private func total(heads: String, figure: String, combine: Combine, count: Int64) throws -> Int64 {
-        let db = server.database
-        let answer = try server.execute(
-            """
-            SELECT run_uuid, sum(v) FROM (
-                SELECT run_uuid, argMaxIf(\(figure), snapshot_id, snapshot_id <= head_id) AS v
-                FROM \(db).site_stats
-                ANY INNER JOIN (\(heads)) USING (run_uuid, state_id)
-                GROUP BY run_uuid, state_id, file, line, line_defined, function, c_function, stack, type)
-            GROUP BY run_uuid
-            FORMAT TabSeparated
-            """)
-        var values = answer.split(separator: "\n").compactMap { line -> Int64? in
-            let fields = ClickHouse.fields(line)
-            return fields.count == 2 ? Int64(fields[1]) : nil
-        }
-        switch combine {
-        case .sum: return values.reduce(0) { $0.saturatingAdd($1) }
-        case .median:
-            // Runs with no row count as 0.
-            values += [Int64](repeating: 0, count: max(0, Int(count) - values.count))
-            return Comparison.median(values)
-        }
     }
 }

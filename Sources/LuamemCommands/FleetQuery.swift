@@ -24,31 +24,59 @@ extension QueryCommand {
             case .type: ["type"]
             }
         let grouped = groups.joined(separator: ", ")
-        let answer = try server.execute(
+        // Per (run, state) from the snapshots table (small): whether it has a snapshot in the
+        // window, and, when its first snapshot comes after --since, that snapshot (its base).
+        let pairs = try server.execute(
             """
-            SELECT \(grouped), sum(head - base) AS growth, sum(head) AS live, sum(base) AS base_total,
-                   uniqExact(run_uuid) AS runs, any(function) AS any_function
-            FROM (
-                SELECT run_uuid, state_id, file, line, line_defined, function, c_function, stack, type,
-                       argMaxIf(\(figure), snapshot_id, snapshot_id <= head_id) AS head,
-                       argMaxIf(\(figure), snapshot_id, snapshot_id <= base_id) AS base
-                FROM \(db).site_stats
-                ANY INNER JOIN (
-                    SELECT run_uuid, state_id,
-                           if(countIf(time_ms <= \(sinceMs)) > 0,
-                              maxIf(snapshot_id, time_ms <= \(sinceMs)), min(snapshot_id)) AS base_id,
-                           maxIf(snapshot_id, time_ms <= \(untilMs)) AS head_id
-                    FROM \(db).snapshots FINAL
-                    WHERE \(selection.fleetRuns(db)) AND \(selection.fleetStates(db))
-                    GROUP BY run_uuid, state_id
-                    HAVING head_id > 0 AND maxIf(time_ms, time_ms <= \(untilMs)) >= \(sinceMs)
-                ) USING (run_uuid, state_id)
-                GROUP BY run_uuid, state_id, file, line, line_defined, function, c_function, stack, type)
-            GROUP BY \(grouped) WITH TOTALS
-            ORDER BY growth DESC, \(grouped)
-            LIMIT \(output.top)
+            SELECT run_uuid, state_id, countIf(time_ms <= \(sinceMs)) = 0 AS late, min(snapshot_id)
+            FROM \(db).snapshots FINAL
+            WHERE \(selection.fleetRuns(db)) AND \(selection.fleetStates(db))
+            GROUP BY run_uuid, state_id
+            HAVING countIf(time_ms <= \(untilMs)) > 0 AND maxIf(time_ms, time_ms <= \(untilMs)) >= \(sinceMs)
             FORMAT TabSeparated
-            """)
+            """
+        ).split(separator: "\n").map(ClickHouse.fields).filter { $0.count == 4 }
+        let runList = Set(pairs.map { ClickHouse.literal($0[0]) }).sorted().joined(separator: ", ")
+        let pairList = pairs.map { "(\(ClickHouse.literal($0[0])), \($0[1]))" }.joined(separator: ", ")
+        let late = pairs.filter { $0[2] == "1" }
+        let lateBase: String
+        if late.isEmpty {
+            lateBase = "b_since"
+        } else {
+            let keys = late.map { ClickHouse.literal("\($0[0]):\($0[1])") }.joined(separator: ", ")
+            let firsts = late.map { "toInt64(\($0[3]))" }.joined(separator: ", ")
+            lateBase = """
+                if((run_uuid, state_id) IN (\(late.map { "(\(ClickHouse.literal($0[0])), \($0[1]))" }.joined(separator: ", "))),
+                   if(first_id = transform(concat(run_uuid, ':', toString(state_id)), [\(keys)], [\(firsts)], toInt64(0)), b_first, 0),
+                   b_since)
+                """
+        }
+        // One pass over the selected runs' rows, without a join: a state's figures at its latest
+        // snapshot at or before a time are, per site, its latest row at or before that time.
+        let answer =
+            pairs.isEmpty
+            ? ""
+            : try server.execute(
+                """
+                SELECT \(grouped), sum(head - base) AS growth, sum(head) AS live, sum(base) AS base_total,
+                       uniqExact(run_uuid) AS runs, any(function) AS any_function
+                FROM (
+                    SELECT run_uuid, state_id, file, line, line_defined, function, c_function, stack, type,
+                           head, \(lateBase) AS base
+                    FROM (
+                        SELECT run_uuid, state_id, file, line, line_defined, function, c_function, stack, type,
+                               argMax(\(figure), snapshot_id) AS head,
+                               argMaxIf(\(figure), snapshot_id, time_ms <= \(sinceMs)) AS b_since,
+                               min(snapshot_id) AS first_id, argMin(\(figure), snapshot_id) AS b_first
+                        FROM \(db).site_stats
+                        WHERE run_uuid IN (\(runList)) AND time_ms <= \(untilMs)
+                        GROUP BY run_uuid, state_id, file, line, line_defined, function, c_function, stack, type)
+                    WHERE (run_uuid, state_id) IN (\(pairList)))
+                GROUP BY \(grouped) WITH TOTALS
+                ORDER BY growth DESC, \(grouped)
+                LIMIT \(output.top)
+                FORMAT TabSeparated
+                """)
         // Rows, then an empty line and the totals row.
         let parts = answer.components(separatedBy: "\n\n")
         let lines = (parts.first ?? "").split(separator: "\n")
