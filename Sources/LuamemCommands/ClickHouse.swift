@@ -47,16 +47,56 @@ struct ClickHouse {
 
     var description: String { "clickhouse://\(host):\(port)/\(database)" }
 
-    /// Creates the database and the tables (Migrations/clickhouse) when missing.
+    /// Creates the database and the tables (Migrations/clickhouse) when missing: the first file
+    /// is idempotent; 0002 is applied when site_stats has no site_key yet.
     func createSchema() throws {
-        let sql = String(cString: luamem_clickhouse_schema())
-            .replacingOccurrences(of: "{database}", with: database)
+        for statement in Self.statements(1, database: database) { try execute(statement) }
+        let hasKeys = try execute(
+            """
+            SELECT count() FROM system.columns
+            WHERE database = \(Self.literal(database)) AND table = 'site_stats' AND name = 'site_key'
+            FORMAT TabSeparated
+            """
+        ).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard hasKeys == "0" else { return }
+        for statement in Self.statements(2, database: database) {
+            do {
+                try execute(statement)
+            } catch let error as CommandError
+                where statement.hasPrefix("ALTER") && error.description.contains("already exists")
+            {
+                continue  // another ship added it first
+            }
+        }
+    }
+
+    /// A fleet store to read: refused with one line when the database holds none; a store made
+    /// by the first schema gains its site keys (Migrations/clickhouse/0002) first.
+    static func forReading(_ url: String) throws -> ClickHouse {
+        let server = try ClickHouse(url: url)
+        let tables = try server.execute(
+            """
+            SELECT name FROM system.tables WHERE database = \(literal(server.database))
+            FORMAT TabSeparated
+            """
+        ).split(separator: "\n")
+        guard ["runs", "snapshots", "site_stats"].allSatisfy({ tables.contains(Substring($0)) }) else {
+            throw CommandError(
+                "\(server.description) holds no luamem fleet store: `luamem ship --to` it first")
+        }
+        if !tables.contains("sites") { try server.createSchema() }
+        return server
+    }
+
+    /// The statements of schema file `number`, for `database`.
+    static func statements(_ number: Int32, database: String) -> [String] {
+        guard let text = luamem_clickhouse_schema(number) else { return [] }
         // Comments run from -- to the end of the line (the schema has no -- in a string).
-        let statements = sql.split(separator: "\n", omittingEmptySubsequences: false)
+        return String(cString: text).replacingOccurrences(of: "{database}", with: database)
+            .split(separator: "\n", omittingEmptySubsequences: false)
             .map { line in line.range(of: "--").map { line[..<$0.lowerBound] } ?? line }
             .joined(separator: "\n").split(separator: ";")
             .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
-        for statement in statements { _ = try execute(statement) }
     }
 
     /// Runs `sql`; with `rows`, `sql` is an INSERT … FORMAT TabSeparated and `rows` its data.

@@ -112,7 +112,7 @@ struct DiffCommand: ParsableCommand {
         let baseSide: Side, headSide: Side
         if ClickHouse.isURL(database.path) {
             let comparison = FleetComparison(
-                server: try ClickHouse(url: database.path), at: at, by: rows.by,
+                server: try ClickHouse.forReading(database.path), at: at, by: rows.by,
                 current: rows.current, state: state)
             baseSide = try comparison.resolve(base)
             headSide = try comparison.resolve(head)

@@ -163,12 +163,13 @@ struct FleetComparison {
                 SELECT run_uuid, \(named), any(line) AS some_line, any(line_defined) AS some_defined,
                        any(function) AS some_function, any(type) AS some_type, sum(v) AS v
                 FROM (
-                    SELECT run_uuid, state_id, file, line, line_defined, function, c_function, stack, type,
-                           argMaxIf(\(figure), snapshot_id, \(moment)) AS v
+                    SELECT run_uuid, state_id, site_key, type, argMaxIf(\(figure), snapshot_id, \(moment)) AS v
                     FROM \(db).site_stats
                     WHERE \(rows)
-                    GROUP BY run_uuid, state_id, file, line, line_defined, function, c_function, stack, type
+                    GROUP BY run_uuid, state_id, site_key, type
                     HAVING countIf(\(moment)) > 0)
+                ANY LEFT JOIN (SELECT site_key, file, line, line_defined, function FROM \(db).sites FINAL)
+                    USING site_key
                 GROUP BY run_uuid, \(names))
             GROUP BY \(names)
             FORMAT TabSeparated

@@ -61,17 +61,18 @@ extension QueryCommand {
                 SELECT \(grouped), sum(head - base) AS growth, sum(head) AS live, sum(base) AS base_total,
                        uniqExact(run_uuid) AS runs, any(function) AS any_function
                 FROM (
-                    SELECT run_uuid, state_id, file, line, line_defined, function, c_function, stack, type,
-                           head, \(lateBase) AS base
+                    SELECT run_uuid, state_id, site_key, type, head, \(lateBase) AS base
                     FROM (
-                        SELECT run_uuid, state_id, file, line, line_defined, function, c_function, stack, type,
+                        SELECT run_uuid, state_id, site_key, type,
                                argMax(\(figure), snapshot_id) AS head,
                                argMaxIf(\(figure), snapshot_id, time_ms <= \(sinceMs)) AS b_since,
                                min(snapshot_id) AS first_id, argMin(\(figure), snapshot_id) AS b_first
                         FROM \(db).site_stats
                         WHERE run_uuid IN (\(runList)) AND time_ms <= \(untilMs)
-                        GROUP BY run_uuid, state_id, file, line, line_defined, function, c_function, stack, type)
+                        GROUP BY run_uuid, state_id, site_key, type)
                     WHERE (run_uuid, state_id) IN (\(pairList)))
+                ANY LEFT JOIN (SELECT site_key, file, line, line_defined, function FROM \(db).sites FINAL)
+                    USING site_key
                 GROUP BY \(grouped) WITH TOTALS
                 ORDER BY growth DESC, \(grouped)
                 LIMIT \(output.top)

@@ -145,9 +145,11 @@ struct FleetSeries {
 
         // Per (run, state, site, type): its latest row up to each point, at the first point at
         // or after the row's time; then carried forward to every later point.
-        let site = "run_uuid, state_id, file, line, line_defined, function, c_function, stack, type"
+        let site = "run_uuid, state_id, site_key, type"
         let grouped = groups.enumerated().map { "\($1) AS g\($0)" }.joined(separator: ", ")
         let names = groups.indices.map { "g\($0)" }.joined(separator: ", ")
+        let chosen =
+            sites == "1" ? "" : " AND site_key IN (SELECT site_key FROM \(db).sites WHERE \(sites))"
         // (ClickHouse 18.16 leaves out of a subquery the columns that only a lambda inside a
         // lambda reads: the WHERE reads them outside.)
         let answer = try server.execute(
@@ -159,21 +161,22 @@ struct FleetSeries {
                        arrayMap(p -> arrayElement(gs, arrayCount(x -> x <= p, ks)), range(\(points))) AS gc,
                        arrayMap(p -> arrayElement(ls, arrayCount(x -> x <= p, ks)), range(\(points))) AS live
                 FROM (
-                    SELECT run_uuid, function, \(names),
+                    SELECT run_uuid, function, \(grouped),
                            arrayMap(t -> tupleElement(t, 1), steps) AS ks,
                            arrayMap(t -> tupleElement(t, 2), steps) AS gs,
                            arrayMap(t -> tupleElement(t, 3), steps) AS ls
                     FROM (
-                        SELECT \(site), \(grouped),
-                               arraySort(x -> tupleElement(x, 1), groupArray((k, g, l))) AS steps
+                        SELECT \(site), arraySort(x -> tupleElement(x, 1), groupArray((k, g, l))) AS steps
                         FROM (
                             SELECT \(site), \(point) AS k,
                                    argMax(gc_live_bytes, snapshot_id) AS g, argMax(live_bytes, snapshot_id) AS l
                             FROM \(db).site_stats
                             \(runBounds)
-                            WHERE \(selected) AND time_ms <= \(end) AND (\(sites))
+                            WHERE \(selected) AND time_ms <= \(end)\(chosen)
                             GROUP BY \(site), k)
-                        GROUP BY \(site)))
+                        GROUP BY \(site))
+                    ANY LEFT JOIN (SELECT site_key, file, line, line_defined, function FROM \(db).sites FINAL)
+                        USING site_key)
                 WHERE length(ks) = length(gs) AND length(gs) = length(ls))
             GROUP BY \(names)
             HAVING arrayExists(x -> x != 0, gc_sums) OR arrayExists(x -> x != 0, live_sums)

@@ -35,7 +35,7 @@ struct LeaksCommand: ParsableCommand {
 
     func run() throws {
         if ClickHouse.isURL(database.path) {
-            return try fleetLeaks(ClickHouse(url: database.path))
+            return try fleetLeaks(ClickHouse.forReading(database.path))
         }
         let store = try openStore(database)
         let run = try selection.run(in: store)
@@ -130,7 +130,7 @@ struct HistoryCommand: ParsableCommand {
     func run() throws {
         let (file, line) = target
         if ClickHouse.isURL(database.path) {
-            return try fleetHistory(ClickHouse(url: database.path), file: file, line: line)
+            return try fleetHistory(ClickHouse.forReading(database.path), file: file, line: line)
         }
         let store = try openStore(database)
         let run = try selection.run(in: store)

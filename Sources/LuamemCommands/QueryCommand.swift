@@ -39,7 +39,7 @@ struct QueryCommand: ParsableCommand {
 
     func run() throws {
         if ClickHouse.isURL(database.path) {
-            return try fleetGrowth(ClickHouse(url: database.path))
+            return try fleetGrowth(ClickHouse.forReading(database.path))
         }
         let store = try openStore(database)
         let result = try growth(in: store)

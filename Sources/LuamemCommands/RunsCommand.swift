@@ -38,7 +38,7 @@ struct RunsCommand: ParsableCommand {
 
     func run() throws {
         if ClickHouse.isURL(database.path) {
-            return try fleetRuns(ClickHouse(url: database.path))
+            return try fleetRuns(ClickHouse.forReading(database.path))
         }
         let store = try openStore(database)
         var listing = Listing(columns: [
@@ -174,7 +174,7 @@ struct SnapshotsCommand: ParsableCommand {
 
     func run() throws {
         if ClickHouse.isURL(database.path) {
-            return try fleetSnapshots(ClickHouse(url: database.path))
+            return try fleetSnapshots(ClickHouse.forReading(database.path))
         }
         let store = try openStore(database)
         let run = try selection.run(in: store)

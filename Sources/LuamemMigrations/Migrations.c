@@ -43,13 +43,22 @@ static const luamem_migration migrations[] = {
     {6, "0006_run_uuid", migration_0006},
 };
 
-static const char clickhouse_schema[] = {
+static const char clickhouse_0001[] = {
 #embed "../../Migrations/clickhouse/0001_initial.sql"
     , 0
 };
 
-const char *luamem_clickhouse_schema(void) {
-    return clickhouse_schema;
+static const char clickhouse_0002[] = {
+#embed "../../Migrations/clickhouse/0002_site_keys.sql"
+    , 0
+};
+
+const char *luamem_clickhouse_schema(int number) {
+    switch (number) {
+    case 1: return clickhouse_0001;
+    case 2: return clickhouse_0002;
+    default: return 0;
+    }
 }
 
 const luamem_migration *luamem_migrations(int *count) {

@@ -12,7 +12,8 @@ typedef struct luamem_migration {
 /// The migrations in order of version; `count` receives how many there are.
 const luamem_migration *luamem_migrations(int *count);
 
-/// The ClickHouse schema of `luamem ship` (Migrations/clickhouse), {database} to be replaced.
-const char *luamem_clickhouse_schema(void);
+/// The ClickHouse schema of `luamem ship` (Migrations/clickhouse/NNNN_*.sql), file `number`
+/// from 1, {database} to be replaced; NULL past the last.
+const char *luamem_clickhouse_schema(int number);
 
 #endif
