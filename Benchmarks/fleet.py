@@ -115,6 +115,7 @@ def main():
                 spent.append(time.perf_counter() - start)
             return statistics.median(spent) * 1000
         cli_ms = timed(["query", "--db", target, "--build", "v2-1", "--since", "1h"])
+        all_ms = timed(["query", "--db", target, "--since", "1h"])
         diff_ms = timed(["diff", "--db", target, "--base", "build:v1-1", "--head", "build:v2-1"])
         leaks_ms = timed(["leaks", "--db", target, "--build", "v2-1", "--since", "1h"])
         print(f"{shipped}")
@@ -125,6 +126,7 @@ def main():
               f"median of {args.repeat}")
         half = (args.hosts + 1) // 2
         print(f"luamem query --since 1h --build v2-1 ({args.hosts // 2} hosts): {cli_ms:.0f} ms")
+        print(f"luamem query --since 1h (all {args.hosts} hosts): {all_ms:.0f} ms")
         print(f"luamem diff --base build:v1-1 --head build:v2-1 ({half} + {args.hosts // 2} hosts): "
               f"{diff_ms:.0f} ms")
         print(f"luamem leaks --since 1h --build v2-1 ({args.hosts // 2} hosts): {leaks_ms:.0f} ms "
