@@ -43,43 +43,34 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "Weight of a stack: live bytes, or bytes allocated since tracking began.")
     var weight: Weight = .live
 
+    /// What is exported: one entry per (state, site, type), the frames its stacks name, and
+    /// for pprof the time, length, sampling interval and comments.
+    struct Contents {
+        var entries: [PprofProfile.Entry] = []
+        var frames: [Int64: FrameInfo] = [:]
+        var timeMs: Int64 = 0
+        var durationMs: Int64 = 0
+        var period: Int64 = 0
+        var comments: [String] = []
+    }
+
     func run() throws {
-        let store = try openStore(database)
-        let run = try selection.run(in: store)
-        let selected = try selection.stateFilter(store, runID: run.id)
-        let heads = try store.headSnapshots(runID: run.id, untilMs: nil).filter {
-            selected($0.stateID)
-        }
-        let frames = try store.frames()
-        let typeNames = try store.objectTypeNames()
         if format == .pprof && output == "-" && isatty(STDOUT_FILENO) == 1 {
             throw CommandError("a pprof profile is binary: give -o FILE (or redirect the output)")
         }
+        let contents =
+            ClickHouse.isURL(database.path)
+            ? try fleetContents(ClickHouse.forReading(database.path)) : try fileContents()
         let target = output == "-" ? nil : try ReportCommand.writableFile(output)
-        var entries: [PprofProfile.Entry] = []
-        for head in heads {
-            let state = try store.stateName(id: head.stateID)
-            for (info, entry) in try store.namedFigures(at: head) {
-                entries.append(
-                    .init(state: state, info: info, type: typeNames[entry.type] ?? "?",
-                        figures: entry.figures))
-            }
-        }
+        let entries = contents.entries, frames = contents.frames
         func folded(_ info: SiteInfo) -> String { Self.stack(info, frames).joined(separator: ";") }
         let data: Data
         switch format {
         case .pprof:
-            let latest = heads.map(\.timeMs).max() ?? run.startedMs
-            let options = try store.runFacts(id: run.id).options
             let profile = PprofProfile(
-                entries: entries, frames: frames, afterGC: !current,
-                period: Self.sampleInterval(options), timeMs: latest,
-                durationMs: latest - run.startedMs,
-                comments: [
-                    "luamem \(try selection.describe(run, in: store))",
-                    "latest snapshot of each state; inuse is live bytes "
-                        + (current ? "at the snapshot" : "after GC"),
-                ])
+                entries: entries, frames: frames, afterGC: !current, period: contents.period,
+                timeMs: contents.timeMs, durationMs: contents.durationMs,
+                comments: contents.comments)
             data = try profile.data()
         case .folded:
             var weights: [String: Int64] = [:]
@@ -126,6 +117,35 @@ struct ExportCommand: ParsableCommand {
         } else {
             FileHandle.standardOutput.write(data)
         }
+    }
+
+    /// A file's run: the latest snapshot of each selected state.
+    private func fileContents() throws -> Contents {
+        let store = try openStore(database)
+        let run = try selection.run(in: store)
+        let selected = try selection.stateFilter(store, runID: run.id)
+        let heads = try store.headSnapshots(runID: run.id, untilMs: nil).filter {
+            selected($0.stateID)
+        }
+        let typeNames = try store.objectTypeNames()
+        var contents = Contents(frames: try store.frames())
+        for head in heads {
+            let state = try store.stateName(id: head.stateID)
+            for (info, entry) in try store.namedFigures(at: head) {
+                contents.entries.append(
+                    .init(state: state, info: info, type: typeNames[entry.type] ?? "?",
+                        figures: entry.figures))
+            }
+        }
+        contents.timeMs = heads.map { $0.timeMs }.max() ?? run.startedMs
+        contents.durationMs = contents.timeMs - run.startedMs
+        contents.period = Self.sampleInterval(try store.runFacts(id: run.id).options)
+        contents.comments = [
+            "luamem \(try selection.describe(run, in: store))",
+            "latest snapshot of each state; inuse is live bytes "
+                + (current ? "at the snapshot" : "after GC"),
+        ]
+        return contents
     }
 
     /// The run's sampling interval in bytes (`"sample"` in its options), 0 when none.

@@ -1,5 +1,6 @@
 import Foundation
 import LuamemAgent
+import LuamemStore
 
 // The reading commands against a fleet store (`luamem ship`): the same options and listings
 // as for a file, answered by queries that ClickHouse executes.
@@ -159,5 +160,133 @@ extension SnapshotsCommand {
         let heading = "fleet \(server.description)\(selection.fleetDescription)"
         guard !listing.rows.isEmpty else { throw CommandError("\(heading) holds no snapshot") }
         output.print(listing, heading: heading)
+    }
+}
+
+extension ExportCommand {
+    /// Every selected run of a fleet store at its latest snapshots, added up per (state name,
+    /// site, type) in the server. A fleet store keeps a site's stack as file:line per frame and
+    /// the function only of its innermost frame; an outer frame is named after a site whose
+    /// innermost frame is that line, when there is one.
+    func fleetContents(_ server: ClickHouse) throws -> Contents {
+        try selection.refuseRunID()
+        let db = server.database
+        let answer = try server.execute(
+            """
+            SELECT state, file, line, line_defined, function, c_function, stack, type,
+                   sum(live), sum(live_n), sum(alloc), sum(alloc_n), sum(gc)
+            FROM (
+                SELECT site_key, type, state, live, live_n, alloc, alloc_n, gc
+                FROM (
+                    SELECT run_uuid, state_id, site_key, type,
+                           argMax(live_bytes, snapshot_id) AS live, argMax(live_count, snapshot_id) AS live_n,
+                           argMax(alloc_bytes, snapshot_id) AS alloc, argMax(alloc_count, snapshot_id) AS alloc_n,
+                           argMax(gc_live_bytes, snapshot_id) AS gc
+                    FROM \(db).site_stats
+                    WHERE \(selection.fleetRuns(db)) AND \(selection.fleetStates(db))
+                    GROUP BY run_uuid, state_id, site_key, type)
+                ANY LEFT JOIN (
+                    SELECT run_uuid, state_id, any(state) AS state FROM \(db).snapshots
+                    GROUP BY run_uuid, state_id) USING (run_uuid, state_id))
+            ANY LEFT JOIN (
+                SELECT site_key, file, line, line_defined, function, c_function, stack
+                FROM \(db).sites FINAL) USING site_key
+            GROUP BY state, file, line, line_defined, function, c_function, stack, type
+            FORMAT TabSeparated
+            """)
+        struct Row {
+            var state, file, function, cfunction, stack, type: String
+            var line, lineDefined: Int64
+            var figures: Figures
+        }
+        var rows: [Row] = []
+        for line in answer.split(separator: "\n") {
+            let fields = ClickHouse.fields(line)
+            guard fields.count == 13 else { continue }
+            func number(_ index: Int) -> Int64 { Int64(fields[index]) ?? 0 }
+            var figures = Figures()
+            figures.liveBytes = number(8)
+            figures.liveCount = number(9)
+            figures.allocBytes = number(10)
+            figures.allocCount = number(11)
+            figures.gcLiveBytes = number(12)
+            rows.append(
+                Row(
+                    state: fields[0], file: fields[1], function: fields[4], cfunction: fields[5],
+                    stack: fields[6], type: fields[7], line: number(2), lineDefined: number(3),
+                    figures: figures))
+        }
+        // Frames: the innermost frame of each site as shipped; an outer one (file:line) named
+        // after an innermost frame at the same line.
+        var named: [String: (function: String?, lineDefined: Int64)] = [:]
+        for row in rows {
+            named["\(row.file):\(row.line)"] = (row.function.isEmpty ? nil : row.function, row.lineDefined)
+        }
+        var contents = Contents()
+        var frameIDs: [String: Int64] = [:]
+        func frameID(_ frame: FrameInfo) -> Int64 {
+            let key = "\(frame.file)\u{0}\(frame.line)\u{0}\(frame.function ?? "")\u{0}\(frame.lineDefined)"
+            if let known = frameIDs[key] { return known }
+            let id = Int64(frameIDs.count + 1)
+            frameIDs[key] = id
+            contents.frames[id] = frame
+            return id
+        }
+        for row in rows {
+            let outer = row.stack.split(separator: ";").dropFirst().map { part -> Int64 in
+                let colon = part.lastIndex(of: ":") ?? part.endIndex
+                let file = String(part[..<colon])
+                let line = colon < part.endIndex ? Int64(String(part[part.index(after: colon)...])) ?? 0 : 0
+                let known = named["\(file):\(line)"]
+                return frameID(
+                    FrameInfo(
+                        file: file, line: line, function: known?.function,
+                        lineDefined: known?.lineDefined ?? 0))
+            }
+            let innermost = frameID(
+                FrameInfo(
+                    file: row.file, line: row.line, function: row.function.isEmpty ? nil : row.function,
+                    lineDefined: row.lineDefined))
+            let info = SiteInfo(
+                id: 0, file: row.file, line: row.line, lineDefined: row.lineDefined,
+                function: row.function.isEmpty ? nil : row.function, cfunction: row.cfunction,
+                stack: ([innermost] + outer).map(String.init).joined(separator: ","))
+            contents.entries.append(
+                .init(state: row.state, info: info, type: row.type, figures: row.figures))
+        }
+        // When and how long: the latest snapshot, from the earliest selected run's start; the
+        // sampling interval when every run had the same.
+        let facts = try server.execute(
+            """
+            SELECT max(time_ms), uniqExact(run_uuid) FROM \(db).snapshots
+            WHERE \(selection.fleetRuns(db)) AND \(selection.fleetStates(db))
+            FORMAT TabSeparated
+            """
+        ).split(separator: "\n").first.map(ClickHouse.fields) ?? []
+        let options = try server.execute(
+            """
+            SELECT min(started_ms), groupUniqArray(options) FROM \(db).runs FINAL
+            WHERE \(selection.fleetRuns(db))
+            FORMAT TabSeparated
+            """
+        ).split(separator: "\n").first.map(ClickHouse.fields) ?? []
+        let runs = facts.count == 2 ? Int64(facts[1]) ?? 0 : 0
+        guard runs > 0 else {
+            throw CommandError("fleet \(server.description)\(selection.fleetDescription) holds no run")
+        }
+        contents.timeMs = facts.count == 2 ? Int64(facts[0]) ?? 0 : 0
+        let started = options.count == 2 ? Int64(options[0]) ?? contents.timeMs : contents.timeMs
+        contents.durationMs = max(0, contents.timeMs - started)
+        // groupUniqArray's strings come back as a ClickHouse array literal of quoted strings.
+        let intervals = Set(
+            (options.count == 2 ? options[1] : "").components(separatedBy: "\"sample\":").dropFirst()
+                .map { Int64($0.prefix { $0.isNumber }) ?? 0 })
+        contents.period = intervals.count == 1 ? intervals.first! : 0
+        contents.comments = [
+            "luamem fleet \(server.description)\(selection.fleetDescription): \(runs) run(s) added up",
+            "latest snapshot of each state; inuse is live bytes "
+                + (current ? "at the snapshot" : "after GC"),
+        ]
+        return contents
     }
 }

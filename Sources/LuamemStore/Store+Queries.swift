@@ -544,6 +544,13 @@ public struct FrameInfo: Sendable {
     public var function: String?
     /// The first line of the enclosing function (0: the main chunk).
     public var lineDefined: Int64 = 0
+
+    public init(file: String, line: Int64, function: String?, lineDefined: Int64 = 0) {
+        self.file = file
+        self.line = line
+        self.function = function
+        self.lineDefined = lineDefined
+    }
 }
 
 extension Store {

@@ -304,6 +304,32 @@ final class ClickHouseServer: @unchecked Sendable {
         #expect(changes.first?["function"] as? String == "keep_tables", "\(changes)")
         let table = try Harness.luamem(["diff", "--db", target, "--base", "build:v1", "--head", "build:v2"])
         #expect(table.stdout.hasPrefix("base: build v1 (median of 3 runs) at end\nhead: build v2 (median of 3 runs) at end\n"), "\(table.stdout)")
+        // export: the hosts' stacks added up; a pprof profile go tool pprof reads, with the line
+        // holding the hosts' bytes.
+        var expected6 = 0
+        for host in ["eu-1", "eu-2", "us-1"] {
+            let folded = try Harness.luamem([
+                "export", "--db", directory.appendingPathComponent("v2/\(host).db").path,
+            ]).stdout
+            expected6 += Int(folded.split(separator: "\n").first { $0.hasPrefix("sites.lua:6 ") }?
+                .split(separator: " ").last ?? "") ?? 0
+        }
+        let fleetFolded = try Harness.luamem(["export", "--db", target, "--build", "v2"])
+        #expect(fleetFolded.status == 0, "\(fleetFolded.stderr)")
+        #expect(fleetFolded.stdout.contains("\nsites.lua:6 \(expected6)\n") || fleetFolded.stdout.hasPrefix("sites.lua:6 \(expected6)\n"), "\(fleetFolded.stdout)")
+        let profile = directory.appendingPathComponent("fleet.pb.gz")
+        let written = try Harness.luamem([
+            "export", "--db", target, "--build", "v2", "--format", "pprof", "-o", profile.path,
+        ])
+        #expect(written.status == 0, "\(written.stderr)")
+        let top = try Harness.run(
+            "/usr/bin/go",
+            ["tool", "pprof", "-top", "-lines", "-sample_index=inuse_space", "-unit=B", profile.path],
+            environment: ["HOME": directory.path])
+        #expect(top.stdout.contains("luamem fleet \(target), build v2: 3 run(s) added up"), "\(top.stdout) \(top.stderr)")
+        let keep = top.stdout.split(separator: "\n").first { $0.hasSuffix("keep_tables sites.lua:6") }
+        #expect(keep?.split(separator: " ").first == "\(expected6)B", "\(top.stdout)")
+
         let snapshotRef = try Harness.luamem(["diff", "--db", target, "--base", "snapshot:1", "--head", "build:v2"])
         #expect(snapshotRef.status == 2 && snapshotRef.stderr.contains("names runs by UUID"))
 
