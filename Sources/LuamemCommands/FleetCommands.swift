@@ -169,6 +169,12 @@ extension ExportCommand {
     /// the function only of its innermost frame; an outer frame is named after a site whose
     /// innermost frame is that line, when there is one.
     func fleetContents(_ server: ClickHouse) throws -> Contents {
+        try Self.fleetContents(server, selection: selection, current: current)
+    }
+
+    static func fleetContents(
+        _ server: ClickHouse, selection: SelectionOptions, current: Bool
+    ) throws -> Contents {
         try selection.refuseRunID()
         let db = server.database
         let answer = try server.execute(
@@ -288,5 +294,104 @@ extension ExportCommand {
                 + (current ? "at the snapshot" : "after GC"),
         ]
         return contents
+    }
+}
+
+extension Series {
+    /// A fleet's rows over time (FleetSeries), as the report draws a file's.
+    init(fleet: FleetSeries, by grouping: Grouping) {
+        var afterGC: [SiteKey: [Int64]] = [:], live: [SiteKey: [Int64]] = [:]
+        var labels: [SiteKey: (site: String, info: SiteInfo)] = [:]
+        for row in fleet.rows {
+            let (_, fields) = FleetSeries.label(row.fields, by: grouping)
+            let type = grouping == .type ? row.fields[0] : "?"
+            let info = SiteInfo(
+                id: 0, file: fields.file ?? "", line: fields.line,
+                lineDefined: grouping == .function ? fields.line : row.lineDefined,
+                function: fields.function, cfunction: "", stack: "")
+            let key = SiteKey(info, type: type, by: grouping)
+            afterGC[key] = zip(afterGC[key] ?? row.afterGC.map { _ in 0 }, row.afterGC).map { $0 + $1 }
+            live[key] = zip(live[key] ?? row.live.map { _ in 0 }, row.live).map { $0 + $1 }
+            labels[key] = labels[key] ?? (SiteKey.label(info, type: type, by: grouping), info)
+        }
+        self.init(times: fleet.times, afterGC: afterGC, live: live, labels: labels)
+    }
+}
+
+extension ReportCommand {
+    /// The page of a fleet store: the selected runs' figures added up at up to 60 evenly spaced
+    /// times of the window (as `history` and `query` across the fleet), the stacks of their
+    /// latest snapshots (as `export`), and with --base/--head the fleet's diff.
+    func fleetPage(_ server: ClickHouse) throws -> ReportPage {
+        try selection.refuseRunID()
+        let heading = "fleet \(server.description)\(selection.fleetDescription)"
+        progress("reading \(heading)")
+        let sinceMs = window.sinceMs(nowMs: Clock.epochMs())
+        // Lines: each run spaced over its own part of the window, as `leaks` does (so growth is
+        // each run's from its base to its end, added up, as `query` gives it).
+        let lines = try FleetSeries(
+            server: server, selection: selection, sinceMs: sinceMs, untilMs: nil,
+            groups: FleetSeries.groups(.line), alignRuns: true)
+        guard lines.times.count >= 1, lines.runs > 0 else {
+            throw CommandError("\(heading) has no snapshot to report")
+        }
+        let types = try FleetSeries(
+            server: server, selection: selection, sinceMs: sinceMs, untilMs: nil,
+            groups: FleetSeries.groups(.type))
+        let byLine = Series(fleet: lines, by: .line), byType = Series(fleet: types, by: .type)
+        // The timeline: the fleet's totals at each time, as one state's snapshots.
+        let snapshots = byType.times.indices.map { index in
+            var totals = Figures()
+            totals.liveBytes = byType.live.values.map { $0[index] }.reduce(0, +)
+            totals.gcLiveBytes = byType.afterGC.values.map { $0[index] }.reduce(0, +)
+            return SnapshotSummary(
+                ref: SnapshotRef(id: Int64(index + 1), stateID: 0, timeMs: byType.times[index]),
+                runID: 0, state: "fleet", kind: "interval", totals: totals, gcCycles: 0)
+        }
+        var diff: ReportPage.Diff?
+        if let base, let head {
+            progress("comparing \(base) with \(head)")
+            let comparison = FleetComparison(
+                server: server, at: at, by: .line, current: false, state: selection.state)
+            let baseSide = try comparison.resolve(base), headSide = try comparison.resolve(head)
+            diff = ReportPage.Diff(
+                base: baseSide, head: headSide, changes: Comparison.changes(baseSide, headSide))
+        }
+        if lines.fitCycles < LeaksCommand.cyclesNeeded { warnTooFewCycles(lines.fitCycles) }
+        let contents = try ExportCommand.fleetContents(server, selection: selection, current: false)
+        var stacks: [[String]: Int64] = [:]
+        for entry in contents.entries where entry.figures.gcLiveBytes > 0 {
+            stacks[ExportCommand.stack(entry.info, contents.frames), default: 0] += entry.figures.gcLiveBytes
+        }
+        let db = server.database
+        let facts = try server.execute(
+            """
+            SELECT uniqExact(run_uuid), uniqExact(host), arrayStringConcat(groupUniqArray(build), ', '),
+                   arrayStringConcat(groupUniqArray(lua_version), ', ')
+            FROM \(db).runs FINAL
+            WHERE \(selection.fleetRuns(db))
+            FORMAT TabSeparated
+            """
+        ).split(separator: "\n").first.map(ClickHouse.fields) ?? []
+        var page = ReportPage(
+            run: RunRecord(
+                id: 0, build: selection.build, name: selection.name, host: selection.host ?? "",
+                pid: 0, command: "", startedMs: snapshots.first?.ref.timeMs ?? 0, endedMs: nil,
+                exitStatus: nil, parentID: nil),
+            title: heading, facts: (luaVersion: "", options: ""), snapshots: snapshots,
+            series: byLine, byType: byType, stacks: stacks.map { ($0.key, $0.value) }, diff: diff,
+            top: top, cycles: lines.cycles, fitCycles: lines.fitCycles)
+        if facts.count == 4 {
+            page.factRows = [
+                ("Runs", "\(facts[0]) (with snapshots in the window: \(lines.runs)), added up"),
+                ("Hosts", facts[1]), ("Builds", facts[2].isEmpty ? "—" : facts[2]),
+                ("Lua", facts[3]),
+                (
+                    "Times",
+                    "\(lines.times.count) evenly spaced; each run counts with its latest figures at each"
+                ),
+            ]
+        }
+        return page
     }
 }

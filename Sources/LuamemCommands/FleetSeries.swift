@@ -47,6 +47,8 @@ struct FleetSeries {
     struct Row {
         /// The values of the `groups` expressions, then any function name of the row's sites.
         var fields: [String]
+        /// Any first line of the function of the row's sites.
+        var lineDefined: Int64 = 0
         var afterGC: [Int64]
         var live: [Int64]
         /// How many runs the row's figures come from.
@@ -175,14 +177,15 @@ struct FleetSeries {
         // lambda reads: the WHERE reads them outside.)
         let answer = try server.execute(
             """
-            SELECT \(names), any(function) AS any_function, sumForEach(gc) AS gc_sums,
+            SELECT \(names), any(line_defined) AS any_defined, any(function) AS any_function,
+                   sumForEach(gc) AS gc_sums,
                    sumForEach(live) AS live_sums, uniqExact(run_uuid) AS runs
             FROM (
-                SELECT run_uuid, function, \(names),
+                SELECT run_uuid, line_defined, function, \(names),
                        arrayMap(p -> arrayElement(gs, arrayCount(x -> x <= p, ks)), range(\(points))) AS gc,
                        arrayMap(p -> arrayElement(ls, arrayCount(x -> x <= p, ks)), range(\(points))) AS live
                 FROM (
-                    SELECT run_uuid, function, \(grouped),
+                    SELECT run_uuid, line_defined, function, \(grouped),
                            arrayMap(t -> tupleElement(t, 1), steps) AS ks,
                            arrayMap(t -> tupleElement(t, 2), steps) AS gs,
                            arrayMap(t -> tupleElement(t, 3), steps) AS ls
@@ -205,14 +208,15 @@ struct FleetSeries {
             """)
         for line in answer.split(separator: "\n") {
             let fields = ClickHouse.fields(line)
-            guard fields.count == groups.count + 4 else { continue }
-            let afterGC = Self.integers(fields[groups.count + 1])
-            let live = Self.integers(fields[groups.count + 2])
+            guard fields.count == groups.count + 5 else { continue }
+            let afterGC = Self.integers(fields[groups.count + 2])
+            let live = Self.integers(fields[groups.count + 3])
             guard afterGC.count == points, live.count == points else { continue }
             rows.append(
                 Row(
-                    fields: Array(fields.prefix(groups.count + 1)), afterGC: afterGC, live: live,
-                    runs: Int64(fields[groups.count + 3]) ?? 0))
+                    fields: Array(fields.prefix(groups.count)) + [fields[groups.count + 1]],
+                    lineDefined: Int64(fields[groups.count]) ?? 0, afterGC: afterGC, live: live,
+                    runs: Int64(fields[groups.count + 4]) ?? 0))
         }
     }
 

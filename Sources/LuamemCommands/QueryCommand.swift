@@ -263,8 +263,8 @@ func describe(_ run: RunRecord) -> String {
 func openStore(_ database: DatabaseOptions, writable: Bool = false) throws -> Store {
     if ClickHouse.isURL(database.path) {
         throw CommandError(
-            "`luamem report`, `export` and `prune` do not read ClickHouse: give a SQLite file, or "
-                + "ask the fleet with runs, snapshots, query, diff, leaks or history")
+            "`luamem prune` does not read ClickHouse (a fleet store keeps what was shipped; drop "
+                + "partitions or rows there in SQL): give a SQLite file")
     }
     do {
         return try Store.openForReading(path: database.path, writable: writable)

@@ -52,6 +52,23 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         // Where the page goes is checked first: nothing to read if it cannot be written.
         let target = output == "-" ? nil : try Self.writableFile(output)
+        let page =
+            ClickHouse.isURL(database.path)
+            ? try fleetPage(ClickHouse.forReading(database.path)) : try filePage()
+        let html = page.html()
+        guard let target else {
+            print(html, terminator: "")
+            return
+        }
+        do {
+            try html.write(toFile: target, atomically: true, encoding: .utf8)
+        } catch {
+            throw CommandError("cannot write \(output): \(error.localizedDescription)")
+        }
+        print("wrote \(output)")
+    }
+
+    private func filePage() throws -> ReportPage {
         let store = try openStore(database)
         let run = try selection.run(in: store)
         let selected = try selection.stateFilter(store, runID: run.id)
@@ -84,17 +101,7 @@ struct ReportCommand: ParsableCommand {
             byType: byType,
             stacks: try stacks(store, run: run, selected: selected), diff: diff,
             top: top, cycles: cycles, fitCycles: fitCycles)
-        let html = page.html()
-        guard let target else {
-            print(html, terminator: "")
-            return
-        }
-        do {
-            try html.write(toFile: target, atomically: true, encoding: .utf8)
-        } catch {
-            throw CommandError("cannot write \(output): \(error.localizedDescription)")
-        }
-        print("wrote \(output)")
+        return page
     }
 
     /// The regular file to write for `path`: the path itself, or the file a symlink points to
@@ -132,7 +139,7 @@ struct ReportCommand: ParsableCommand {
         return result.map { ($0.key, $0.value) }
     }
 
-    private func progress(_ message: String) {
+    func progress(_ message: String) {
         if isatty(STDERR_FILENO) == 1 { FileHandle.standardError.write(Data("\(message)…\n".utf8)) }
     }
 }
@@ -213,9 +220,11 @@ struct ReportPage {
             <body data-ready="0">
             <h1>luamem report: \(escape(title))</h1>
             <section id="facts"><table class="facts">
+            \(factRows.map { $0.map { fact($0.0, $0.1) }.joined() } ?? """
             \(fact("Build", run.build ?? "—"))\(fact("Name", run.name ?? "—"))\(fact("Host", "\(run.host) (pid \(run.pid))"))
             \(fact("Command", run.command))\(fact("Lua", facts.luaVersion))\(fact("Options", facts.options))
-            \(fact("Window", "\(formatTime(first)) → \(formatTime(last)) UTC (\(Listing.formatDuration(last - first)), \(snapshots.count) snapshots)"))
+            """)
+            \(fact("Window", "\(formatTime(first)) → \(formatTime(last)) UTC (\(Listing.formatDuration(last - first)), \(snapshots.count) \(factRows == nil ? "snapshots" : "points"))"))
             </table></section>
             <section id="timeline"><h2>Live memory over time</h2>\(timeline())
             <p class="legend"><span class="live">■</span> live bytes at each snapshot
@@ -244,6 +253,9 @@ struct ReportPage {
             </body></html>
             """
     }
+
+    /// Rows of the facts table in place of the run's (a fleet's page).
+    var factRows: [(String, String)]? = nil
 
     private func fact(_ name: String, _ value: String) -> String {
         "<tr><th>\(escape(name))</th><td>\(escape(value))</td></tr>"

@@ -23,6 +23,16 @@ struct Series {
     /// A state whose window holds more site_stats rows than this is replayed from rollups.
     static let rowsBeforeRollups: Int64 = 200_000
 
+    init(
+        times: [Int64], afterGC: [SiteKey: [Int64]], live: [SiteKey: [Int64]],
+        labels: [SiteKey: (site: String, info: SiteInfo)]
+    ) {
+        self.times = times
+        self.afterGC = afterGC
+        self.live = live
+        self.labels = labels
+    }
+
     /// `live` when `current`, else `afterGC`.
     func values(current: Bool) -> [SiteKey: [Int64]] { current ? live : afterGC }
 

@@ -398,6 +398,18 @@ public struct SnapshotSummary: Sendable {
     public var kind: String
     public var totals: Figures
     public var gcCycles: Int64
+
+    public init(
+        ref: SnapshotRef, runID: Int64, state: String, kind: String, totals: Figures,
+        gcCycles: Int64
+    ) {
+        self.ref = ref
+        self.runID = runID
+        self.state = state
+        self.kind = kind
+        self.totals = totals
+        self.gcCycles = gcCycles
+    }
 }
 
 extension Store {

@@ -230,8 +230,8 @@ final class ClickHouseServer: @unchecked Sendable {
         #expect(table.stdout.hasPrefix("fleet \(target), build v1: 3 run(s), growth of live bytes after GC\n"), "\(table.stdout)")
         let gated = try Harness.luamem(["query", "--db", target, "--build", "v1", "--fail-above", "1KiB"])
         #expect(gated.status == 1, "\(gated.stderr)")
-        let unsupported = try Harness.luamem(["report", "--db", target, "-o", "-"])
-        #expect(unsupported.status == 2 && unsupported.stderr.contains("do not read ClickHouse"), "\(unsupported.stderr)")
+        let unsupported = try Harness.luamem(["prune", "--db", target, "--older-than", "1h"])
+        #expect(unsupported.status == 2 && unsupported.stderr.contains("does not read ClickHouse"), "\(unsupported.stderr)")
         let byHost = try Harness.jsonRows(
             Harness.luamem(["query", "--db", target, "--host", "eu-2", "--format", "json", "--top", "100"]).stdout)
         #expect(byHost.first { $0["line"] as? Int == 5 }?["runs"] as? Int == 1)
@@ -357,6 +357,22 @@ final class ClickHouseServer: @unchecked Sendable {
         #expect(first["runs"] as? Int == 2)
         #expect(first["live_bytes"] as? Int == live13)
         #expect(!suspects.contains { $0["line"] as? Int == 14 }, "\(suspects)")
+        // report: the same suspect, and the growth query gives, for the fleet.
+        let fleetGrowth = try Harness.jsonRows(
+            Harness.luamem(["query", "--db", target, "--build", "leak", "--format", "json"]).stdout)
+        let page = try Harness.luamem(["report", "--db", target, "--build", "leak", "-o", "-"])
+        #expect(page.status == 0, "\(page.stderr)")
+        #expect(page.stdout.contains("<tr><th>Runs</th><td>2 (with snapshots in the window: 2), added up</td></tr>"))
+        let suspect = try #require(
+            page.stdout.firstMatch(of: try Regex(#"<tr class="suspect" data-site="([^"]+)">"#, as: (Substring, Substring).self)))
+        #expect(suspect.1.hasSuffix("patterns.lua:13"), "\(suspect.1)")
+        let grown = try #require(
+            page.stdout.firstMatch(
+                of: try Regex(#"<tr class="site" data-site="([^"]+)" data-growth="(-?\d+)""#, as: (Substring, Substring, Substring).self)))
+        let topGrowth = try #require(fleetGrowth.first)
+        #expect(String(grown.1) == topGrowth["site"] as? String)
+        #expect(Int(grown.2) == topGrowth["growth_bytes"] as? Int, "\(topGrowth)")
+
         let history = try Harness.luamem([
             "history", "--db", target, "--build", "leak", "patterns.lua:13", "--format", "json", "--top", "100",
         ])
