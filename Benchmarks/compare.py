@@ -5,12 +5,19 @@ wall time, the ratio, and peak RSS of both. Not a test: figures depend on the ma
     python3 Benchmarks/compare.py [--runs 5] [--luamem .build/release/luamem] [--depth 1]
                                   [--sample 512KiB]
 
-With --callgrind it counts instructions instead (valgrind --tool=callgrind), which repeats
-exactly on a busy machine. valgrind cannot read this toolchain's DWARF 5, so that mode needs a
-build without debug information:
+With --callgrind it counts instructions instead (valgrind --tool=callgrind), and with
+--cachegrind instructions, data references and cache misses (valgrind --tool=cachegrind
+--cache-sim=yes: first-level data misses, and last-level misses, which go to memory); both
+repeat exactly on a busy machine. valgrind cannot read this toolchain's DWARF 5, so those modes
+need a build without debug information:
 
     swift build -c release -Xswiftc -gnone -Xcc -g0 --build-path .build-nodebug --product luamem
     python3 Benchmarks/compare.py --callgrind --luamem .build-nodebug/release/luamem
+    python3 Benchmarks/compare.py --cachegrind --luamem .build-nodebug/release/luamem
+
+Besides the synthetic workloads, two real programs run when Debian has them installed (both
+run by lua5.3, their modules found through LUA_PATH): luacheck (`lua-check`) over the Lua
+trees in /usr/share/lua, and LDoc (`lua-ldoc`) over Penlight's sources (`lua-penlight`).
 """
 import argparse
 import os
@@ -21,6 +28,29 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+LUA51_PATH = {"LUA_PATH": "/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua;;"}
+
+
+def real_programs(scratch, small):
+    """(name, arguments after the interpreter, environment) of the real programs installed."""
+    programs = []
+    if os.path.exists("/usr/bin/luacheck"):
+        tree = "/usr/share/lua/5.1/luacheck" if small else "/usr/share/lua"
+        programs.append((("luacheck (small)" if small else "luacheck"),
+                         ["/usr/bin/luacheck", "--no-color", "--codes", "--no-cache", "-q", tree],
+                         LUA51_PATH))
+    if os.path.exists("/usr/bin/ldoc") and os.path.isdir("/usr/share/lua/5.3/pl"):
+        out = os.path.join(scratch, "ldoc")
+        os.makedirs(out, exist_ok=True)
+        programs.append(("LDoc penlight", ["/usr/bin/ldoc", "-q", "-d", out, "/usr/share/lua/5.3/pl"],
+                         LUA51_PATH))
+    return programs
+
+
+def workloads(table, scratch, small):
+    """The synthetic workloads of `table` and the real programs, as (name, arguments, env)."""
+    return [(name, [os.path.join(HERE, "workloads", script)] + script_args, {})
+            for name, script, script_args in table] + real_programs(scratch, small)
 # Smaller sizes under callgrind, which runs programs about 50 times slower.
 CALLGRIND_WORKLOADS = [
     ("binary-trees 12", "binary_trees.lua", ["12"]),
@@ -35,7 +65,7 @@ WORKLOADS = [
 ]
 
 
-def measure(command):
+def measure(command, env=None):
     """Wall seconds and peak RSS (KiB) of one run; output discarded, failure is fatal.
 
     The peak RSS comes from GNU time (/usr/bin/time, Debian package `time`): the rusage of a
@@ -44,22 +74,25 @@ def measure(command):
     with tempfile.NamedTemporaryFile(mode="r") as report:
         start = time.perf_counter()
         result = subprocess.run(["/usr/bin/time", "-q", "-f", "%M", "-o", report.name] + command,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env={**os.environ, **(env or {})})
         elapsed = time.perf_counter() - start
-        if result.returncode != 0:
+        # luacheck exits 1 when it reports warnings: only a signal or status > 1 fails.
+        if result.returncode not in (0, 1):
             sys.exit(f"failed: {' '.join(command)}\n{result.stderr.decode()}")
         return elapsed, int(report.read().split()[-1])
 
 
-def instructions(command):
+def instructions(command, env=None):
     """Instructions executed by one run under callgrind."""
     with tempfile.NamedTemporaryFile() as out:
         result = subprocess.run(
             # Follow children, should a luamem built without the lean runner execute one.
             ["valgrind", "--tool=callgrind", "--trace-children=yes",
              f"--callgrind-out-file={out.name}"] + command,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if result.returncode != 0:
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **(env or {})})
+        if result.returncode not in (0, 1):
             sys.exit(f"failed under callgrind: {' '.join(command)}\n{result.stderr[-2000:]}")
         for line in result.stderr.splitlines():
             if "Collected :" in line:
@@ -76,14 +109,53 @@ def callgrind(args, scratch):
           f"{', sample ' + args.sample if args.sample else ''}; luamem's own start-up: "
           f"{startup / 1e6:.1f} M instructions")
     print("%-16s %12s %12s %6s %18s" % ("workload", "lua5.3 M", "luamem M", "ratio", "without start-up"))
-    for name, script, script_args in CALLGRIND_WORKLOADS:
-        path = os.path.join(HERE, "workloads", script)
+    for name, arguments, env in workloads(CALLGRIND_WORKLOADS, scratch, small=True):
         sampling = ["--sample", args.sample] if args.sample else []
-        plain = instructions([args.lua, path] + script_args)
+        plain = instructions([args.lua] + arguments, env)
         tracked = instructions([args.luamem, "run", "--db", db, "--depth", args.depth] + sampling
-                               + [path] + script_args)
+                               + arguments, env)
         print("%-16s %12.1f %12.1f %5.2fx %17.2fx" % (
             name, plain / 1e6, tracked / 1e6, tracked / plain, (tracked - startup) / plain))
+
+
+def cache_counts(command, env=None):
+    """Cachegrind's totals for one run: instruction and data references, first-level data
+    misses and last-level misses (instructions and data)."""
+    with tempfile.NamedTemporaryFile() as out:
+        result = subprocess.run(
+            ["valgrind", "--tool=cachegrind", "--cache-sim=yes", "--trace-children=yes",
+             f"--cachegrind-out-file={out.name}"] + command,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **(env or {})})
+        if result.returncode not in (0, 1):
+            sys.exit(f"failed under cachegrind: {' '.join(command)}\n{result.stderr[-2000:]}")
+    counts = {}
+    for line in result.stderr.splitlines():
+        # "==123== D1  misses:   1,234,567  ( ... rd   + ... wr)"
+        text = line.split("==", 2)[-1].strip()
+        for key in ("I   refs:", "D   refs:", "D1  misses:", "LL misses:"):
+            if text.startswith(key):
+                counts[key.split()[0]] = int(text[len(key):].split()[0].replace(",", ""))
+    if len(counts) != 4:
+        sys.exit("cachegrind printed no totals")
+    return counts
+
+
+def cachegrind(args, scratch):
+    db = os.path.join(scratch, "cachegrind.db")
+    print(f"cachegrind (simulated caches), luamem {os.path.relpath(args.luamem)}, depth "
+          f"{args.depth}{', sample ' + args.sample if args.sample else ''}; millions, tracked / plain")
+    print("%-18s %17s %17s %17s %17s" % ("workload", "instructions", "data refs", "D1 misses",
+                                          "LL misses"))
+    for name, arguments, env in workloads(CALLGRIND_WORKLOADS, scratch, small=True):
+        sampling = ["--sample", args.sample] if args.sample else []
+        plain = cache_counts([args.lua] + arguments, env)
+        tracked = cache_counts([args.luamem, "run", "--db", db, "--depth", args.depth]
+                               + sampling + arguments, env)
+        cells = ["%7.1f/%-6.1f %4.2fx" % (tracked[k] / 1e6, plain[k] / 1e6,
+                                          tracked[k] / max(plain[k], 1))
+                 for k in ("I", "D", "D1", "LL")]
+        print("%-18s %s" % (name, " ".join("%17s" % c for c in cells)))
 
 
 def main():
@@ -94,10 +166,12 @@ def main():
     parser.add_argument("--depth", default="1")
     parser.add_argument("--sample", default=None, help="e.g. 512KiB: luamem run --sample")
     parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
+    parser.add_argument("--cachegrind", action="store_true",
+                        help="count instructions, data references and cache misses instead")
     args = parser.parse_args()
-    if args.callgrind:
+    if args.callgrind or args.cachegrind:
         with tempfile.TemporaryDirectory() as scratch:
-            callgrind(args, scratch)
+            (callgrind if args.callgrind else cachegrind)(args, scratch)
         return
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -117,14 +191,13 @@ def main():
         header = ("workload", "lua5.3 s", "luamem s", "ratio", "lua5.3 MiB", "luamem MiB",
                   "extra MiB", "tracker MiB")
         print("%-16s %9s %9s %6s %11s %11s %10s %17s" % header)
-        for name, script, script_args in WORKLOADS:
-            path = os.path.join(HERE, "workloads", script)
+        for name, arguments, env in workloads(WORKLOADS, scratch, small=False):
             plain, tracked = [], []
             for _ in range(args.runs):
-                plain.append(measure([args.lua, path] + script_args))
+                plain.append(measure([args.lua] + arguments, env))
                 sampling = ["--sample", args.sample] if args.sample else []
                 tracked.append(measure([args.luamem, "run", "--db", db, "--depth", args.depth]
-                                       + sampling + [path] + script_args))
+                                       + sampling + arguments, env))
             plain_s = statistics.median(t for t, _ in plain)
             tracked_s = statistics.median(t for t, _ in tracked)
             plain_rss = statistics.median(r for _, r in plain)
