@@ -4,13 +4,16 @@
 # luacheck (a real Lua code base run under the tracker), chromium (the headless browser the HTML
 # report is tested in), golang-go (go tool pprof reads the pprof export), clickhouse-server and
 # curl (luamem ship is tested against a real server, which the tests start), and what
-# scripts/package.sh and the install tests need (dpkg-dev, pkg-config, a C compiler).
+# scripts/package.sh and the install tests need (dpkg-dev, pkg-config, a C compiler). With
+# --bench, what the benchmarks run: GNU time, valgrind, and the real programs compare.py times
+# (luacheck, LDoc over Penlight).
 set -euo pipefail
 packages=(liblua5.3-dev lua5.3 libsqlite3-dev sqlite3 zlib1g-dev)
 case "${1:-}" in
     --tests) packages+=(lua-check chromium dpkg-dev pkgconf gcc golang-go clickhouse-server curl) ;;
+    --bench) packages+=(time valgrind lua-check lua-ldoc lua-penlight clickhouse-server) ;;
     "") ;;
-    *) echo "usage: install-deps.sh [--tests]" >&2; exit 64 ;;
+    *) echo "usage: install-deps.sh [--tests|--bench]" >&2; exit 64 ;;
 esac
 missing=()
 for package in "${packages[@]}"; do
