@@ -147,7 +147,11 @@ def cachegrind(args, scratch):
           f"{args.depth}{', sample ' + args.sample if args.sample else ''}; millions, tracked / plain")
     print("%-18s %17s %17s %17s %17s" % ("workload", "instructions", "data refs", "D1 misses",
                                           "LL misses"))
-    for name, arguments, env in workloads(CALLGRIND_WORKLOADS, scratch, small=True):
+    empty = os.path.join(scratch, "empty.lua")
+    open(empty, "w").close()
+    # The empty script first: what luamem's start-up adds to every row below.
+    for name, arguments, env in [("empty script", [empty], {})] + workloads(
+            CALLGRIND_WORKLOADS, scratch, small=True):
         sampling = ["--sample", args.sample] if args.sample else []
         plain = cache_counts([args.lua] + arguments, env)
         tracked = cache_counts([args.luamem, "run", "--db", db, "--depth", args.depth]
