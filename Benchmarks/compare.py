@@ -77,8 +77,8 @@ def measure(command, env=None):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 env={**os.environ, **(env or {})})
         elapsed = time.perf_counter() - start
-        # luacheck exits 1 when it reports warnings: only a signal or status > 1 fails.
-        if result.returncode not in (0, 1):
+        # luacheck exits 1 when it reports warnings and 2 for errors in the code it checks.
+        if result.returncode not in (0, 1, 2):
             sys.exit(f"failed: {' '.join(command)}\n{result.stderr.decode()}")
         return elapsed, int(report.read().split()[-1])
 
@@ -92,7 +92,7 @@ def instructions(command, env=None):
              f"--callgrind-out-file={out.name}"] + command,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **(env or {})})
-        if result.returncode not in (0, 1):
+        if result.returncode not in (0, 1, 2):
             sys.exit(f"failed under callgrind: {' '.join(command)}\n{result.stderr[-2000:]}")
         for line in result.stderr.splitlines():
             if "Collected :" in line:
@@ -127,7 +127,7 @@ def cache_counts(command, env=None):
              f"--cachegrind-out-file={out.name}"] + command,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **(env or {})})
-        if result.returncode not in (0, 1):
+        if result.returncode not in (0, 1, 2):
             sys.exit(f"failed under cachegrind: {' '.join(command)}\n{result.stderr[-2000:]}")
     counts = {}
     for line in result.stderr.splitlines():
