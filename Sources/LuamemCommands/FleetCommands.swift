@@ -8,7 +8,7 @@ import LuamemStore
 extension LeaksCommand {
     /// Rows whose figures, added over every selected run, grow steadily over the window.
     func fleetLeaks(_ server: ClickHouse) throws {
-        try selection.refuseRunID()
+        try selection.refuseRunID(server)
         let series = try FleetSeries(
             server: server, selection: selection,
             sinceMs: window.sinceMs(nowMs: Clock.epochMs()), untilMs: nil,
@@ -73,7 +73,7 @@ extension LeaksCommand {
 extension HistoryCommand {
     /// One site, or one file, over time, its figures added over every selected run.
     func fleetHistory(_ server: ClickHouse, file: String, line: Int64?) throws {
-        try selection.refuseRunID()
+        try selection.refuseRunID(server)
         let sites =
             "(file = \(ClickHouse.literal(file)) OR endsWith(file, \(ClickHouse.literal("/" + file))))"
             + (line.map { " AND line = \($0)" } ?? "")
@@ -117,7 +117,7 @@ extension HistoryCommand {
 extension SnapshotsCommand {
     /// The snapshots of every selected run, newest last; --top keeps the latest ones.
     func fleetSnapshots(_ server: ClickHouse) throws {
-        try selection.refuseRunID()
+        try selection.refuseRunID(server)
         let db = server.database
         let answer = try server.execute(
             """
@@ -175,7 +175,7 @@ extension ExportCommand {
     static func fleetContents(
         _ server: ClickHouse, selection: SelectionOptions, current: Bool
     ) throws -> Contents {
-        try selection.refuseRunID()
+        try selection.refuseRunID(server)
         let db = server.database
         let answer = try server.execute(
             """
@@ -323,7 +323,7 @@ extension ReportCommand {
     /// times of the window (as `history` and `query` across the fleet), the stacks of their
     /// latest snapshots (as `export`), and with --base/--head the fleet's diff.
     func fleetPage(_ server: ClickHouse) throws -> ReportPage {
-        try selection.refuseRunID()
+        try selection.refuseRunID(server)
         let heading = "fleet \(server.description)\(selection.fleetDescription)"
         progress("reading \(heading)")
         let sinceMs = window.sinceMs(nowMs: Clock.epochMs())

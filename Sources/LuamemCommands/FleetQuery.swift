@@ -14,7 +14,7 @@ extension QueryCommand {
         let sinceMs = window.sinceMs(nowMs: now) ?? -1
         let untilMs = until.flatMap(TimeExpression.init)?.epochMs(nowMs: now) ?? Int64.max / 2
         guard sinceMs <= untilMs else { throw CommandError("--since is later than --until") }
-        try selection.refuseRunID()
+        try selection.refuseRunID(server)
         let figure = rows.current ? "live_bytes" : "gc_live_bytes"
         let groups: [String] =
             switch rows.by {

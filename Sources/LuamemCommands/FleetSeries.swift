@@ -28,11 +28,22 @@ extension SelectionOptions {
         ].compactMap { $0 }.map { ", " + $0 }.joined()
     }
 
-    /// A fleet names runs by UUID: --run (a file's own id) means nothing there.
-    func refuseRunID() throws {
+    /// A fleet names runs by UUID: --run (a file's own id) means nothing there. And when
+    /// --build, --name or --host select no run at all, that is said rather than an empty
+    /// answer given.
+    func refuseRunID(_ server: ClickHouse) throws {
         guard runID == nil else {
             throw CommandError(
                 "a fleet store names runs by UUID, not by a file's ids: select runs with --build, --name or --host")
+        }
+        let db = server.database
+        let count = try server.execute(
+            "SELECT count() FROM \(db).runs FINAL WHERE \(fleetRuns(db)) FORMAT TabSeparated"
+        ).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard count != "0" else {
+            throw CommandError(
+                criteria.isEmpty
+                    ? "\(server.description) holds no run yet" : "no run \(criteria) in \(server.description)")
         }
     }
 }

@@ -237,6 +237,10 @@ final class ClickHouseServer: @unchecked Sendable {
         #expect(byHost.first { $0["line"] as? Int == 5 }?["runs"] as? Int == 1)
         let noHost = try Harness.luamem(["runs", "--db", target, "--host", "mars"])
         #expect(noHost.status == 2 && noHost.stderr.contains("no run on host 'mars'"), "\(noHost.stderr)")
+        for command in ["query", "leaks", "snapshots", "export"] {
+            let none = try Harness.luamem([command, "--db", target, "--build", "v9"])
+            #expect(none.status == 2 && none.stderr.contains("no run of build 'v9'"), "\(command): \(none.stderr)")
+        }
 
         for (url, message) in [
             ("clickhouse://127.0.0.1:\(server.httpPort)", "the database must be a name"),
