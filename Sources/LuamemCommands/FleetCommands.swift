@@ -182,20 +182,21 @@ extension ExportCommand {
             SELECT state, file, line, line_defined, function, c_function, stack, type,
                    sum(live), sum(live_n), sum(alloc), sum(alloc_n), sum(gc)
             FROM (
-                SELECT site_key, type, state, live, live_n, alloc, alloc_n, gc
+                SELECT site_key, state, live, live_n, alloc, alloc_n, gc
                 FROM (
-                    SELECT run_uuid, state_id, site_key, type,
+                    SELECT run_key, state_id, site_key,
                            argMax(live_bytes, snapshot_id) AS live, argMax(live_count, snapshot_id) AS live_n,
                            argMax(alloc_bytes, snapshot_id) AS alloc, argMax(alloc_count, snapshot_id) AS alloc_n,
                            argMax(gc_live_bytes, snapshot_id) AS gc
                     FROM \(db).site_stats
                     WHERE \(selection.fleetRuns(db)) AND \(selection.fleetStates(db))
-                    GROUP BY run_uuid, state_id, site_key, type)
+                    GROUP BY run_key, state_id, site_key)
                 ANY LEFT JOIN (
-                    SELECT run_uuid, state_id, any(state) AS state FROM \(db).snapshots
-                    GROUP BY run_uuid, state_id) USING (run_uuid, state_id))
+                    SELECT cityHash64(run_uuid) AS run_key, state_id, any(state) AS state
+                    FROM \(db).snapshots
+                    GROUP BY run_uuid, state_id) USING (run_key, state_id))
             ANY LEFT JOIN (
-                SELECT site_key, file, line, line_defined, function, c_function, stack
+                SELECT site_key, file, line, line_defined, function, c_function, stack, type
                 FROM \(db).sites FINAL) USING site_key
             GROUP BY state, file, line, line_defined, function, c_function, stack, type
             FORMAT TabSeparated

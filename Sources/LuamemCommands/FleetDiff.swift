@@ -91,24 +91,38 @@ struct FleetComparison {
     ) throws -> Side {
         let db = server.database
         let selected = try server.execute(
-            "SELECT run_uuid, started_ms FROM \(db).runs FINAL WHERE \(runs) FORMAT TabSeparated"
-        ).split(separator: "\n").map(ClickHouse.fields).filter { $0.count == 2 }
+            """
+            SELECT run_uuid, started_ms, cityHash64(run_uuid) FROM \(db).runs FINAL WHERE \(runs)
+            FORMAT TabSeparated
+            """
+        ).split(separator: "\n").map(ClickHouse.fields).filter { $0.count == 3 }
         guard !selected.isEmpty else { throw CommandError(missing) }
         let uuids = selected.map { ClickHouse.literal($0[0]) }.joined(separator: ", ")
-        let moment: String
+        // The moment as a condition on a snapshot (`moment`) and on a site row (`rowMoment`,
+        // whose run is the number run_key).
+        let moment: String, rowMoment: String
         if let atMs {
-            moment = "time_ms <= \(atMs)"
+            (moment, rowMoment) = ("time_ms <= \(atMs)", "time_ms <= \(atMs)")
         } else if case .elapsed(let milliseconds) = at {
             let limits = selected.map { "toInt64(\((Int64($0[1]) ?? 0).saturatingAdd(milliseconds)))" }
-            moment = "time_ms <= transform(run_uuid, [\(uuids)], [\(limits.joined(separator: ", "))], toInt64(0))"
+                .joined(separator: ", ")
+            let keys = selected.map { "toUInt64(\($0[2]))" }.joined(separator: ", ")
+            moment = "time_ms <= transform(run_uuid, [\(uuids)], [\(limits)], toInt64(0))"
+            rowMoment = "time_ms <= transform(run_key, [\(keys)], [\(limits)], toInt64(0))"
         } else {
-            moment = "1"
+            (moment, rowMoment) = ("1", "1")
         }
-        let states =
-            state.map {
-                " AND (run_uuid, state_id) IN (SELECT run_uuid, state_id FROM \(db).snapshots WHERE state = \(ClickHouse.literal($0)))"
-            } ?? ""
-        let rows = "run_uuid IN (\(uuids))\(states)"
+        let named = state.map { "state = \(ClickHouse.literal($0))" }
+        let rows =
+            "run_uuid IN (\(uuids))"
+            + (named.map {
+                " AND (run_uuid, state_id) IN (SELECT run_uuid, state_id FROM \(db).snapshots WHERE \($0))"
+            } ?? "")
+        let siteRows =
+            "run_uuid IN (\(uuids))"
+            + (named.map {
+                " AND (run_key, state_id) IN (SELECT cityHash64(run_uuid), state_id FROM \(db).snapshots WHERE \($0))"
+            } ?? "")
         let figure = current ? "live_bytes" : "gc_live_bytes"
 
         // Per (run, state): its snapshot at the moment: the runs that have one, the fewest GC
@@ -136,7 +150,7 @@ struct FleetComparison {
         result.total =
             combine == .sum ? totals.reduce(0) { $0.saturatingAdd($1) } : Comparison.median(totals)
 
-        let named = keys.enumerated().map { "\($1) AS k\($0)" }.joined(separator: ", ")
+        let keyed = keys.enumerated().map { "\($1) AS k\($0)" }.joined(separator: ", ")
         let names = keys.indices.map { "k\($0)" }.joined(separator: ", ")
         // Over runs: the median (runs without the row count as 0, ahead of the others:
         // figures are never negative) or the sum.
@@ -160,17 +174,17 @@ struct FleetComparison {
             SELECT \(names), any(some_line), any(some_defined), any(some_function), any(some_type),
                    \(combined) AS value\(medianParts)
             FROM (
-                SELECT run_uuid, \(named), any(line) AS some_line, any(line_defined) AS some_defined,
+                SELECT run_key, \(keyed), any(line) AS some_line, any(line_defined) AS some_defined,
                        any(function) AS some_function, any(type) AS some_type, sum(v) AS v
                 FROM (
-                    SELECT run_uuid, state_id, site_key, type, argMaxIf(\(figure), snapshot_id, \(moment)) AS v
+                    SELECT run_key, state_id, site_key, argMaxIf(\(figure), snapshot_id, \(rowMoment)) AS v
                     FROM \(db).site_stats
-                    WHERE \(rows)
-                    GROUP BY run_uuid, state_id, site_key, type
-                    HAVING countIf(\(moment)) > 0)
-                ANY LEFT JOIN (SELECT site_key, file, line, line_defined, function FROM \(db).sites FINAL)
+                    WHERE \(siteRows)
+                    GROUP BY run_key, state_id, site_key
+                    HAVING countIf(\(rowMoment)) > 0)
+                ANY LEFT JOIN (SELECT site_key, file, line, line_defined, function, type FROM \(db).sites FINAL)
                     USING site_key
-                GROUP BY run_uuid, \(names))
+                GROUP BY run_key, \(names))
             GROUP BY \(names)
             FORMAT TabSeparated
             """)

@@ -28,26 +28,28 @@ extension QueryCommand {
         // window, and, when its first snapshot comes after --since, that snapshot (its base).
         let pairs = try server.execute(
             """
-            SELECT run_uuid, state_id, countIf(time_ms <= \(sinceMs)) = 0 AS late, min(snapshot_id)
+            SELECT run_uuid, state_id, countIf(time_ms <= \(sinceMs)) = 0 AS late, min(snapshot_id),
+                   cityHash64(run_uuid)
             FROM \(db).snapshots FINAL
             WHERE \(selection.fleetRuns(db)) AND \(selection.fleetStates(db))
             GROUP BY run_uuid, state_id
             HAVING countIf(time_ms <= \(untilMs)) > 0 AND maxIf(time_ms, time_ms <= \(untilMs)) >= \(sinceMs)
             FORMAT TabSeparated
             """
-        ).split(separator: "\n").map(ClickHouse.fields).filter { $0.count == 4 }
+        ).split(separator: "\n").map(ClickHouse.fields).filter { $0.count == 5 }
         let runList = Set(pairs.map { ClickHouse.literal($0[0]) }).sorted().joined(separator: ", ")
-        let pairList = pairs.map { "(\(ClickHouse.literal($0[0])), \($0[1]))" }.joined(separator: ", ")
+        // Rows carry their run as run_key (cityHash64 of the UUID), a number.
+        let pairList = pairs.map { "(\($0[4]), \($0[1]))" }.joined(separator: ", ")
         let late = pairs.filter { $0[2] == "1" }
         let lateBase: String
         if late.isEmpty {
             lateBase = "b_since"
         } else {
-            let keys = late.map { ClickHouse.literal("\($0[0]):\($0[1])") }.joined(separator: ", ")
+            let keys = late.map { ClickHouse.literal("\($0[4]):\($0[1])") }.joined(separator: ", ")
             let firsts = late.map { "toInt64(\($0[3]))" }.joined(separator: ", ")
             lateBase = """
-                if((run_uuid, state_id) IN (\(late.map { "(\(ClickHouse.literal($0[0])), \($0[1]))" }.joined(separator: ", "))),
-                   if(first_id = transform(concat(run_uuid, ':', toString(state_id)), [\(keys)], [\(firsts)], toInt64(0)), b_first, 0),
+                if((run_key, state_id) IN (\(late.map { "(\($0[4]), \($0[1]))" }.joined(separator: ", "))),
+                   if(first_id = transform(concat(toString(run_key), ':', toString(state_id)), [\(keys)], [\(firsts)], toInt64(0)), b_first, 0),
                    b_since)
                 """
         }
@@ -59,19 +61,19 @@ extension QueryCommand {
             : try server.execute(
                 """
                 SELECT \(grouped), sum(head - base) AS growth, sum(head) AS live, sum(base) AS base_total,
-                       uniqExact(run_uuid) AS runs, any(function) AS any_function
+                       uniqExact(run_key) AS runs, any(function) AS any_function
                 FROM (
-                    SELECT run_uuid, state_id, site_key, type, head, \(lateBase) AS base
+                    SELECT run_key, state_id, site_key, head, \(lateBase) AS base
                     FROM (
-                        SELECT run_uuid, state_id, site_key, type,
+                        SELECT run_key, state_id, site_key,
                                argMax(\(figure), snapshot_id) AS head,
                                argMaxIf(\(figure), snapshot_id, time_ms <= \(sinceMs)) AS b_since,
                                min(snapshot_id) AS first_id, argMin(\(figure), snapshot_id) AS b_first
                         FROM \(db).site_stats
                         WHERE run_uuid IN (\(runList)) AND time_ms <= \(untilMs)
-                        GROUP BY run_uuid, state_id, site_key, type)
-                    WHERE (run_uuid, state_id) IN (\(pairList)))
-                ANY LEFT JOIN (SELECT site_key, file, line, line_defined, function FROM \(db).sites FINAL)
+                        GROUP BY run_key, state_id, site_key)
+                    WHERE (run_key, state_id) IN (\(pairList)))
+                ANY LEFT JOIN (SELECT site_key, file, line, line_defined, function, type FROM \(db).sites FINAL)
                     USING site_key
                 GROUP BY \(grouped) WITH TOTALS
                 ORDER BY growth DESC, \(grouped)

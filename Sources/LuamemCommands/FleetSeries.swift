@@ -139,7 +139,7 @@ struct FleetSeries {
         if alignRuns {
             let parts = try server.execute(
                 """
-                SELECT run_uuid, uniqExact(state_id), greatest(min(time_ms), \(start)) AS from_ms,
+                SELECT cityHash64(run_uuid), uniqExact(state_id), greatest(min(time_ms), \(start)) AS from_ms,
                        greatest(1, intDiv(max(time_ms) - from_ms + \(points - 2), \(points - 1))) AS step
                 FROM \(db).snapshots FINAL
                 WHERE \(selected) AND time_ms <= \(end)
@@ -149,19 +149,20 @@ struct FleetSeries {
             ).split(separator: "\n").map(ClickHouse.fields).filter { $0.count == 4 }
             let fromMs: String, step: String
             if !parts.isEmpty && parts.allSatisfy({ $0[1] == "1" }) {
-                let uuids = parts.map { ClickHouse.literal($0[0]) }.joined(separator: ", ")
+                let keys = parts.map { "toUInt64(\($0[0]))" }.joined(separator: ", ")
                 let froms = parts.map { "toInt64(\($0[2]))" }.joined(separator: ", ")
                 let steps = parts.map { "toInt64(\($0[3]))" }.joined(separator: ", ")
-                fromMs = "transform(run_uuid, [\(uuids)], [\(froms)], toInt64(\(start)))"
-                step = "transform(run_uuid, [\(uuids)], [\(steps)], toInt64(1))"
+                fromMs = "transform(run_key, [\(keys)], [\(froms)], toInt64(\(start)))"
+                step = "transform(run_key, [\(keys)], [\(steps)], toInt64(1))"
             } else {
                 runBounds = """
                     ANY INNER JOIN (
-                        SELECT run_uuid, state_id, greatest(min(time_ms), \(start)) AS from_ms,
+                        SELECT cityHash64(run_uuid) AS run_key, state_id,
+                               greatest(min(time_ms), \(start)) AS from_ms,
                                greatest(1, intDiv(max(time_ms) - from_ms + \(points - 2), \(points - 1))) AS step
                         FROM \(db).snapshots FINAL
                         WHERE \(selected) AND time_ms <= \(end)
-                        GROUP BY run_uuid, state_id) USING (run_uuid, state_id)
+                        GROUP BY run_uuid, state_id) USING (run_key, state_id)
                     """
                 (fromMs, step) = ("from_ms", "step")
             }
@@ -179,7 +180,7 @@ struct FleetSeries {
 
         // Per (run, state, site, type): its latest row up to each point, at the first point at
         // or after the row's time; then carried forward to every later point.
-        let site = "run_uuid, state_id, site_key, type"
+        let site = "run_key, state_id, site_key"
         let grouped = groups.enumerated().map { "\($1) AS g\($0)" }.joined(separator: ", ")
         let names = groups.indices.map { "g\($0)" }.joined(separator: ", ")
         let chosen =
@@ -190,13 +191,13 @@ struct FleetSeries {
             """
             SELECT \(names), any(line_defined) AS any_defined, any(function) AS any_function,
                    sumForEach(gc) AS gc_sums,
-                   sumForEach(live) AS live_sums, uniqExact(run_uuid) AS runs
+                   sumForEach(live) AS live_sums, uniqExact(run_key) AS runs
             FROM (
-                SELECT run_uuid, line_defined, function, \(names),
+                SELECT run_key, line_defined, function, \(names),
                        arrayMap(p -> arrayElement(gs, arrayCount(x -> x <= p, ks)), range(\(points))) AS gc,
                        arrayMap(p -> arrayElement(ls, arrayCount(x -> x <= p, ks)), range(\(points))) AS live
                 FROM (
-                    SELECT run_uuid, line_defined, function, \(grouped),
+                    SELECT run_key, line_defined, function, \(grouped),
                            arrayMap(t -> tupleElement(t, 1), steps) AS ks,
                            arrayMap(t -> tupleElement(t, 2), steps) AS gs,
                            arrayMap(t -> tupleElement(t, 3), steps) AS ls
@@ -210,7 +211,7 @@ struct FleetSeries {
                             WHERE \(selected) AND time_ms <= \(end)\(chosen)
                             GROUP BY \(site), k)
                         GROUP BY \(site))
-                    ANY LEFT JOIN (SELECT site_key, file, line, line_defined, function FROM \(db).sites FINAL)
+                    ANY LEFT JOIN (SELECT site_key, file, line, line_defined, function, type FROM \(db).sites FINAL)
                         USING site_key)
                 WHERE length(ks) = length(gs) AND length(gs) = length(ls))
             GROUP BY \(names)

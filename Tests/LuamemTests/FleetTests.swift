@@ -221,6 +221,7 @@ final class ClickHouseServer: @unchecked Sendable {
         try server.query("DROP TABLE fleet.sites_of_site_stats")
         try server.query("DROP TABLE fleet.sites")
         try server.query("ALTER TABLE fleet.site_stats DROP COLUMN site_key")
+        try server.query("ALTER TABLE fleet.site_stats DROP COLUMN run_key")
         let upgraded = try Harness.luamem([
             "query", "--db", target, "--build", "v1", "--format", "json", "--top", "100",
         ])
