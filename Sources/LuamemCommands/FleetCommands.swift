@@ -28,21 +28,7 @@ extension LeaksCommand {
             if $0.1.growth != $1.1.growth { return $0.1.growth > $1.1.growth }
             return $0.0.fields.joined(separator: "\u{0}") < $1.0.fields.joined(separator: "\u{0}")
         }
-        var listing = Listing(columns: [
-            .init(key: "rate_bytes_per_minute", title: "RATE/MIN", rightAligned: true),
-            .init(key: "fit", title: "FIT", rightAligned: true),
-            .init(key: "late", title: "LATE", rightAligned: true),
-            .init(key: "growth_bytes", title: "GROWTH", rightAligned: true),
-            .init(key: "live_bytes", title: "LIVE", rightAligned: true),
-            .init(key: "runs", title: "RUNS", rightAligned: true),
-            .init(key: "site", title: rows.by == .type ? "TYPE" : "SITE", rightAligned: false),
-            .init(
-                key: "function", title: rows.by == .line || rows.by == .function ? "FUNCTION" : "",
-                rightAligned: false),
-            .init(key: "suspect", title: all ? "SUSPECT" : "", rightAligned: false),
-            .init(key: "source", title: "", rightAligned: false),
-            .init(key: "line", title: "", rightAligned: false),
-        ])
+        var listing = Listing(columns: columns(runs: true))
         for (row, trend) in ranked.prefix(output.top) {
             let (site, info) = FleetSeries.label(row.fields, by: rows.by)
             listing.rows.append([
@@ -87,29 +73,16 @@ extension HistoryCommand {
         }
         let fromLive = series.cycles < growthCyclesNeeded
         if fromLive { warnTooFewCycles(series.cycles) }
-        let followed = fromLive ? row.live : row.afterGC
-        var listing = Listing(columns: [
-            .init(key: "time", title: "TIME (UTC)", rightAligned: false),
-            .init(key: "gc_live_bytes", title: "AFTER GC", rightAligned: true),
-            .init(key: "live_bytes", title: "LIVE", rightAligned: true),
-            .init(key: "change_bytes", title: "CHANGE", rightAligned: true),
-            .init(key: "time_ms", title: "", rightAligned: false),
-        ])
-        for index in series.times.indices.suffix(output.top) {
-            let change = index == 0 ? 0 : followed[index] - followed[index - 1]
-            listing.rows.append([
-                .text(formatTime(series.times[index])), .bytes(row.afterGC[index], signed: false),
-                .bytes(row.live[index], signed: false), .bytes(change, signed: true),
-                .integer(series.times[index]),
-            ])
-        }
+        let listing = Self.listing(
+            times: series.times, afterGC: row.afterGC, live: row.live, fromLive: fromLive,
+            top: output.top)
         output.print(
             listing,
             heading:
                 "\(site) in \(heading): \(row.runs) run(s), live bytes after GC and at each of "
                 + "\(series.times.count) evenly spaced times")
         if output.format == .table {
-            print("\n" + Self.chart(followed))
+            print("\n" + Self.chart(fromLive ? row.live : row.afterGC))
         }
     }
 }
@@ -131,20 +104,11 @@ extension SnapshotsCommand {
             ORDER BY time_ms, run_uuid, snapshot_id
             FORMAT TabSeparated
             """)
-        var listing = Listing(columns: [
-            .init(key: "run", title: "RUN", rightAligned: false),
-            .init(key: "host", title: "HOST", rightAligned: false),
-            .init(key: "id", title: "SNAPSHOT", rightAligned: true),
-            .init(key: "state", title: "STATE", rightAligned: false),
-            .init(key: "time", title: "TIME (UTC)", rightAligned: false),
-            .init(key: "kind", title: "KIND", rightAligned: false),
-            .init(key: "live_bytes", title: "LIVE", rightAligned: true),
-            .init(key: "gc_live_bytes", title: "AFTER GC", rightAligned: true),
-            .init(key: "live_count", title: "COUNT", rightAligned: true),
-            .init(key: "alloc_bytes", title: "ALLOCATED", rightAligned: true),
-            .init(key: "gc_cycles", title: "GC CYCLES", rightAligned: true),
-            .init(key: "time_ms", title: "", rightAligned: false),
-        ])
+        var listing = Listing(
+            columns: [
+                .init(key: "run", title: "RUN", rightAligned: false),
+                .init(key: "host", title: "HOST", rightAligned: false),
+            ] + Self.snapshotColumns)
         for line in answer.split(separator: "\n") {
             let fields = ClickHouse.fields(line)
             guard fields.count == 11 else { continue }

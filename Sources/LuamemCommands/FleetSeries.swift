@@ -5,13 +5,17 @@ import LuamemAgent
 /// selects, as SQL conditions on a table with `run_uuid` (and `state_id`) columns.
 extension SelectionOptions {
     func fleetRuns(_ db: String) -> String {
+        "run_uuid IN (SELECT run_uuid FROM \(db).runs FINAL\(Self.runFilter(build: build, name: name, host: host)))"
+    }
+
+    /// " WHERE build = … AND …" on the runs table, or nothing when no label is given.
+    static func runFilter(build: String?, name: String?, host: String?) -> String {
         let conditions = [
             build.map { "build = \(ClickHouse.literal($0))" },
             name.map { "name = \(ClickHouse.literal($0))" },
             host.map { "host = \(ClickHouse.literal($0))" },
         ].compactMap { $0 }
-        let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
-        return "run_uuid IN (SELECT run_uuid FROM \(db).runs FINAL\(filter))"
+        return conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
     }
 
     func fleetStates(_ db: String) -> String {

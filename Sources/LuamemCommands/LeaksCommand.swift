@@ -30,6 +30,25 @@ struct LeaksCommand: ParsableCommand {
     @Flag(help: "List every row, suspect or not.")
     var all = false
 
+    /// The listing's columns; a fleet's adds RUNS, how many runs a row's figures come from.
+    func columns(runs: Bool) -> [Listing.Column] {
+        [
+            .init(key: "rate_bytes_per_minute", title: "RATE/MIN", rightAligned: true),
+            .init(key: "fit", title: "FIT", rightAligned: true),
+            .init(key: "late", title: "LATE", rightAligned: true),
+            .init(key: "growth_bytes", title: "GROWTH", rightAligned: true),
+            .init(key: "live_bytes", title: "LIVE", rightAligned: true),
+        ] + (runs ? [.init(key: "runs", title: "RUNS", rightAligned: true)] : []) + [
+            .init(key: "site", title: rows.by == .type ? "TYPE" : "SITE", rightAligned: false),
+            .init(
+                key: "function", title: rows.by == .file || rows.by == .type ? "" : "FUNCTION",
+                rightAligned: false),
+            .init(key: "suspect", title: all ? "SUSPECT" : "", rightAligned: false),
+            .init(key: "source", title: "", rightAligned: false),
+            .init(key: "line", title: "", rightAligned: false),
+        ]
+    }
+
     /// Completed GC cycles a window needs for a fit through figures after GC.
     static let cyclesNeeded: Int64 = 5
 
@@ -61,20 +80,7 @@ struct LeaksCommand: ParsableCommand {
             if $0.1.growth != $1.1.growth { return $0.1.growth > $1.1.growth }
             return $0.0.order < $1.0.order  // ties in a fixed order, not a dictionary's
         }
-        var listing = Listing(columns: [
-            .init(key: "rate_bytes_per_minute", title: "RATE/MIN", rightAligned: true),
-            .init(key: "fit", title: "FIT", rightAligned: true),
-            .init(key: "late", title: "LATE", rightAligned: true),
-            .init(key: "growth_bytes", title: "GROWTH", rightAligned: true),
-            .init(key: "live_bytes", title: "LIVE", rightAligned: true),
-            .init(key: "site", title: rows.by == .type ? "TYPE" : "SITE", rightAligned: false),
-            .init(
-                key: "function", title: rows.by == .file || rows.by == .type ? "" : "FUNCTION",
-                rightAligned: false),
-            .init(key: "suspect", title: all ? "SUSPECT" : "", rightAligned: false),
-            .init(key: "source", title: "", rightAligned: false),
-            .init(key: "line", title: "", rightAligned: false),
-        ])
+        var listing = Listing(columns: columns(runs: false))
         for (key, trend) in ranked.prefix(output.top) {
             let label = series.labels[key]!
             listing.rows.append([
@@ -155,7 +161,22 @@ struct HistoryCommand: ParsableCommand {
             try windowSnapshots(store, run: run, selected: selected, fromMs: fromMs))
         let fromLive = cycles < growthCyclesNeeded
         if fromLive { warnTooFewCycles(cycles) }
-        let followed = fromLive ? liveValues : gcValues
+        output.print(
+            Self.listing(
+                times: series.times, afterGC: gcValues, live: liveValues, fromLive: fromLive,
+                top: output.top),
+            heading: "\(site) in \(try selection.describe(run, in: store)), live bytes after GC and at each snapshot")
+        if output.format == .table {
+            print("\n" + Self.chart(fromLive ? liveValues : gcValues))
+        }
+    }
+
+    /// The last `top` times with both figures, and CHANGE from the previous time in the live
+    /// bytes (`fromLive`) or the figures after GC.
+    static func listing(
+        times: [Int64], afterGC: [Int64], live: [Int64], fromLive: Bool, top: Int
+    ) -> Listing {
+        let followed = fromLive ? live : afterGC
         var listing = Listing(columns: [
             .init(key: "time", title: "TIME (UTC)", rightAligned: false),
             .init(key: "gc_live_bytes", title: "AFTER GC", rightAligned: true),
@@ -163,21 +184,15 @@ struct HistoryCommand: ParsableCommand {
             .init(key: "change_bytes", title: "CHANGE", rightAligned: true),
             .init(key: "time_ms", title: "", rightAligned: false),
         ])
-        let shown = Array(series.times.indices.suffix(output.top))
-        for index in shown {
+        for index in times.indices.suffix(top) {
             let change = index == 0 ? 0 : followed[index] - followed[index - 1]
             listing.rows.append([
-                .text(formatTime(series.times[index])), .bytes(gcValues[index], signed: false),
-                .bytes(liveValues[index], signed: false), .bytes(change, signed: true),
-                .integer(series.times[index]),
+                .text(formatTime(times[index])), .bytes(afterGC[index], signed: false),
+                .bytes(live[index], signed: false), .bytes(change, signed: true),
+                .integer(times[index]),
             ])
         }
-        output.print(
-            listing,
-            heading: "\(site) in \(try selection.describe(run, in: store)), live bytes after GC and at each snapshot")
-        if output.format == .table {
-            print("\n" + Self.chart(followed))
-        }
+        return listing
     }
 
     /// A one-line bar chart of the values, at most 72 columns wide.

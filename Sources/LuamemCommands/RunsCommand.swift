@@ -94,12 +94,7 @@ struct RunsCommand: ParsableCommand {
     /// The server does the counting; only the rows shown come back.
     private func fleetRuns(_ server: ClickHouse) throws {
         let db = server.database
-        let conditions = [
-            build.map { "build = \(ClickHouse.literal($0))" },
-            name.map { "name = \(ClickHouse.literal($0))" },
-            host.map { "host = \(ClickHouse.literal($0))" },
-        ].compactMap { $0 }
-        let selected = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        let selected = SelectionOptions.runFilter(build: build, name: name, host: host)
         let answer = try server.execute(
             """
             SELECT run_uuid, host, build, name, pid, command, started_ms, ended_ms, exit_status,
@@ -180,19 +175,8 @@ struct SnapshotsCommand: ParsableCommand {
         let run = try selection.run(in: store)
         let selected = try selection.stateFilter(store, runID: run.id)
         let snapshots = try store.snapshots(runID: run.id).filter { selected($0.ref.stateID) }
-        var listing = Listing(columns: [
-            .init(key: "id", title: "SNAPSHOT", rightAligned: true),
-            .init(key: "state", title: "STATE", rightAligned: false),
-            .init(key: "time", title: "TIME (UTC)", rightAligned: false),
-            .init(key: "kind", title: "KIND", rightAligned: false),
-            .init(key: "live_bytes", title: "LIVE", rightAligned: true),
-            .init(key: "gc_live_bytes", title: "AFTER GC", rightAligned: true),
-            .init(key: "live_count", title: "COUNT", rightAligned: true),
-            .init(key: "alloc_bytes", title: "ALLOCATED", rightAligned: true),
-            .init(key: "gc_cycles", title: "GC CYCLES", rightAligned: true),
-            .init(key: "time_ms", title: "", rightAligned: false),
-            .init(key: "run", title: "", rightAligned: false),
-        ])
+        var listing = Listing(
+            columns: Self.snapshotColumns + [.init(key: "run", title: "", rightAligned: false)])
         for snapshot in snapshots.suffix(output.top) {
             listing.rows.append([
                 .integer(snapshot.ref.id), .text(snapshot.state),
@@ -206,6 +190,22 @@ struct SnapshotsCommand: ParsableCommand {
         }
         output.print(listing, heading: describe(run))
     }
+}
+
+extension SnapshotsCommand {
+    /// A snapshot's columns, from its id on: a file's listing, and a fleet's after run and host.
+    static let snapshotColumns: [Listing.Column] = [
+        .init(key: "id", title: "SNAPSHOT", rightAligned: true),
+        .init(key: "state", title: "STATE", rightAligned: false),
+        .init(key: "time", title: "TIME (UTC)", rightAligned: false),
+        .init(key: "kind", title: "KIND", rightAligned: false),
+        .init(key: "live_bytes", title: "LIVE", rightAligned: true),
+        .init(key: "gc_live_bytes", title: "AFTER GC", rightAligned: true),
+        .init(key: "live_count", title: "COUNT", rightAligned: true),
+        .init(key: "alloc_bytes", title: "ALLOCATED", rightAligned: true),
+        .init(key: "gc_cycles", title: "GC CYCLES", rightAligned: true),
+        .init(key: "time_ms", title: "", rightAligned: false),
+    ]
 }
 
 extension RunRecord {
