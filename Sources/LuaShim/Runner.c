@@ -517,7 +517,6 @@ static void end_with_a_call(const struct dump_buffer *dump, struct dump_buffer *
     skip_string(&c);
     take(&c, 2 * c.int_size + 2);
     const unsigned char *registers = take(&c, 1);
-    const unsigned char *code_size = c.at;
     long long instructions = take_int(&c);
     const unsigned char *code = take(&c, (size_t)instructions * c.instruction_size);
     const unsigned char *constants = c.at;
@@ -556,7 +555,6 @@ static void end_with_a_call(const struct dump_buffer *dump, struct dump_buffer *
     put_byte(out, *closure_upvalues + 1);
     put(out, closure_upvalues + 1, (size_t)(registers - closure_upvalues - 1));
     put_byte(out, free_register + 1);
-    (void)code_size;
     put_int(out, (int)instructions + 2);
     put(out, code, (size_t)(instructions - 1) * sizeof last);
     uint32_t ending[3] = {
