@@ -562,6 +562,11 @@ struct ReportPage {
         var children: [String: Node] = [:]
         var detail = ""
         init(_ name: String) { self.name = name }
+
+        /// Largest first; equal sizes by name (a dictionary's order changes from run to run).
+        static func ordered(_ nodes: [String: Node]) -> [Node] {
+            nodes.values.sorted { ($0.value, $1.name) > ($1.value, $0.name) }
+        }
     }
 
     private func treemap(_ rows: [Row]) -> String {
@@ -591,7 +596,7 @@ struct ReportPage {
         var cells = ""
         let width = 900.0, height = 420.0
         for (file, fileRect) in Self.squarify(
-            root.children.values.sorted { $0.value > $1.value }, in: (0, 0, width, height))
+            Node.ordered(root.children), in: (0, 0, width, height))
         {
             cells +=
                 "<g class=\"file\"><rect class=\"file\" x=\"\(f(fileRect.0))\" y=\"\(f(fileRect.1))\" width=\"\(f(fileRect.2))\" height=\"\(f(fileRect.3))\"><title>\(escape(file.name)): \(Listing.formatBytes(file.value)) (\(file.value) bytes)</title></rect>"
@@ -599,10 +604,10 @@ struct ReportPage {
                 fileRect.0 + 2, fileRect.1 + 14, max(fileRect.2 - 4, 0), max(fileRect.3 - 16, 0)
             )
             for (function, functionRect) in Self.squarify(
-                file.children.values.sorted { $0.value > $1.value }, in: inner)
+                Node.ordered(file.children), in: inner)
             {
                 for (line, rect) in Self.squarify(
-                    function.children.values.sorted { $0.value > $1.value }, in: functionRect)
+                    Node.ordered(function.children), in: functionRect)
                 {
                     cells += """
                         <rect class="cell" style="fill:\(Self.growthColour(line.growth, largest: largestGrowth))" \

@@ -79,37 +79,42 @@ struct Series {
                     base: try store.figures(at: first), rows: changes.rows))
         }
 
-        // Rows are numbered once; each (site, type) is mapped to its row once.
+        // Each (site, type) is numbered once, densely (one hash per row read, here); each
+        // number is mapped to its row, or to none when `include` leaves the site out.
+        struct Step {
+            var slot: Int32
+            var afterGC: Int64
+            var live: Int64
+        }
+        var slotOf: [Int64: Int32] = [:]
+        var slotSites: [Int64] = [], slotTypes: [Int64] = []
+        func step(_ entry: SiteFigures) -> Step {
+            let key = entry.siteID << 8 | entry.type
+            let slot: Int32
+            if let known = slotOf[key] {
+                slot = known
+            } else {
+                slot = Int32(slotSites.count)
+                slotOf[key] = slot
+                slotSites.append(entry.siteID)
+                slotTypes.append(entry.type)
+            }
+            return Step(slot: slot, afterGC: entry.figures.gcLiveBytes, live: entry.figures.liveBytes)
+        }
+        let bases = replays.map { $0.base.map(step) }
+        let steps = replays.map { $0.rows.map { step($0.figures) } }
+        let infos = try store.siteInfo(ids: Set(slotSites))
         var keys: [SiteKey] = []
         var rowOf: [SiteKey: Int] = [:]
-        var rowOfSlot: [Int64: Int?] = [:]
-        var infos: [Int64: SiteInfo] = [:]
-        let siteIDs = Set(replays.flatMap { $0.base.map(\.siteID) + $0.rows.map(\.figures.siteID) })
-        infos = try store.siteInfo(ids: siteIDs)
-        func row(site: Int64, type: Int64) -> Int? {
-            let slot = site << 8 | type
-            if let known = rowOfSlot[slot] { return known }
-            var found: Int?
-            if let info = infos[site], include(info) {
-                let typeName = typeNames[type] ?? "?"
-                let key = SiteKey(info, type: typeName, by: grouping)
-                if let existing = rowOf[key] {
-                    found = existing
-                } else {
-                    found = keys.count
-                    rowOf[key] = keys.count
-                    keys.append(key)
-                    labels[key] = (SiteKey.label(info, type: typeName, by: grouping), info)
-                }
-            }
-            rowOfSlot[slot] = found
-            return found
-        }
-        for replay in replays {
-            for entry in replay.base { _ = row(site: entry.siteID, type: entry.type) }
-            for entry in replay.rows {
-                _ = row(site: entry.figures.siteID, type: entry.figures.type)
-            }
+        let rowOfSlot = slotSites.indices.map { slot -> Int in
+            guard let info = infos[slotSites[slot]], include(info) else { return -1 }
+            let typeName = typeNames[slotTypes[slot]] ?? "?"
+            let key = SiteKey(info, type: typeName, by: grouping)
+            if let existing = rowOf[key] { return existing }
+            rowOf[key] = keys.count
+            keys.append(key)
+            labels[key] = (SiteKey.label(info, type: typeName, by: grouping), info)
+            return keys.count - 1
         }
 
         // The times: every exact point, thinned evenly (first and last kept) to the budget.
@@ -126,29 +131,34 @@ struct Series {
             : allMoments
         times = keptMoments.map(\.time)
 
-        // Figures kept per row and time: [0] after GC, [1] at the snapshot.
-        var columns = [[[Int64]]](
-            repeating: [[Int64]](
-                repeating: [Int64](repeating: 0, count: times.count), count: keys.count),
-            count: 2)
-        for (replay, points) in zip(replays, moments) {
+        // Figures kept per row and time, row by row in one buffer each: after GC, at the snapshot.
+        let width = times.count
+        var columnsGC = [Int64](repeating: 0, count: keys.count * width)
+        var columnsLive = [Int64](repeating: 0, count: keys.count * width)
+        for (index, replay) in replays.enumerated() {
             // This state's running sums per row, and what each (site, type) last contributed.
-            var value = [[Int64]](repeating: [Int64](repeating: 0, count: keys.count), count: 2)
-            var touched = Set<Int>()
-            var contributed: [Int64: (Int64, Int64)] = [:]
-            func apply(_ entry: SiteFigures) {
-                guard let row = row(site: entry.siteID, type: entry.type) else { return }
-                let slot = entry.siteID << 8 | entry.type
-                let before = contributed[slot] ?? (0, 0)
-                let now = (entry.figures.gcLiveBytes, entry.figures.liveBytes)
-                value[0][row] = value[0][row].saturatingAdd(now.0 - before.0)
-                value[1][row] = value[1][row].saturatingAdd(now.1 - before.1)
-                contributed[slot] = now
-                touched.insert(row)
+            var valueGC = [Int64](repeating: 0, count: keys.count)
+            var valueLive = [Int64](repeating: 0, count: keys.count)
+            var givenGC = [Int64](repeating: 0, count: slotSites.count)
+            var givenLive = [Int64](repeating: 0, count: slotSites.count)
+            var isTouched = [Bool](repeating: false, count: keys.count)
+            var touched: [Int] = []
+            func apply(_ step: Step) {
+                let slot = Int(step.slot), row = rowOfSlot[slot]
+                guard row >= 0 else { return }
+                valueGC[row] = valueGC[row].saturatingAdd(step.afterGC - givenGC[slot])
+                valueLive[row] = valueLive[row].saturatingAdd(step.live - givenLive[slot])
+                givenGC[slot] = step.afterGC
+                givenLive[slot] = step.live
+                if !isTouched[row] {
+                    isTouched[row] = true
+                    touched.append(row)
+                }
             }
+            let points = moments[index], rows = replay.rows, rowSteps = steps[index]
             var nextPoint = 0, nextRow = 0
             var started = false
-            for (index, moment) in keptMoments.enumerated() {
+            for (column, moment) in keptMoments.enumerated() {
                 // Everything this state recorded up to its last exact point at or before `moment`.
                 var limit: Int64?
                 while nextPoint < points.count && points[nextPoint] <= moment {
@@ -157,24 +167,24 @@ struct Series {
                 }
                 if let limit {
                     if !started {
-                        replay.base.forEach(apply)
+                        bases[index].forEach(apply)
                         started = true
                     }
-                    while nextRow < replay.rows.count && replay.rows[nextRow].snapshotID <= limit {
-                        apply(replay.rows[nextRow].figures)
+                    while nextRow < rows.count && rows[nextRow].snapshotID <= limit {
+                        apply(rowSteps[nextRow])
                         nextRow += 1
                     }
                 }
                 guard started else { continue }
                 for row in touched {
-                    columns[0][row][index] += value[0][row]
-                    columns[1][row][index] += value[1][row]
+                    columnsGC[row * width + column] += valueGC[row]
+                    columnsLive[row * width + column] += valueLive[row]
                 }
             }
         }
-        for (index, key) in keys.enumerated() {
-            afterGC[key] = columns[0][index]
-            live[key] = columns[1][index]
+        for (row, key) in keys.enumerated() {
+            afterGC[key] = Array(columnsGC[row * width..<(row + 1) * width])
+            live[key] = Array(columnsLive[row * width..<(row + 1) * width])
         }
     }
 
