@@ -78,10 +78,10 @@ struct ReportCommand: ParsableCommand {
         guard !snapshots.isEmpty else {
             throw CommandError("\(describe(run)) has no snapshot to report")
         }
-        let byLine = try Series(
-            store: store, run: run, fromMs: fromMs, by: .line, selected: selected)
-        let byType = try Series(
-            store: store, run: run, fromMs: fromMs, by: .type, selected: selected)
+        // Rows by line and by object type, from one reading of the window's rows.
+        let both = try Series.replay(
+            store: store, run: run, fromMs: fromMs, by: [.line, .type], selected: selected)
+        let byLine = both[0], byType = both[1]
         var diff: ReportPage.Diff?
         if let base, let head {
             progress("comparing \(base) with \(head)")

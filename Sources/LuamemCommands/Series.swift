@@ -44,6 +44,18 @@ struct Series {
         selected: (Int64) -> Bool, include: (SiteInfo) -> Bool = { _ in true },
         rowsBeforeRollups: Int64 = Series.rowsBeforeRollups
     ) throws {
+        self = try Self.replay(
+            store: store, run: run, fromMs: fromMs, by: [grouping], selected: selected,
+            include: include, rowsBeforeRollups: rowsBeforeRollups)[0]
+    }
+
+    /// As init, once per grouping, from one reading of the rows (the report wants rows by
+    /// line and by object type).
+    static func replay(
+        store: Store, run: RunRecord, fromMs: Int64?, by groupings: [Grouping],
+        selected: (Int64) -> Bool, include: (SiteInfo) -> Bool = { _ in true },
+        rowsBeforeRollups: Int64 = Series.rowsBeforeRollups
+    ) throws -> [Series] {
         let snapshots = try store.snapshots(runID: run.id).filter { selected($0.ref.stateID) }
         let typeNames = try store.objectTypeNames()
         let firstTime = fromMs.map { from in
@@ -58,11 +70,6 @@ struct Series {
 
         // Per state: its figures at its first snapshot in the window, the rows after it, and
         // the snapshots at which its replayed figures are exact.
-        struct Replay {
-            var points: [SnapshotRef]
-            var base: [SiteFigures]
-            var rows: [(snapshotID: Int64, figures: SiteFigures)]
-        }
         var replays: [Replay] = []
         for stateID in stateSnapshots.keys.sorted() {
             let refs = stateSnapshots[stateID]!
@@ -81,11 +88,6 @@ struct Series {
 
         // Each (site, type) is numbered once, densely (one hash per row read, here); each
         // number is mapped to its row, or to none when `include` leaves the site out.
-        struct Step {
-            var slot: Int32
-            var afterGC: Int64
-            var live: Int64
-        }
         var slotOf: [Int64: Int32] = [:]
         var slotSites: [Int64] = [], slotTypes: [Int64] = []
         func step(_ entry: SiteFigures) -> Step {
@@ -104,6 +106,37 @@ struct Series {
         let bases = replays.map { $0.base.map(step) }
         let steps = replays.map { $0.rows.map { step($0.figures) } }
         let infos = try store.siteInfo(ids: Set(slotSites))
+        return groupings.map { grouping in
+            var series = Series(times: [], afterGC: [:], live: [:], labels: [:])
+            series.fill(
+                grouping: grouping, replays: replays, bases: bases, steps: steps,
+                slotSites: slotSites, slotTypes: slotTypes, infos: infos, typeNames: typeNames,
+                include: include)
+            return series
+        }
+    }
+
+    /// What a replay needs per state: its exact points, its figures at the first, the rows
+    /// after it.
+    struct Replay {
+        var points: [SnapshotRef]
+        var base: [SiteFigures]
+        var rows: [(snapshotID: Int64, figures: SiteFigures)]
+    }
+
+    /// A row read: its (site, type) numbered densely, and its two figures.
+    struct Step {
+        var slot: Int32
+        var afterGC: Int64
+        var live: Int64
+    }
+
+    /// Rows by `grouping`, times, and the figures per row and time, from the states' replays.
+    private mutating func fill(
+        grouping: Grouping, replays: [Replay], bases: [[Step]], steps: [[Step]],
+        slotSites: [Int64], slotTypes: [Int64], infos: [Int64: SiteInfo],
+        typeNames: [Int64: String], include: (SiteInfo) -> Bool
+    ) {
         var keys: [SiteKey] = []
         var rowOf: [SiteKey: Int] = [:]
         let rowOfSlot = slotSites.indices.map { slot -> Int in
