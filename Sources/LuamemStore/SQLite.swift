@@ -303,7 +303,13 @@ public final class Statement {
     public func text(_ column: Int32) -> String? {
         guard let bytes = sqlite3_column_text(handle, column) else { return nil }
         let count = Int(sqlite3_column_bytes(handle, column))
-        return Value.decoding(UnsafeBufferPointer(start: bytes, count: count))
+        let buffer = UnsafeBufferPointer(start: bytes, count: count)
+        // Fast path: String(decoding:) replaces invalid UTF-8 with U+FFFD (EF BF BD), so a
+        // result of the same length without an EF byte is the bytes as they are. Anything else
+        // (invalid bytes, or a real U+FFFD) takes Value.decoding, which escapes what is not UTF-8.
+        let text = String(decoding: buffer, as: UTF8.self)
+        if text.utf8.count == count && !text.utf8.contains(0xEF) { return text }
+        return Value.decoding(buffer)
     }
 
     public var columnCount: Int32 { sqlite3_column_count(handle) }
