@@ -16,13 +16,7 @@ extension QueryCommand {
         guard sinceMs <= untilMs else { throw CommandError("--since is later than --until") }
         try selection.refuseRunID(server)
         let figure = rows.current ? "live_bytes" : "gc_live_bytes"
-        let groups: [String] =
-            switch rows.by {
-            case .line: ["file", "line"]
-            case .function: ["file", "line_defined", "function"]
-            case .file: ["file"]
-            case .type: ["type"]
-            }
+        let groups = FleetSeries.groups(rows.by)
         let grouped = groups.joined(separator: ", ")
         // Per (run, state) from the snapshots table (small): whether it has a snapshot in the
         // window, and, when its first snapshot comes after --since, that snapshot (its base).
@@ -102,19 +96,15 @@ extension QueryCommand {
             guard fields.count == groups.count + 5 else { continue }
             let values = fields.suffix(5).map { Int64($0) ?? 0 }
             let (growth, live, runs) = (values[0], values[1], values[3])
-            let function = fields.last.map { $0.isEmpty ? nil : $0 } ?? nil
-            let site: String, source: String?, number: Int64?
-            switch rows.by {
-            case .line, .function:
-                (site, source, number) = ("\(fields[0]):\(fields[1])", fields[0], Int64(fields[1]))
-            case .file: (site, source, number) = (fields[0], fields[0], nil)
-            case .type: (site, source, number) = (fields[0], nil, nil)
-            }
+            // The group's fields and any function name, as leaks and history label a row.
+            let (site, info) = FleetSeries.label(
+                Array(fields.prefix(groups.count)) + [fields[fields.count - 1]], by: rows.by)
+            let withLine = rows.by == .line || rows.by == .function
             rowGrowth.append((site, growth))
             listing.rows.append([
                 .bytes(growth, signed: true), .bytes(live, signed: false), .integer(runs),
-                .text(site), .text(rows.by == .line || rows.by == .function ? function : nil),
-                .text(source), number.map(Cell.integer) ?? .text(nil),
+                .text(site), .text(withLine ? info.function : nil), .text(info.file),
+                withLine ? .integer(info.line) : .text(nil),
             ])
         }
         let runCount = totals.count >= 4 ? Int64(totals[totals.count - 2]) ?? 0 : 0

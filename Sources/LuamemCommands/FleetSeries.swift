@@ -113,7 +113,7 @@ struct FleetSeries {
             Substring(
                 try server.execute(
                     """
-                    SELECT count(), max(n), min(cycles), min(fit), toInt64(avg(span)) FROM (
+                    SELECT uniqExact(run_uuid), max(n), min(cycles), min(fit), toInt64(avg(span)) FROM (
                         SELECT run_uuid, state_id, count() AS n, max(time_ms) - min(time_ms) AS span,
                                max(gc_cycles) - min(gc_cycles) AS cycles,
                                maxIf(gc_cycles, kind != 'final') - minIf(gc_cycles, kind != 'final') AS fit
@@ -124,6 +124,7 @@ struct FleetSeries {
                     """
                 ).trimmingCharacters(in: .newlines)))
         guard counts.count == 5 else { return }
+        runs = Int64(counts[0]) ?? 0
         snapshots = Int64(counts[1]) ?? 0
         cycles = Int64(counts[2]) ?? 0
         fitCycles = Int64(counts[3]) ?? 0
@@ -173,14 +174,6 @@ struct FleetSeries {
             point =
                 "if(time_ms <= \(fromMs), 0, least(\(points - 1), intDiv(time_ms - \(fromMs) + \(step) - 1, \(step))))"
         }
-        runs = Int64(
-            try server.execute(
-                """
-                SELECT uniqExact(run_uuid) FROM \(db).snapshots
-                WHERE \(selected) AND time_ms >= \(start) AND time_ms <= \(end)
-                FORMAT TabSeparated
-                """
-            ).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
 
         // Per (run, state, site, type): its latest row up to each point, at the first point at
         // or after the row's time; then carried forward to every later point.
