@@ -482,17 +482,24 @@ public final class Flusher {
                         contentsOf: repeatElement(Figures(), count: slotCount - state.written.count)
                     )
                 }
-                for slot in 0..<slotCount {
-                    let counters = tracker.counters(slot)
-                    if Int64(counters.site) == unsampled { continue }
-                    let figures = Figures(counters).siteRow
-                    if state.written[slot] == figures { continue }
-                    if slot < marks.3 { replaced.append((slot, state.written[slot])) }
-                    state.written[slot] = figures
-                    try writer.insertStats(
-                        stateID: stateID, siteID: state.siteIDs[Int(counters.site)],
-                        type: Int64(counters.type), snapshotID: snapshotID, figures: figures)
-                    rows += 1
+                // Only groups of slots marked changed since the last snapshot are read (and
+                // every slot after a failed write or a lost file), so a snapshot costs what
+                // changed, not every slot there is. New slots' groups are marked too.
+                let groupSize = Tracker.slotGroupSize
+                for group in 0..<((slotCount + groupSize - 1) / groupSize) {
+                    guard tracker.takeChanged(group: group) || state.readsEverySlot else { continue }
+                    for slot in group * groupSize..<min(slotCount, (group + 1) * groupSize) {
+                        let counters = tracker.counters(slot)
+                        if Int64(counters.site) == unsampled { continue }
+                        let figures = Figures(counters).siteRow
+                        if state.written[slot] == figures { continue }
+                        if slot < marks.3 { replaced.append((slot, state.written[slot])) }
+                        state.written[slot] = figures
+                        try writer.insertStats(
+                            stateID: stateID, siteID: state.siteIDs[Int(counters.site)],
+                            type: Int64(counters.type), snapshotID: snapshotID, figures: figures)
+                        rows += 1
+                    }
                 }
                 try writer.finishSnapshot(stateID: stateID, snapshotID: snapshotID, rows: rows)
             }
@@ -502,8 +509,11 @@ public final class Flusher {
             state.siteIDs.removeSubrange(marks.2...)
             state.written.removeSubrange(marks.3...)
             for (slot, figures) in replaced { state.written[slot] = figures }
+            // The changed marks taken for this snapshot are gone with it.
+            state.readsEverySlot = true
             throw error
         }
+        state.readsEverySlot = false
         tracker.snapshotsWritten += 1
         snapshotsWritten += 1
     }
@@ -519,6 +529,9 @@ struct TrackedState {
     var frameIDs: [Int64] = []
     var siteIDs: [Int64] = []
     var written: [Figures] = []
+    /// The next snapshot compares every slot with `written`, not only the groups marked changed:
+    /// at first, and after a snapshot that failed or rows that may be missing.
+    var readsEverySlot = true
     var reportedFolding = false
 
     init(tracker: Tracker, name: String, startedMs: Int64) {
@@ -539,6 +552,7 @@ struct TrackedState {
         frameIDs = []
         siteIDs = []
         written = []
+        readsEverySlot = true
     }
 }
 

@@ -243,6 +243,16 @@ extension Tracker {
     public var publishedSlotCount: Int { shared.pointee.counters.publishedCount() }
 
     public func frame(_ index: Int) -> FrameRecord { shared.pointee.frames.element(index).pointee }
+
+    /// Counter slots come in groups of this many (slot / slotGroupSize is the group).
+    public static let slotGroupSize = 1 << TrackerStorage.groupShift
+
+    /// Whether a counter slot of `group` may have changed since the last call for the group, or
+    /// since the tracker began. Takes the mark: read the group's slots after calling it, and an
+    /// update racing with the read marks the group again.
+    public func takeChanged(group: Int) -> Bool {
+        luamem_take_changed(shared.pointee.changedGroups + group) != 0
+    }
     public func site(_ index: Int) -> SiteRecord { shared.pointee.sites.element(index).pointee }
 
     /// Sampled slots count objects in 1/countScale units.
@@ -341,8 +351,10 @@ struct TrackerShared {
     let counters: ChunkedView<luamem_counters>
     let frames: ChunkedView<FrameRecord>
     let sites: ChunkedView<SiteRecord>
+    let changedGroups: UnsafeMutablePointer<UInt8>
 
     init(_ storage: TrackerStorage) {
+        changedGroups = storage.changedGroups
         totals = storage.totals
         gcCycles = storage.gcCycles
         gcCompletedMs = storage.gcCompletedMs
@@ -463,6 +475,24 @@ struct TrackerStorage {
     /// "app.lua (load)": its bytecode is the script's, not the host's. 0 otherwise.
     @usableFromInline var loadingSite: UInt32 = 0
 
+    /// Counter slots are grouped by 64 (slot >> groupShift), so that neither the flusher nor a
+    /// completed GC cycle has to visit every slot: per group, a changed mark that the flusher
+    /// takes, and the cycle in which a slot of the group was last allocated to.
+    @usableFromInline static let groupShift = 6
+    static let maxGroups =
+        (UnsafeChunkedArray<luamem_counters>.maxChunks * UnsafeChunkedArray<luamem_counters>.chunkSize)
+        >> groupShift
+    /// calloc'ed for the most slots there can be: pages of groups never used stay unmapped.
+    @usableFromInline let changedGroups: UnsafeMutablePointer<UInt8>
+    @usableFromInline let groupCycles: UnsafeMutablePointer<UInt32>
+    /// Tags the current GC cycle in `groupCycles` (never 0, which marks "not this cycle").
+    @usableFromInline var cycleTag: UInt32 = 1
+    /// Groups allocated to in this cycle and in the previous one: a completed cycle settles these.
+    @usableFromInline var groupsNow = GroupList()
+    var groupsBefore = GroupList()
+    /// A group list could not grow (out of memory): the next completed cycle settles every slot.
+    @usableFromInline var settleEverySlot = false
+
     /// $LUAMEM_SAMPLE_SEED (a whole number) when set, for runs that must repeat; else random
     /// bytes from the system.
     static func seed() -> UInt64 {
@@ -498,6 +528,8 @@ struct TrackerStorage {
         foldedAllocations = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
         foldedAllocations.initialize(to: 0)
         cacheEntries = UnsafeMutablePointer<CacheEntry>.allocate(capacity: 1024)
+        changedGroups = calloc(Self.maxGroups, 1)!.bindMemory(to: UInt8.self, capacity: Self.maxGroups)
+        groupCycles = calloc(Self.maxGroups, 4)!.bindMemory(to: UInt32.self, capacity: Self.maxGroups)
     }
 
     mutating func beginLoading(_ name: String) {
@@ -540,6 +572,8 @@ struct TrackerStorage {
         untracked.deallocate()
         foldedAllocations.deallocate()
         largeBlocks.deallocate()
+        free(changedGroups); free(groupCycles)
+        groupsNow.deallocate(); groupsBefore.deallocate()
     }
 
     // MARK: Allocator paths
@@ -553,6 +587,7 @@ struct TrackerStorage {
         let block = header + Self.headerSize
         if probing { noteProbe(block, type) }
         luamem_counters_allocated(counters.element(Int(charge.slot)), charge.bytes, charge.count)
+        allocated(to: charge.slot)
         luamem_counters_allocated(totals, Int64(size), 1)
         return block
     }
@@ -562,7 +597,8 @@ struct TrackerStorage {
         _ block: UnsafeMutableRawPointer, oldSize: Int, newSize: Int
     ) -> UnsafeMutableRawPointer? {
         let oldHeader = block - Self.headerSize
-        let oldSlot = counters.element(Int(oldHeader.load(as: UInt32.self)))
+        let oldIndex = oldHeader.load(as: UInt32.self)
+        let oldSlot = counters.element(Int(oldIndex))
         let oldAge = epoch &- oldHeader.load(fromByteOffset: 4, as: UInt32.self)
         let type = ObjectType(rawValue: oldSlot.pointee.type) ?? .other
         // The site is read before the block moves: Lua may be growing the very stack inspected.
@@ -573,7 +609,9 @@ struct TrackerStorage {
         header.storeBytes(of: epoch, toByteOffset: 4, as: UInt32.self)
         let old = weight(of: oldSlot, size: oldSize)
         luamem_counters_freed(oldSlot, old.bytes, old.count, oldAge)
+        changed(oldIndex)
         luamem_counters_allocated(counters.element(Int(charge.slot)), charge.bytes, charge.count)
+        allocated(to: charge.slot)
         luamem_counters_freed(totals, Int64(oldSize), 1, oldAge)
         luamem_counters_allocated(totals, Int64(newSize), 1)
         return header + Self.headerSize
@@ -582,10 +620,12 @@ struct TrackerStorage {
     @inlinable @inline(__always)
     mutating func release(_ block: UnsafeMutableRawPointer, size: Int) {
         let header = block - Self.headerSize
-        let slot = counters.element(Int(header.load(as: UInt32.self)))
+        let index = header.load(as: UInt32.self)
+        let slot = counters.element(Int(index))
         let age = epoch &- header.load(fromByteOffset: 4, as: UInt32.self)
         let charged = weight(of: slot, size: size)
         luamem_counters_freed(slot, charged.bytes, charged.count, age)
+        changed(index)
         luamem_counters_freed(totals, Int64(size), 1, age)
         switch slot.pointee.type {
         case ObjectType.string.rawValue where cachedSources.count > 0:
@@ -768,9 +808,53 @@ struct TrackerStorage {
         return UInt32(index)
     }
 
+    /// A slot of this group was allocated to: the group is settled at the end of this cycle and
+    /// of the next, and the flusher reads it.
+    @inlinable @inline(__always)
+    mutating func allocated(to slot: UInt32) {
+        let group = Int(slot &>> UInt32(Self.groupShift))
+        if groupCycles[group] != cycleTag { noteGroup(group) }
+        luamem_mark_changed(changedGroups + group)
+    }
+
+    /// A block of this slot was freed: the flusher reads its group.
+    @inlinable @inline(__always)
+    func changed(_ slot: UInt32) {
+        luamem_mark_changed(changedGroups + Int(slot &>> UInt32(Self.groupShift)))
+    }
+
+    @usableFromInline @inline(never)
+    mutating func noteGroup(_ group: Int) {
+        groupCycles[group] = cycleTag
+        if !groupsNow.append(UInt32(group)) { settleEverySlot = true }
+    }
+
+    /// Publishes the post-GC figures of the slots that can have changed: settling a slot makes its
+    /// post-GC figures its live ones less what was allocated in the cycle, so a slot allocated to
+    /// in neither this cycle nor the previous one already has them (its young figures are 0, and
+    /// every block it has is old), and settling it again would change nothing.
     mutating func gcCycleCompleted() {
-        for index in 0..<counters.count {
-            luamem_counters_settle(counters.element(index))
+        if settleEverySlot {
+            settleEverySlot = false
+            for group in 0..<((counters.count + Tracker.slotGroupSize - 1) >> Self.groupShift) {
+                settle(group: group)
+            }
+        } else {
+            for index in 0..<groupsNow.count { settle(group: Int(groupsNow.groups.unsafelyUnwrapped[index])) }
+            for index in 0..<groupsBefore.count {
+                let group = Int(groupsBefore.groups.unsafelyUnwrapped[index])
+                // Groups on both lists were settled above: settling twice would count this
+                // cycle's young blocks as old.
+                if groupCycles[group] != cycleTag { settle(group: group) }
+            }
+        }
+        swap(&groupsNow, &groupsBefore)
+        groupsNow.count = 0
+        cycleTag &+= 1
+        if cycleTag == 0 {
+            // After 2^32 cycles: tags start over, so old ones must not match the new.
+            memset(groupCycles, 0, Self.maxGroups * MemoryLayout<UInt32>.stride)
+            cycleTag = 1
         }
         luamem_counters_settle(totals)
         epoch &+= 1
@@ -781,4 +865,38 @@ struct TrackerStorage {
         luamem_store_relaxed(gcCompletedMs, Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000)
     }
 
+    mutating func settle(group: Int) {
+        let start = group << Self.groupShift
+        for index in start..<min(start + Tracker.slotGroupSize, counters.count) {
+            luamem_counters_settle(counters.element(index))
+        }
+        luamem_mark_changed(changedGroups + group)
+    }
+
+}
+
+/// A growable list of slot groups, in malloc'd memory (no ARC on the allocator's path).
+@usableFromInline
+struct GroupList {
+    @usableFromInline var groups: UnsafeMutablePointer<UInt32>?
+    @usableFromInline var count = 0
+    var capacity = 0
+
+    /// False when it could not grow.
+    @usableFromInline
+    mutating func append(_ group: UInt32) -> Bool {
+        if count == capacity {
+            let bigger = max(64, capacity * 2)
+            guard let grown = realloc(groups, bigger * MemoryLayout<UInt32>.stride) else {
+                return false
+            }
+            groups = grown.bindMemory(to: UInt32.self, capacity: bigger)
+            capacity = bigger
+        }
+        groups.unsafelyUnwrapped[count] = group
+        count += 1
+        return true
+    }
+
+    func deallocate() { free(groups) }
 }

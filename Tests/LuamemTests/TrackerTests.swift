@@ -233,6 +233,27 @@ import Testing
                 "SELECT sum(live_count) FROM site_latest WHERE type = 'table' AND file LIKE 'chunk%' AND line = 4")
                 == 400)
     }
+
+    /// A completed cycle settles only the slots allocated to in it or in the cycle before; a
+    /// line that allocated once, cycles ago, still shows all it keeps as post-GC figures.
+    @Test func linesThatStoppedAllocatingKeepTheirPostGCFigures() throws {
+        let db = try Harness.temporaryDirectory().appendingPathComponent("settle.db")
+        let output = try Harness.track("settle.lua", db: db)
+        #expect(output.stdout == "300\n", "\(output.stderr)")
+        let rows = try Harness.rows(
+            db,
+            """
+            SELECT file, live_count, live_bytes, gc_live_bytes FROM site_latest
+            WHERE file GLOB 'settle[0-9]*' AND type = 'table'
+            """)
+        #expect(rows.count == 300)
+        for row in rows {
+            let file = try #require(row[0]), number = try #require(Int(file.dropFirst(6)))
+            let kept = number % 2 == 1 ? 4 : 5
+            let bytes = "\(kept * 56)"  // sizeof(Table)
+            #expect(row[1] == "\(kept)" && row[2] == bytes && row[3] == bytes, "\(row)")
+        }
+    }
 }
 
 extension PostGCTests {

@@ -241,6 +241,17 @@ static inline void luamem_store_release_u32(uint32_t *p, uint32_t value) {
     __atomic_store_n(p, value, __ATOMIC_RELEASE);
 }
 
+/// A group of counter slots changed: stored by the Lua thread after it updated the slot (a plain
+/// store on x86), so the flusher, which takes the mark before it reads the slots, either sees the
+/// update or finds the mark set again at its next flush.
+static inline void luamem_mark_changed(uint8_t *p) {
+    __atomic_store_n(p, 1, __ATOMIC_RELEASE);
+}
+/// Takes a group's mark (flusher): non-zero when a slot of the group changed since the last take.
+static inline uint8_t luamem_take_changed(uint8_t *p) {
+    return __atomic_exchange_n(p, 0, __ATOMIC_ACQ_REL);
+}
+
 /// One (site, object type) pair's counters: written by the Lua thread only, read by the flusher.
 /// `young_*` count live blocks allocated since the last completed GC cycle; the post-GC figures
 /// (`gc_live_*`) are published when a cycle completes (see Tracker.gcCycleCompleted).
