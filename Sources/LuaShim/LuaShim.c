@@ -220,6 +220,37 @@ int luamem_collect_frames(lua_Debug *ar, int level, int depth, luamem_raw_frame 
     return count;
 }
 
+const void *luamem_frame_pc(const lua_Debug *ar) {
+    const mirror_lua_callinfo *ci = (const mirror_lua_callinfo *)(const void *)ar->i_ci;
+    if ((ci->func->tt & MIRROR_TAG_MASK) != MIRROR_TLCL)
+        return NULL;
+    return ci->savedpc;
+}
+
+const void *luamem_frame_proto(const lua_Debug *ar) {
+    const mirror_lua_callinfo *ci = (const mirror_lua_callinfo *)(const void *)ar->i_ci;
+    if ((ci->func->tt & MIRROR_TAG_MASK) != MIRROR_TLCL)
+        return NULL;
+    return ((const mirror_lclosure *)ci->func->value.gc)->p;
+}
+
+int luamem_collect_pcs(lua_Debug *ar, int level, int depth, luamem_raw_frame *frames,
+                       int *levels) {
+    int count = 1;
+    while (count < depth && luamem_next_level(ar)) {
+        level++;
+        const void *pc = luamem_frame_pc(ar);
+        if (pc == NULL)
+            continue;
+        frames[count].source = (const char *)pc;
+        frames[count].line = 0;
+        frames[count].line_defined = 0;
+        levels[count] = level;
+        count++;
+    }
+    return count;
+}
+
 /// Compares luamem_frame_info with lua_getinfo "Sl" at every level of the stack it runs on.
 static int probe_info(lua_State *L) {
     lua_Debug expected, fast;

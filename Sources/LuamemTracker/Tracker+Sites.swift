@@ -16,11 +16,10 @@ extension TrackerStorage {
             resumer -= 1
             thread = luamem_context_resumer(context, resumer)
         }
-        frameInfo(thread)
         var level: Int32 = 0
         var cfunction: UnsafeRawPointer?
         var count = 1
-        if LuaDebug.isCFunction(debug) {
+        if !keyLuaFrame(thread) {
             cfunction =
                 cfunctionLayoutVerified
                 ? unsafeBitCast(luamem_running_cfunction(debug), to: UnsafeRawPointer?.self)
@@ -28,9 +27,6 @@ extension TrackerStorage {
             count = outermostLuaFrame(thread, &level) ? 1 : 0
         }
         if count == 1 {
-            raw[0] = RawFrame(
-                source: debug.pointee.source, line: debug.pointee.currentline,
-                lineDefined: debug.pointee.linedefined)
             levels[0] = level
             if depth > 1 { count = collectOuterFrames(thread, from: level) }
         }
@@ -41,6 +37,24 @@ extension TrackerStorage {
             return cacheEntries[Int(entry)].site
         }
         return resolveSite(thread, count, cfunction, hash)
+    }
+
+    /// Whether the frame `debug` was set to is a Lua function's; if it is, raw[0] is its key: its
+    /// saved pc when `keysByPC` (read from the frame alone), else its source and lines.
+    @inlinable @inline(__always)
+    func keyLuaFrame(_ thread: OpaquePointer) -> Bool {
+        if keysByPC {
+            guard let pc = luamem_frame_pc(debug) else { return false }
+            raw[0] = RawFrame(
+                source: pc.assumingMemoryBound(to: CChar.self), line: 0, lineDefined: 0)
+            return true
+        }
+        frameInfo(thread)
+        if LuaDebug.isCFunction(debug) { return false }
+        raw[0] = RawFrame(
+            source: debug.pointee.source, line: debug.pointee.currentline,
+            lineDefined: debug.pointee.linedefined)
+        return true
     }
 
     /// Fills `debug`'s source, lines and kind of function for the frame it was set to.
@@ -61,15 +75,14 @@ extension TrackerStorage {
             ? luamem_next_level(debug) != 0 : LuaDebug.stackLevel(thread, level, debug)
     }
 
-    /// Walks up from a C frame to the first Lua frame; false when there is none.
+    /// Walks up from a C frame to the first Lua frame, keyed in raw[0]; false when there is none.
     /// (Mutating, like the other out-of-line methods the allocator calls: calling a
     /// non-mutating one copies the whole storage first.)
     @usableFromInline
     mutating func outermostLuaFrame(_ thread: OpaquePointer, _ level: inout Int32) -> Bool {
         repeat {
             guard nextLevel(thread, &level) else { return false }
-            frameInfo(thread)
-        } while LuaDebug.isCFunction(debug)
+        } while !keyLuaFrame(thread)
         return true
     }
 
@@ -77,6 +90,7 @@ extension TrackerStorage {
     /// `debug` still describes the frame at level `first`.
     @usableFromInline
     mutating func collectOuterFrames(_ thread: OpaquePointer, from first: Int32) -> Int {
+        if keysByPC { return Int(luamem_collect_pcs(debug, first, Int32(depth), raw, levels)) }
         if stackWalkVerified && frameInfoVerified {
             return Int(luamem_collect_frames(debug, first, Int32(depth), raw, levels))
         }
@@ -132,13 +146,26 @@ extension TrackerStorage {
         // rather than to whichever Lua line happened to be running.
         let ownFunction = name.map { strncmp($0, "luamem.", 7) == 0 } ?? false
         let frameCount = ownFunction ? 0 : count
+        // A key of pcs names instructions: the frames' sources and lines are read now, once.
+        for index in 0..<count {
+            if keysByPC {
+                _ = LuaDebug.stackLevel(thread, levels[index], debug)
+                frameInfo(thread)
+                named[index] = RawFrame(
+                    source: debug.pointee.source, line: debug.pointee.currentline,
+                    lineDefined: debug.pointee.linedefined)
+                protos[index] = luamem_frame_proto(debug)
+            } else {
+                named[index] = raw[index]
+            }
+        }
         // At the cap, only sites that exist already are found; anything new is folded into
         // [other sites], so the tracker's memory stays bounded.
         let create = sites.count < maxSites
         var site = overflowSite
         resolving: do {
             for index in 0..<frameCount {
-                let frame = raw[index]
+                let frame = named[index]
                 var function: UnsafePointer<CChar>?
                 if frame.lineDefined == 0 {
                     function = intern(string: "main chunk")
@@ -225,14 +252,17 @@ extension TrackerStorage {
         cache.insert(hash, UInt32(cacheCount))
         cacheCount += 1
         for index in 0..<count {
-            guard let source = raw[index].source else { continue }
+            guard
+                let source = keysByPC
+                    ? protos[index] : UnsafeRawPointer(raw[index].source)
+            else { continue }
             let key = mixHash(0, UInt64(UInt(bitPattern: source)))
             if cachedSources.find(key, { _ in true }) == nil { cachedSources.insert(key, 0) }
         }
     }
 
-    /// A string is being freed; if its bytes are a source a cache key points to, that address may
-    /// soon hold another chunk's name, so the cache is dropped.
+    /// A string (or, with keys of pcs, a prototype) is being freed; if a cache key points into it,
+    /// that address may soon hold another chunk's name or code, so the cache is dropped.
     @usableFromInline
     mutating func forgetSource(_ bytes: UnsafeMutableRawPointer) {
         let key = mixHash(0, UInt64(UInt(bitPattern: bytes)))

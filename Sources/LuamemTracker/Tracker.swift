@@ -195,6 +195,8 @@ public struct Tracker {
             storage.pointee.stringBytesOffset = stringOffset
             storage.pointee.threadStateOffset = threadOffset
             storage.pointee.cacheEnabled = true
+            storage.pointee.keysByPC =
+                storage.pointee.frameInfoVerified && storage.pointee.stackWalkVerified
         }
     }
 
@@ -437,6 +439,14 @@ struct TrackerStorage {
     /// Source pointers used by cache keys (hashed bijectively); freeing one drops the cache.
     @usableFromInline var cachedSources = UnsafeHashIndex()
     @usableFromInline var cacheEnabled = false
+    /// Cache keys are the frames' saved pcs, read from the frames alone, rather than their
+    /// sources and lines, read from their prototypes and line tables (Lua's layout verified).
+    /// Frees of prototypes, not of strings, then drop the cache.
+    @usableFromInline var keysByPC = false
+    /// Scratch for resolving a key: each frame's source and lines, and with keys of pcs, its
+    /// prototype.
+    @usableFromInline let named: UnsafeMutablePointer<RawFrame>
+    @usableFromInline let protos: UnsafeMutablePointer<UnsafeRawPointer?>
 
     /// Where Lua keeps a string's bytes and a thread's lua_State inside their blocks (probed).
     @usableFromInline var stringBytesOffset = -1
@@ -513,6 +523,8 @@ struct TrackerStorage {
         debug = UnsafeMutablePointer<lua_Debug>.allocate(capacity: 1)
         memset(debug, 0, MemoryLayout<lua_Debug>.size)
         raw = UnsafeMutablePointer<RawFrame>.allocate(capacity: Tracker.maxDepth)
+        named = UnsafeMutablePointer<RawFrame>.allocate(capacity: Tracker.maxDepth)
+        protos = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: Tracker.maxDepth)
         levels = UnsafeMutablePointer<Int32>.allocate(capacity: Tracker.maxDepth)
         frameIDs = UnsafeMutablePointer<UInt32>.allocate(capacity: Tracker.maxDepth)
         totals = UnsafeMutablePointer<luamem_counters>.allocate(capacity: 1)
@@ -567,6 +579,7 @@ struct TrackerStorage {
         siteIndex.deallocate(); cfunctionNames.deallocate(); cache.deallocate()
         cachedSources.deallocate()
         cacheEntries.deallocate(); context.deallocate(); debug.deallocate(); raw.deallocate()
+        named.deallocate(); protos.deallocate()
         levels.deallocate(); frameIDs.deallocate(); totals.deallocate()
         gcCycles.deallocate(); gcCompletedMs.deallocate(); snapshots.deallocate()
         untracked.deallocate()
@@ -628,8 +641,10 @@ struct TrackerStorage {
         changed(index)
         luamem_counters_freed(totals, Int64(size), 1, age)
         switch slot.pointee.type {
-        case ObjectType.string.rawValue where cachedSources.count > 0:
+        case ObjectType.string.rawValue where cachedSources.count > 0 && !keysByPC:
             forgetSource(block + stringBytesOffset)
+        case ObjectType.proto.rawValue where cachedSources.count > 0 && keysByPC:
+            forgetSource(block)
         case ObjectType.thread.rawValue:
             threadFreed(block)
         default:
@@ -736,6 +751,8 @@ struct TrackerStorage {
             moved = tracked
         } else {
             threadFreed(block)
+            // A prototype from before: its code may be in cache keys.
+            if keysByPC && cachedSources.count > 0 { forgetSource(block) }
         }
         _ = previous(previousUD, block, oldSize, 0)
         luamem_store_relaxed(untracked, luamem_load_relaxed(untracked) - Int64(oldSize))

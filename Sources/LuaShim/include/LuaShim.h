@@ -145,6 +145,19 @@ typedef struct luamem_raw_frame {
 int luamem_collect_frames(lua_Debug *ar, int level, int depth, luamem_raw_frame *frames,
                           int *levels);
 
+/// The instruction the Lua frame `ar` is at: its saved pc, an address inside its function's code,
+/// so it names one instruction of one loaded function for as long as that function's prototype
+/// lives. NULL for a C frame. Reads only the frame (no prototype, no line table), which makes it
+/// the tracker's site-cache key. Only valid after luamem_probe_frame_info returned 1.
+const void *luamem_frame_pc(const lua_Debug *ar);
+
+/// The prototype of the Lua frame `ar` (the object whose freeing frees its code), NULL for C.
+const void *luamem_frame_proto(const lua_Debug *ar);
+
+/// As luamem_collect_frames, but each Lua frame is its saved pc (luamem_frame_pc) in `source`,
+/// with lines 0.
+int luamem_collect_pcs(lua_Debug *ar, int level, int depth, luamem_raw_frame *frames, int *levels);
+
 /// Checks luamem_frame_info against lua_getinfo at every level of real nested calls (Lua
 /// functions, a main chunk, C frames, short and long chunk names). Returns 1 when they agree.
 int luamem_probe_frame_info(lua_State *L);
