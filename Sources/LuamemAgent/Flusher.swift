@@ -444,7 +444,7 @@ public final class Flusher {
         // Bookkeeping changes in place (copying it would cost O(sites) per flush); a failed
         // transaction puts it back as it was.
         let marks = (state.stateID, state.frameIDs.count, state.siteIDs.count, state.written.count)
-        var replaced: [(slot: Int, figures: Figures)] = []
+        var replaced: [(slot: Int, digest: UInt64)] = []
         do {
             try writer.transaction {
                 if state.stateID == nil {
@@ -479,22 +479,29 @@ public final class Flusher {
                 let unsampled = tracker.unsampledSite
                 if state.written.count < slotCount {
                     state.written.append(
-                        contentsOf: repeatElement(Figures(), count: slotCount - state.written.count)
-                    )
+                        contentsOf: repeatElement(
+                            Figures().rowDigest, count: slotCount - state.written.count))
                 }
                 // Only groups of slots marked changed since the last snapshot are read (and
                 // every slot after a failed write or a lost file), so a snapshot costs what
-                // changed, not every slot there is. New slots' groups are marked too.
+                // changed, not every slot there is. New slots' groups are marked too. The last
+                // group, when slots past `slotCount` may still be created in it, is read whole
+                // and its mark left: taking it could take the mark of a slot this snapshot
+                // does not read.
                 let groupSize = Tracker.slotGroupSize
+                let fullGroups = slotCount / groupSize
                 for group in 0..<((slotCount + groupSize - 1) / groupSize) {
-                    guard tracker.takeChanged(group: group) || state.readsEverySlot else { continue }
+                    guard group == fullGroups || tracker.takeChanged(group: group)
+                        || state.readsEverySlot
+                    else { continue }
                     for slot in group * groupSize..<min(slotCount, (group + 1) * groupSize) {
                         let counters = tracker.counters(slot)
                         if Int64(counters.site) == unsampled { continue }
                         let figures = Figures(counters).siteRow
-                        if state.written[slot] == figures { continue }
+                        let digest = figures.rowDigest
+                        if state.written[slot] == digest { continue }
                         if slot < marks.3 { replaced.append((slot, state.written[slot])) }
-                        state.written[slot] = figures
+                        state.written[slot] = digest
                         try writer.insertStats(
                             stateID: stateID, siteID: state.siteIDs[Int(counters.site)],
                             type: Int64(counters.type), snapshotID: snapshotID, figures: figures)
@@ -508,7 +515,7 @@ public final class Flusher {
             state.frameIDs.removeSubrange(marks.1...)
             state.siteIDs.removeSubrange(marks.2...)
             state.written.removeSubrange(marks.3...)
-            for (slot, figures) in replaced { state.written[slot] = figures }
+            for (slot, digest) in replaced { state.written[slot] = digest }
             // The changed marks taken for this snapshot are gone with it.
             state.readsEverySlot = true
             throw error
@@ -519,8 +526,8 @@ public final class Flusher {
     }
 }
 
-/// What the flusher keeps per tracked state: database ids of what it has written, and the
-/// figures last written per slot, so unchanged slots cost no row.
+/// What the flusher keeps per tracked state: database ids of what it has written, and a digest
+/// of the figures last written per slot, so unchanged slots cost no row.
 struct TrackedState {
     let tracker: Tracker
     let name: String
@@ -528,7 +535,9 @@ struct TrackedState {
     var stateID: Int64?
     var frameIDs: [Int64] = []
     var siteIDs: [Int64] = []
-    var written: [Figures] = []
+    /// Per slot, `Figures.rowDigest` of the row last written: 8 bytes a slot rather than the 56 of
+    /// the figures (at depth 8 a program can have tens of thousands of slots).
+    var written: [UInt64] = []
     /// The next snapshot compares every slot with `written`, not only the groups marked changed:
     /// at first, and after a snapshot that failed or rows that may be missing.
     var readsEverySlot = true
@@ -570,6 +579,24 @@ struct FileIdentity: Equatable {
 }
 
 extension Figures {
+    /// A 64-bit digest of a site row's stored figures: two rows with different figures have the
+    /// same digest with a probability of about 2^-64, so a changed row is written.
+    var rowDigest: UInt64 {
+        var hash = Self.mix(0x6C75_616D_656D_2121 ^ UInt64(bitPattern: liveBytes))
+        hash = Self.mix(hash ^ UInt64(bitPattern: liveCount))
+        hash = Self.mix(hash ^ UInt64(bitPattern: allocBytes))
+        hash = Self.mix(hash ^ UInt64(bitPattern: allocCount))
+        return Self.mix(hash ^ UInt64(bitPattern: gcLiveBytes))
+    }
+
+    /// splitmix64's finalizer: a bijection of 64-bit words.
+    private static func mix(_ word: UInt64) -> UInt64 {
+        var x = word &* 0x9E37_79B9_7F4A_7C15
+        x ^= x >> 31
+        x = x &* 0xBF58_476D_1CE4_E5B9
+        return x ^ (x >> 29)
+    }
+
     init(_ counters: luamem_counters) {
         self.init(
             liveBytes: counters.live_bytes, liveCount: counters.live_count,

@@ -129,8 +129,13 @@ extension TrackerStorage {
         guard Int(entry.count) == count, entry.cfunction == cfunction else { return false }
         guard count > 0 else { return true }
         guard entry.first == raw[0] else { return false }
-        for index in 1..<count where entry.more.unsafelyUnwrapped[index - 1] != raw[index] {
-            return false
+        guard count > 1 else { return true }
+        if keysByPC {
+            let pcs = entry.more.unsafelyUnwrapped.assumingMemoryBound(to: UnsafePointer<CChar>?.self)
+            for index in 1..<count where pcs[index - 1] != raw[index].source { return false }
+        } else {
+            let frames = entry.more.unsafelyUnwrapped.assumingMemoryBound(to: RawFrame.self)
+            for index in 1..<count where frames[index - 1] != raw[index] { return false }
         }
         return true
     }
@@ -240,10 +245,21 @@ extension TrackerStorage {
             cacheEntries = bigger
             cacheCapacity *= 2
         }
-        var more: UnsafeMutablePointer<RawFrame>?
+        // Frames 1..<count: with keys of pcs, only the pcs (half the size: their lines are 0).
+        var more: UnsafeMutableRawPointer?
         if count > 1 {
-            more = UnsafeMutablePointer<RawFrame>.allocate(capacity: count - 1)
-            more!.initialize(from: raw + 1, count: count - 1)
+            if keysByPC {
+                guard let pcs = malloc((count - 1) * MemoryLayout<UnsafePointer<CChar>?>.stride)
+                else { return }
+                let typed = pcs.bindMemory(to: UnsafePointer<CChar>?.self, capacity: count - 1)
+                for index in 1..<count { typed[index - 1] = raw[index].source }
+                more = pcs
+            } else {
+                guard let frames = malloc((count - 1) * MemoryLayout<RawFrame>.stride) else { return }
+                frames.bindMemory(to: RawFrame.self, capacity: count - 1)
+                    .initialize(from: raw + 1, count: count - 1)
+                more = frames
+            }
         }
         let first = count > 0 ? raw[0] : RawFrame(source: nil, line: 0, lineDefined: 0)
         (cacheEntries + cacheCount).initialize(
@@ -270,7 +286,7 @@ extension TrackerStorage {
     }
 
     mutating func clearCache() {
-        for index in 0..<cacheCount { cacheEntries[index].more?.deallocate() }
+        for index in 0..<cacheCount { free(cacheEntries[index].more) }
         cacheCount = 0
         cache.removeAll()
         cachedSources.removeAll()

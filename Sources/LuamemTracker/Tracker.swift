@@ -379,7 +379,8 @@ struct TrackerShared {
 @usableFromInline
 struct CacheEntry {
     @usableFromInline var first: RawFrame
-    @usableFromInline var more: UnsafeMutablePointer<RawFrame>?  // frames 1..<count
+    /// Frames 1..<count: RawFrames, or with keys of pcs, their pcs alone (malloc'd).
+    @usableFromInline var more: UnsafeMutableRawPointer?
     @usableFromInline var count: Int32
     @usableFromInline var site: UInt32
     @usableFromInline var cfunction: UnsafeRawPointer?
