@@ -156,10 +156,12 @@ struct RowOptions: ParsableArguments {
 }
 
 /// A run's snapshots of the selected states from `fromMs` on (all of them without a start).
+/// `runSnapshots`: the run's snapshots when the caller has read them already.
 func windowSnapshots(
-    _ store: Store, run: RunRecord, selected: (Int64) -> Bool, fromMs: Int64?
+    _ store: Store, run: RunRecord, selected: (Int64) -> Bool, fromMs: Int64?,
+    runSnapshots: [SnapshotSummary]? = nil
 ) throws -> [SnapshotSummary] {
-    try store.snapshots(runID: run.id).filter {
+    try (runSnapshots ?? store.snapshots(runID: run.id)).filter {
         selected($0.ref.stateID) && (fromMs == nil || $0.ref.timeMs >= fromMs!)
     }
 }

@@ -60,8 +60,10 @@ struct LeaksCommand: ParsableCommand {
         let run = try selection.run(in: store)
         let selected = try selection.stateFilter(store, runID: run.id)
         let fromMs = window.sinceMs(nowMs: Clock.epochMs())
+        let runSnapshots = try store.snapshots(runID: run.id)
         let series = try Series(
-            store: store, run: run, fromMs: fromMs, by: rows.by, selected: selected)
+            store: store, run: run, fromMs: fromMs, by: rows.by, selected: selected,
+            runSnapshots: runSnapshots)
         guard series.times.count >= 4 else {
             throw CommandError(
                 "\(describe(run)) has \(series.times.count) snapshot(s) in the window; leaks needs at least 4 "
@@ -69,7 +71,8 @@ struct LeaksCommand: ParsableCommand {
         }
         // A line fit through figures after GC needs several cycles to have steps to fit.
         let cycles = cyclesBeforeTheEnd(
-            try windowSnapshots(store, run: run, selected: selected, fromMs: fromMs))
+            try windowSnapshots(
+                store, run: run, selected: selected, fromMs: fromMs, runSnapshots: runSnapshots))
         let current = rows.usesCurrent(cyclesInWindow: cycles, needed: LeaksCommand.cyclesNeeded)
         let trends = series.values(current: current).compactMap {
             key, values -> (SiteKey, Trend)? in

@@ -74,13 +74,16 @@ struct ReportCommand: ParsableCommand {
         let selected = try selection.stateFilter(store, runID: run.id)
         progress("reading \(describe(run))")
         let fromMs = window.sinceMs(nowMs: Clock.epochMs())
-        let snapshots = try windowSnapshots(store, run: run, selected: selected, fromMs: fromMs)
+        let runSnapshots = try store.snapshots(runID: run.id)
+        let snapshots = try windowSnapshots(
+            store, run: run, selected: selected, fromMs: fromMs, runSnapshots: runSnapshots)
         guard !snapshots.isEmpty else {
             throw CommandError("\(describe(run)) has no snapshot to report")
         }
         // Rows by line and by object type, from one reading of the window's rows.
         let both = try Series.replay(
-            store: store, run: run, fromMs: fromMs, by: [.line, .type], selected: selected)
+            store: store, run: run, fromMs: fromMs, by: [.line, .type], selected: selected,
+            runSnapshots: runSnapshots)
         let byLine = both[0], byType = both[1]
         var diff: ReportPage.Diff?
         if let base, let head {
@@ -386,7 +389,7 @@ struct ReportPage {
     /// recorded with --depth above 1.
     private func icicle() -> String {
         // Worth drawing only when some stack has two Lua frames (recorded with --depth > 1).
-        guard stacks.contains(where: { $0.stack.filter { $0.contains(".lua:") }.count > 1 })
+        guard stacks.contains(where: { $0.stack.count > 1 && $0.stack.filter(Self.isLuaLine).count > 1 })
         else { return "" }
         final class Frame {
             var bytes: Int64 = 0
@@ -688,11 +691,35 @@ struct ReportPage {
         return (0..<limit).map { points[$0 * (points.count - 1) / (limit - 1)] }
     }
 
+    /// HTML-escapes `text` in one pass, not four through NSString; most names need nothing and
+    /// come back as they are.
     private func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(
-            of: "<", with: "&lt;"
-        )
-        .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+        guard text.utf8.contains(where: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 })
+        else { return text }
+        var escaped = ""
+        escaped.reserveCapacity(text.utf8.count + 16)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": escaped += "&amp;"
+            case "<": escaped += "&lt;"
+            case ">": escaped += "&gt;"
+            case "\"": escaped += "&quot;"
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
+    }
+
+    /// Whether a frame's name is a Lua line ("file.lua:12"), compared byte by byte.
+    private static func isLuaLine(_ name: String) -> Bool {
+        let pattern: [UInt8] = [0x2E, 0x6C, 0x75, 0x61, 0x3A]  // ".lua:"
+        let bytes = Array(name.utf8)
+        guard bytes.count >= pattern.count else { return false }
+        for start in 0...(bytes.count - pattern.count)
+        where bytes[start..<start + pattern.count].elementsEqual(pattern) {
+            return true
+        }
+        return false
     }
 
     static let style = """

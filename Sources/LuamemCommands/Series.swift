@@ -42,11 +42,11 @@ struct Series {
     init(
         store: Store, run: RunRecord, fromMs: Int64?, by grouping: Grouping,
         selected: (Int64) -> Bool, include: (SiteInfo) -> Bool = { _ in true },
-        rowsBeforeRollups: Int64 = Series.rowsBeforeRollups
+        rowsBeforeRollups: Int64 = Series.rowsBeforeRollups, runSnapshots: [SnapshotSummary]? = nil
     ) throws {
         self = try Self.replay(
             store: store, run: run, fromMs: fromMs, by: [grouping], selected: selected,
-            include: include, rowsBeforeRollups: rowsBeforeRollups)[0]
+            include: include, rowsBeforeRollups: rowsBeforeRollups, runSnapshots: runSnapshots)[0]
     }
 
     /// As init, once per grouping, from one reading of the rows (the report wants rows by
@@ -54,9 +54,12 @@ struct Series {
     static func replay(
         store: Store, run: RunRecord, fromMs: Int64?, by groupings: [Grouping],
         selected: (Int64) -> Bool, include: (SiteInfo) -> Bool = { _ in true },
-        rowsBeforeRollups: Int64 = Series.rowsBeforeRollups
+        rowsBeforeRollups: Int64 = Series.rowsBeforeRollups, runSnapshots: [SnapshotSummary]? = nil
     ) throws -> [Series] {
-        let snapshots = try store.snapshots(runID: run.id).filter { selected($0.ref.stateID) }
+        // `runSnapshots`: the run's snapshots when the caller has read them already.
+        let snapshots = try (runSnapshots ?? store.snapshots(runID: run.id)).filter {
+            selected($0.ref.stateID)
+        }
         let typeNames = try store.objectTypeNames()
         let firstTime = fromMs.map { from in
             snapshots.last { $0.ref.timeMs <= from }?.ref.timeMs ?? snapshots.first?.ref.timeMs
