@@ -226,19 +226,16 @@ struct ClickHouse {
 
     /// A value as a TabSeparated field: \ tab newline CR and NUL escaped.
     static func field(_ text: String) -> String {
-        var result = ""
-        result.reserveCapacity(text.utf8.count)
-        for character in text.unicodeScalars {
-            switch character {
-            case "\\": result += "\\\\"
-            case "\t": result += "\\t"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\0": result += "\\0"
-            default: result.unicodeScalars.append(character)
+        Listing.replacingScalars(text) {
+            switch $0 {
+            case "\\": "\\\\"
+            case "\t": "\\t"
+            case "\n": "\\n"
+            case "\r": "\\r"
+            case "\0": "\\0"
+            default: nil
             }
         }
-        return result
     }
 
     /// The fields of one TabSeparated line as text: `field`'s escapes undone, empty fields

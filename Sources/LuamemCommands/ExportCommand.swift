@@ -173,15 +173,12 @@ struct ExportCommand: ParsableCommand {
     /// large report's time).
     static func folded(_ name: String) -> String {
         guard name.utf8.contains(where: { $0 == 0x3B || $0 == 0x20 }) else { return name }
-        var result = ""
-        result.reserveCapacity(name.utf8.count)
-        for scalar in name.unicodeScalars {
-            switch scalar {
-            case ";": result += ":"
-            case " ": result += "_"
-            default: result.unicodeScalars.append(scalar)
+        return Listing.replacingScalars(name) {
+            switch $0 {
+            case ";": ":"
+            case " ": "_"
+            default: nil
             }
         }
-        return result
     }
 }

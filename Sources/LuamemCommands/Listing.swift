@@ -193,6 +193,23 @@ struct Listing {
         }
     }
 
+    /// `text` with every scalar that `replacement` names a string for replaced by that string, in
+    /// one pass (Foundation's replacingOccurrences goes through NSString once per pattern).
+    static func replacingScalars(
+        _ text: String, _ replacement: (Unicode.Scalar) -> String?
+    ) -> String {
+        var result = ""
+        result.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            if let replaced = replacement(scalar) {
+                result += replaced
+            } else {
+                result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
+    }
+
     static func jsonString(_ text: String) -> String {
         var result = "\""
         for scalar in text.unicodeScalars {
