@@ -204,16 +204,25 @@ void luamem_frame_info(lua_Debug *ar) {
 }
 
 int luamem_collect_frames(lua_Debug *ar, int level, int depth, luamem_raw_frame *frames,
-                          int *levels) {
+                          int *levels, int by_pc) {
     int count = 1;
     while (count < depth && luamem_next_level(ar)) {
         level++;
-        luamem_frame_info(ar);
-        if (ar->what[0] == 'C')
-            continue;
-        frames[count].source = ar->source;
-        frames[count].line = ar->currentline;
-        frames[count].line_defined = ar->linedefined;
+        if (by_pc) {
+            const void *pc = luamem_frame_pc(ar);
+            if (pc == NULL)
+                continue;
+            frames[count].source = (const char *)pc;
+            frames[count].line = 0;
+            frames[count].line_defined = 0;
+        } else {
+            luamem_frame_info(ar);
+            if (ar->what[0] == 'C')
+                continue;
+            frames[count].source = ar->source;
+            frames[count].line = ar->currentline;
+            frames[count].line_defined = ar->linedefined;
+        }
         levels[count] = level;
         count++;
     }
@@ -232,23 +241,6 @@ const void *luamem_frame_proto(const lua_Debug *ar) {
     if ((ci->func->tt & MIRROR_TAG_MASK) != MIRROR_TLCL)
         return NULL;
     return ((const mirror_lclosure *)ci->func->value.gc)->p;
-}
-
-int luamem_collect_pcs(lua_Debug *ar, int level, int depth, luamem_raw_frame *frames,
-                       int *levels) {
-    int count = 1;
-    while (count < depth && luamem_next_level(ar)) {
-        level++;
-        const void *pc = luamem_frame_pc(ar);
-        if (pc == NULL)
-            continue;
-        frames[count].source = (const char *)pc;
-        frames[count].line = 0;
-        frames[count].line_defined = 0;
-        levels[count] = level;
-        count++;
-    }
-    return count;
 }
 
 /// Compares luamem_frame_info with lua_getinfo "Sl" at every level of the stack it runs on.

@@ -582,19 +582,11 @@ extension Figures {
     /// A 64-bit digest of a site row's stored figures: two rows with different figures have the
     /// same digest with a probability of about 2^-64, so a changed row is written.
     var rowDigest: UInt64 {
-        var hash = Self.mix(0x6C75_616D_656D_2121 ^ UInt64(bitPattern: liveBytes))
-        hash = Self.mix(hash ^ UInt64(bitPattern: liveCount))
-        hash = Self.mix(hash ^ UInt64(bitPattern: allocBytes))
-        hash = Self.mix(hash ^ UInt64(bitPattern: allocCount))
-        return Self.mix(hash ^ UInt64(bitPattern: gcLiveBytes))
-    }
-
-    /// splitmix64's finalizer: a bijection of 64-bit words.
-    private static func mix(_ word: UInt64) -> UInt64 {
-        var x = word &* 0x9E37_79B9_7F4A_7C15
-        x ^= x >> 31
-        x = x &* 0xBF58_476D_1CE4_E5B9
-        return x ^ (x >> 29)
+        var hash = mixHash(0x6C75_616D_656D_2121, UInt64(bitPattern: liveBytes))
+        hash = mixHash(hash, UInt64(bitPattern: liveCount))
+        hash = mixHash(hash, UInt64(bitPattern: allocBytes))
+        hash = mixHash(hash, UInt64(bitPattern: allocCount))
+        return mixHash(hash, UInt64(bitPattern: gcLiveBytes))
     }
 
     init(_ counters: luamem_counters) {

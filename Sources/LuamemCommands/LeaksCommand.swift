@@ -149,8 +149,10 @@ struct HistoryCommand: ParsableCommand {
                 && (line == nil || info.line == line)
         }
         let fromMs = window.sinceMs(nowMs: Clock.epochMs())
+        let runSnapshots = try store.snapshots(runID: run.id)
         let series = try Series(
-            store: store, run: run, fromMs: fromMs, by: .file, selected: selected, include: matches)
+            store: store, run: run, fromMs: fromMs, by: .file, selected: selected, include: matches,
+            runSnapshots: runSnapshots)
         guard !series.afterGC.isEmpty else {
             throw CommandError("no allocation at \(site) in \(describe(run))")
         }
@@ -161,7 +163,8 @@ struct HistoryCommand: ParsableCommand {
         // CHANGE and the chart follow the figures after GC, or the live bytes when the window
         // holds too few completed GC cycles (as query says).
         let cycles = completedCycles(
-            try windowSnapshots(store, run: run, selected: selected, fromMs: fromMs))
+            try windowSnapshots(
+                store, run: run, selected: selected, fromMs: fromMs, runSnapshots: runSnapshots))
         let fromLive = cycles < growthCyclesNeeded
         if fromLive { warnTooFewCycles(cycles) }
         output.print(

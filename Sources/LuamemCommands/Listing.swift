@@ -130,18 +130,16 @@ struct Listing {
     /// `\n`, `\t`, `\r` or `\xNN`; with `keepingNewlines`, newlines stay (headings).
     static func printable(_ text: String, keepingNewlines: Bool = false) -> String {
         guard text.unicodeScalars.contains(where: isControl) else { return text }
-        var result = ""
-        for scalar in text.unicodeScalars {
+        return replacingScalars(text) { scalar in
             switch scalar {
-            case "\n" where keepingNewlines: result += "\n"
-            case "\n": result += "\\n"
-            case "\t": result += "\\t"
-            case "\r": result += "\\r"
-            case _ where isControl(scalar): result += String(format: "\\x%02X", scalar.value)
-            default: result.unicodeScalars.append(scalar)
+            case "\n" where keepingNewlines: nil
+            case "\n": "\\n"
+            case "\t": "\\t"
+            case "\r": "\\r"
+            case _ where isControl(scalar): String(format: "\\x%02X", scalar.value)
+            default: nil
             }
         }
-        return result
     }
 
     private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
@@ -211,19 +209,18 @@ struct Listing {
     }
 
     static func jsonString(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
+        let escaped = replacingScalars(text) { scalar in
             switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20: result += String(format: "\\u%04x", scalar.value)
-            default: result.unicodeScalars.append(scalar)
+            case "\"": "\\\""
+            case "\\": "\\\\"
+            case "\n": "\\n"
+            case "\r": "\\r"
+            case "\t": "\\t"
+            case _ where scalar.value < 0x20: String(format: "\\u%04x", scalar.value)
+            default: nil
             }
         }
-        return result + "\""
+        return "\"" + escaped + "\""
     }
 
     private static func csvField(_ text: String) -> String {

@@ -389,7 +389,10 @@ struct ReportPage {
     /// recorded with --depth above 1.
     private func icicle() -> String {
         // Worth drawing only when some stack has two Lua frames (recorded with --depth > 1).
-        guard stacks.contains(where: { $0.stack.count > 1 && $0.stack.filter(Self.isLuaLine).count > 1 })
+        guard
+            stacks.contains(where: {
+                $0.stack.count > 1 && $0.stack.filter { $0.utf8.contains(".lua:".utf8) }.count > 1
+            })
         else { return "" }
         final class Frame {
             var bytes: Int64 = 0
@@ -707,17 +710,6 @@ struct ReportPage {
         }
     }
 
-    /// Whether a frame's name is a Lua line ("file.lua:12"), compared byte by byte.
-    private static func isLuaLine(_ name: String) -> Bool {
-        let pattern: [UInt8] = [0x2E, 0x6C, 0x75, 0x61, 0x3A]  // ".lua:"
-        let bytes = Array(name.utf8)
-        guard bytes.count >= pattern.count else { return false }
-        for start in 0...(bytes.count - pattern.count)
-        where bytes[start..<start + pattern.count].elementsEqual(pattern) {
-            return true
-        }
-        return false
-    }
 
     static let style = """
         body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:960px;color:#222}

@@ -90,9 +90,9 @@ extension TrackerStorage {
     /// `debug` still describes the frame at level `first`.
     @usableFromInline
     mutating func collectOuterFrames(_ thread: OpaquePointer, from first: Int32) -> Int {
-        if keysByPC { return Int(luamem_collect_pcs(debug, first, Int32(depth), raw, levels)) }
         if stackWalkVerified && frameInfoVerified {
-            return Int(luamem_collect_frames(debug, first, Int32(depth), raw, levels))
+            return Int(
+                luamem_collect_frames(debug, first, Int32(depth), raw, levels, keysByPC ? 1 : 0))
         }
         var count = 1
         var level = first

@@ -858,9 +858,9 @@ struct TrackerStorage {
                 settle(group: group)
             }
         } else {
-            for index in 0..<groupsNow.count { settle(group: Int(groupsNow.groups.unsafelyUnwrapped[index])) }
+            for index in 0..<groupsNow.count { settle(group: groupsNow[index]) }
             for index in 0..<groupsBefore.count {
-                let group = Int(groupsBefore.groups.unsafelyUnwrapped[index])
+                let group = groupsBefore[index]
                 // Groups on both lists were settled above: settling twice would count this
                 // cycle's young blocks as old.
                 if groupCycles[group] != cycleTag { settle(group: group) }
@@ -915,6 +915,8 @@ struct GroupList {
         count += 1
         return true
     }
+
+    subscript(index: Int) -> Int { Int(groups.unsafelyUnwrapped[index]) }
 
     func deallocate() { free(groups) }
 }

@@ -99,7 +99,7 @@ struct UnsafeHashIndex {
 
 /// Mixes 64-bit words into a hash (a multiply-xorshift finalizer, as in splitmix64).
 @inlinable @inline(__always)
-func mixHash(_ seed: UInt64, _ word: UInt64) -> UInt64 {
+public func mixHash(_ seed: UInt64, _ word: UInt64) -> UInt64 {
     var x = (seed ^ word) &* 0x9E37_79B9_7F4A_7C15
     x ^= x &>> 31
     x = x &* 0xBF58_476D_1CE4_E5B9

@@ -140,10 +140,11 @@ typedef struct luamem_raw_frame {
 
 /// Fills frames[1..<depth] (and their stack levels) with the Lua frames above the Lua frame `ar`
 /// describes, at stack level `level`, skipping C frames; returns how many frames there are in
-/// all, the one `ar` describes (frames[0], filled by the caller) included. Uses
-/// luamem_next_level and luamem_frame_info, so only valid after both probes returned 1.
+/// all, the one `ar` describes (frames[0], filled by the caller) included. With `by_pc`, each
+/// frame is its saved pc (luamem_frame_pc) in `source`, with lines 0. Uses luamem_next_level
+/// and luamem_frame_info, so only valid after both probes returned 1.
 int luamem_collect_frames(lua_Debug *ar, int level, int depth, luamem_raw_frame *frames,
-                          int *levels);
+                          int *levels, int by_pc);
 
 /// The instruction the Lua frame `ar` is at: its saved pc, an address inside its function's code,
 /// so it names one instruction of one loaded function for as long as that function's prototype
@@ -153,10 +154,6 @@ const void *luamem_frame_pc(const lua_Debug *ar);
 
 /// The prototype of the Lua frame `ar` (the object whose freeing frees its code), NULL for C.
 const void *luamem_frame_proto(const lua_Debug *ar);
-
-/// As luamem_collect_frames, but each Lua frame is its saved pc (luamem_frame_pc) in `source`,
-/// with lines 0.
-int luamem_collect_pcs(lua_Debug *ar, int level, int depth, luamem_raw_frame *frames, int *levels);
 
 /// Checks luamem_frame_info against lua_getinfo at every level of real nested calls (Lua
 /// functions, a main chunk, C frames, short and long chunk names). Returns 1 when they agree.
