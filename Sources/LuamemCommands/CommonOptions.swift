@@ -177,20 +177,85 @@ func completedCycles(_ snapshots: [SnapshotSummary]) -> Int64 {
     }.min() ?? 0
 }
 
-/// The GC cycles a fit through a window's snapshots can use: as completedCycles, leaving out
-/// final snapshots. A run's final snapshot follows two full collections of its own, which make
-/// its figures after GC exact but add no step between the snapshots before it.
-func cyclesBeforeTheEnd(_ snapshots: [SnapshotSummary]) -> Int64 {
-    completedCycles(snapshots.filter { $0.kind != "final" })
+/// The GC cycles a fit through a window's snapshots can use, leaving out final snapshots (a
+/// run's final snapshot follows two full collections of its own, which make its figures after
+/// GC exact but add no step between the snapshots before it); the fewest of any state.
+///
+/// A fit through figures after GC needs them to step often, and late in the window too: a
+/// block counts after the cycle that follows the one it was allocated in, so the figures lag
+/// the live bytes by up to two cycles. A heap that keeps growing (a short run, a warm-up)
+/// spaces its cycles further and further apart, and with five cycles the last step can come
+/// half a window late: a cache filled early then seems to grow late, like a leak. So half the
+/// cycles needed must fall in the window's later half.
+struct FitCycles: Equatable {
+    /// Completed over the window.
+    var completed: Int64
+    /// Completed in the later half of the window's time.
+    var late: Int64
+
+    init(completed: Int64, late: Int64) {
+        self.completed = completed
+        self.late = late
+    }
+
+    init(_ snapshots: [SnapshotSummary]) {
+        let states = Dictionary(
+            grouping: snapshots.filter { $0.kind != "final" }, by: \.ref.stateID
+        ).values.map { state -> FitCycles in
+            let sorted = state.sorted { $0.ref.timeMs < $1.ref.timeMs }
+            guard let first = sorted.first, let last = sorted.last else {
+                return FitCycles(completed: 0, late: 0)
+            }
+            let middle = first.ref.timeMs + (last.ref.timeMs - first.ref.timeMs) / 2
+            let atMiddle = sorted.last { $0.ref.timeMs <= middle }?.gcCycles ?? first.gcCycles
+            return FitCycles(
+                completed: last.gcCycles - first.gcCycles, late: last.gcCycles - atMiddle)
+        }
+        completed = states.map(\.completed).min() ?? 0
+        late = states.map(\.late).min() ?? 0
+    }
+
+    /// Enough for a leak fit through figures after GC (LeaksCommand.cyclesNeeded, half of
+    /// them late).
+    var suffice: Bool {
+        completed >= LeaksCommand.cyclesNeeded && 2 * late >= LeaksCommand.cyclesNeeded
+    }
+
+    /// Why the live bytes stand in, when they do: "only 3 GC cycles completed in this window"
+    /// or "only 1 of the 6 GC cycles in this window completed in its later half".
+    var shortfall: String? {
+        if suffice { return nil }
+        if completed < LeaksCommand.cyclesNeeded {
+            return onlyCompleted(completed)
+        }
+        return "only \(late) of the \(completed) GC cycles in this window completed in its later half"
+    }
+
+    /// Says on stderr why the live bytes stand in for figures after GC, when they do; returns
+    /// whether they do.
+    func warnIfShort() -> Bool {
+        guard let shortfall else { return false }
+        warnFallback(shortfall)
+        return true
+    }
 }
 
 /// Says on stderr that the live bytes stand in for figures after GC: the window holds `cycles`
 /// completed GC cycles, too few.
 func warnTooFewCycles(_ cycles: Int64) {
+    warnFallback(onlyCompleted(cycles))
+}
+
+/// "only 3 GC cycles completed in this window".
+func onlyCompleted(_ cycles: Int64) -> String {
+    "only \(cycles) GC cycle\(cycles == 1 ? "" : "s") completed in this window"
+}
+
+/// Says on stderr that the live bytes stand in for figures after GC, and why (`shortfall`).
+func warnFallback(_ shortfall: String) {
     warn(
-        "only \(cycles) GC cycle\(cycles == 1 ? "" : "s") completed in this window, too few for "
-            + "figures after GC: the live bytes at the snapshots stand in, uncollected garbage "
-            + "included (as with --current)")
+        "\(shortfall), too few for figures after GC: the live bytes at the snapshots stand in, "
+            + "uncollected garbage included (as with --current)")
 }
 
 extension RowOptions {
@@ -202,6 +267,11 @@ extension RowOptions {
         guard cycles < needed else { return false }
         warnTooFewCycles(cycles)
         return true
+    }
+
+    /// As usesCurrent(cyclesInWindow:needed:), for a leak fit: whether `cycles` fall short.
+    func usesCurrent(fitCycles cycles: FitCycles) -> Bool {
+        current || cycles.warnIfShort()
     }
 }
 

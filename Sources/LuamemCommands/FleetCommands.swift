@@ -18,8 +18,7 @@ extension LeaksCommand {
                 "\(fleetHeading(server)) has at most \(series.snapshots) snapshot(s) per run in the window; "
                     + "leaks needs at least 4 (a longer window)")
         }
-        let current = rows.usesCurrent(
-            cyclesInWindow: series.fitCycles, needed: LeaksCommand.cyclesNeeded)
+        let current = rows.usesCurrent(fitCycles: series.fitCycles)
         let trends = series.rows.compactMap { row -> (FleetSeries.Row, Trend)? in
             Trend(times: series.times, values: current ? row.live : row.afterGC).map { (row, $0) }
         }
@@ -322,7 +321,7 @@ extension ReportCommand {
             diff = ReportPage.Diff(
                 base: baseSide, head: headSide, changes: Comparison.changes(baseSide, headSide))
         }
-        if lines.fitCycles < LeaksCommand.cyclesNeeded { warnTooFewCycles(lines.fitCycles) }
+        _ = lines.fitCycles.warnIfShort()
         let contents = try ExportCommand.fleetContents(server, selection: selection, current: false)
         var stacks: [[String]: Int64] = [:]
         for entry in contents.entries where entry.figures.gcLiveBytes > 0 {

@@ -75,10 +75,10 @@ struct FleetSeries {
     /// The most snapshots any (run, state) took in the window.
     var snapshots: Int64 = 0
     /// GC cycles completed in the window: for each (run, state), between its first and last
-    /// snapshot in it; the fewest of any. `fitCycles` leaves out final snapshots, as
-    /// cyclesBeforeTheEnd does.
+    /// snapshot in it; the fewest of any. `fitCycles` leaves out final snapshots and counts
+    /// those late in the window too, as FitCycles does.
     var cycles: Int64 = 0
-    var fitCycles: Int64 = 0
+    var fitCycles = FitCycles(completed: 0, late: 0)
 
     static let maxPoints = 60
 
@@ -113,21 +113,27 @@ struct FleetSeries {
             Substring(
                 try server.execute(
                     """
-                    SELECT uniqExact(run_uuid), max(n), min(cycles), min(fit), toInt64(avg(span)) FROM (
+                    SELECT uniqExact(run_uuid), max(n), min(cycles), min(fit), toInt64(avg(span)),
+                           min(late) FROM (
                         SELECT run_uuid, state_id, count() AS n, max(time_ms) - min(time_ms) AS span,
                                max(gc_cycles) - min(gc_cycles) AS cycles,
-                               maxIf(gc_cycles, kind != 'final') - minIf(gc_cycles, kind != 'final') AS fit
+                               maxIf(gc_cycles, kind != 'final') - minIf(gc_cycles, kind != 'final') AS fit,
+                               intDiv(minIf(time_ms, kind != 'final') + maxIf(time_ms, kind != 'final'), 2) AS middle,
+                               groupArrayIf(time_ms, kind != 'final') AS fit_times,
+                               groupArrayIf(gc_cycles, kind != 'final') AS fit_cycles,
+                               maxIf(gc_cycles, kind != 'final')
+                                   - arrayReduce('max', arrayFilter((c, t) -> t <= middle, fit_cycles, fit_times)) AS late
                         FROM \(db).snapshots FINAL
                         WHERE \(selected) AND time_ms >= \(start) AND time_ms <= \(end)
                         GROUP BY run_uuid, state_id)
                     FORMAT TabSeparated
                     """
                 ).trimmingCharacters(in: .newlines)))
-        guard counts.count == 5 else { return }
+        guard counts.count == 6 else { return }
         runs = Int64(counts[0]) ?? 0
         snapshots = Int64(counts[1]) ?? 0
         cycles = Int64(counts[2]) ?? 0
-        fitCycles = Int64(counts[3]) ?? 0
+        fitCycles = FitCycles(completed: Int64(counts[3]) ?? 0, late: Int64(counts[5]) ?? 0)
         let points = Int(max(2, min(Int64(Self.maxPoints), snapshots)))
         let width = max(1, (end - start + Int64(points) - 2) / Int64(points - 1))
         if alignRuns {

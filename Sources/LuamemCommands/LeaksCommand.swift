@@ -69,11 +69,12 @@ struct LeaksCommand: ParsableCommand {
                 "\(describe(run)) has \(series.times.count) snapshot(s) in the window; leaks needs at least 4 "
                     + "(use a shorter --interval or a longer window)")
         }
-        // A line fit through figures after GC needs several cycles to have steps to fit.
-        let cycles = cyclesBeforeTheEnd(
+        // A line fit through figures after GC needs several cycles to have steps to fit, and
+        // some late in the window (FitCycles).
+        let cycles = FitCycles(
             try windowSnapshots(
                 store, run: run, selected: selected, fromMs: fromMs, runSnapshots: runSnapshots))
-        let current = rows.usesCurrent(cyclesInWindow: cycles, needed: LeaksCommand.cyclesNeeded)
+        let current = rows.usesCurrent(fitCycles: cycles)
         let trends = series.values(current: current).compactMap {
             key, values -> (SiteKey, Trend)? in
             Trend(times: series.times, values: values).map { (key, $0) }

@@ -96,8 +96,8 @@ struct ReportCommand: ParsableCommand {
         }
         // As query and leaks do: with too few completed GC cycles in the window, figures after
         // GC move in a few stale steps, and the live bytes at the snapshots stand in.
-        let cycles = completedCycles(snapshots), fitCycles = cyclesBeforeTheEnd(snapshots)
-        if fitCycles < LeaksCommand.cyclesNeeded { warnTooFewCycles(fitCycles) }
+        let cycles = completedCycles(snapshots), fitCycles = FitCycles(snapshots)
+        _ = fitCycles.warnIfShort()
         progress("building charts")
         let page = ReportPage(
             run: run, title: try selection.describe(run, in: store), facts: try store.runFacts(id: run.id), snapshots: snapshots, series: byLine,
@@ -160,14 +160,14 @@ struct ReportPage {
     var diff: Diff?
     var top: Int
     /// Completed GC cycles in the window (the fewest of any state), and those before its final
-    /// snapshots (cyclesBeforeTheEnd), which a fit can use.
+    /// snapshots, which a fit can use (FitCycles).
     var cycles: Int64
-    var fitCycles: Int64
+    var fitCycles: FitCycles
 
     /// Whether growth (2 cycles needed, as for query) and leak suspects (as for leaks) are
     /// figured from the live bytes at the snapshots rather than after GC.
     var growthFromLive: Bool { cycles < growthCyclesNeeded }
-    var leaksFromLive: Bool { fitCycles < LeaksCommand.cyclesNeeded }
+    var leaksFromLive: Bool { !fitCycles.suffice }
 
     /// Two sides of `--base`/`--head` and their changes.
     struct Diff {
@@ -196,11 +196,12 @@ struct ReportPage {
     }
 
     /// The line query and leaks print on stderr when they fall back to live bytes.
-    private func fallbackNote(_ fromLive: Bool, cycles: Int64) -> String {
-        guard fromLive else { return "" }
-        return "<p class=\"note\">Only \(cycles) GC cycle\(cycles == 1 ? "" : "s") completed in "
-            + "this window, too few for figures after GC: the live bytes at the snapshots stand "
-            + "in, uncollected garbage included (as with <code>--current</code>).</p>"
+    /// `shortfall` says why ("only 3 GC cycles completed in this window").
+    private func fallbackNote(_ shortfall: String?) -> String {
+        guard let shortfall else { return "" }
+        return "<p class=\"note\">\(shortfall.prefix(1).uppercased() + shortfall.dropFirst()), "
+            + "too few for figures after GC: the live bytes at the snapshots stand in, "
+            + "uncollected garbage included (as with <code>--current</code>).</p>"
     }
 
     func html() -> String {
@@ -236,9 +237,9 @@ struct ReportPage {
             <h3>At each snapshot (uncollected garbage included), by object type</h3>\
             \(stackedByType(current: true, figure: "live"))</section>
             \(diffSection())
-            <section id="growth"><h2>Sites that grew most</h2>\(fallbackNote(growthFromLive, cycles: cycles))\
+            <section id="growth"><h2>Sites that grew most</h2>\(fallbackNote(growthFromLive ? onlyCompleted(cycles) : nil))\
             \(growthTable(Array(growing)))</section>
-            <section id="leaks"><h2>Leak suspects</h2>\(fallbackNote(leaksFromLive, cycles: fitCycles))\
+            <section id="leaks"><h2>Leak suspects</h2>\(fallbackNote(fitCycles.shortfall))\
             \(leakTable(Array(suspects)))</section>
             <section id="treemap"><h2>Live memory by file, function and line</h2>
             <p class="legend">Area: live bytes after GC at the end. Colour: growth over the window,

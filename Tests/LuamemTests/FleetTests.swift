@@ -389,6 +389,24 @@ final class ClickHouseServer: @unchecked Sendable {
             Harness.luamem(["snapshots", "--db", target, "--host", "b", "--top", "100000", "--format", "json"]).stdout)
         #expect(listed.count == (try Harness.integer(leakFiles[1], "SELECT count(*) FROM snapshots")))
         #expect(Set(listed.compactMap { $0["host"] as? String }) == ["b"])
+
+        // GC cycles bunched early in the runs: the fleet's leaks falls back to the live bytes,
+        // as a file's does (QuestionsTests.cyclesBunchedEarlyFallBackToLiveBytes).
+        let late = directory.appendingPathComponent("late.db")
+        try Harness.track(
+            "late_cycles.lua", db: late, options: ["--interval", "0.1", "--build", "late"],
+            arguments: ["2"])
+        #expect(try Harness.luamem(["ship", "--db", late.path, "--to", target]).status == 0)
+        let lateLeaks = try Harness.luamem([
+            "leaks", "--db", target, "--build", "late", "--all", "--format", "json", "--top", "100",
+        ])
+        #expect(
+            lateLeaks.stderr.contains(
+                "of the 5 GC cycles in this window completed in its later half, too few"),
+            "\(lateLeaks.stderr)")
+        let lateRows = try Harness.jsonRows(lateLeaks.stdout)
+        #expect(lateRows.first?["line"] as? Int == 11, "\(lateRows)")
+        #expect(lateRows.first { $0["line"] as? Int == 12 }?["suspect"] as? String == "no")
     }
 
     @Test func aShipKilledHalfWayIsTakenUpWithoutLossOrDuplicates() throws {

@@ -121,10 +121,39 @@ import Testing
         try Harness.track(
             "patterns.lua", db: db, options: ["--interval", "0.1"], arguments: ["3", "2"])
         let output = try Harness.luamem(["leaks", "--db", db.path, "--format", "json"])
-        #expect(output.stderr.contains("GC cycles completed in this window, too few"), "\(output.stderr)")
+        // Too few cycles, or too few in the later half (a faster machine runs more ticks, so
+        // more cycles, spaced further apart as the heap grows).
+        #expect(output.stderr.contains(", too few for figures after GC"), "\(output.stderr)")
         let suspects = try Harness.jsonRows(output.stdout)
         #expect(suspects.first?["line"] as? Int == 13, "\(suspects)")
         #expect(!suspects.contains { $0["line"] as? Int == 14 })
+    }
+
+    /// Five GC cycles, but four early and one late, as a growing heap spaces them: figures after
+    /// GC lag the live bytes by up to two cycles, so the warm-up cache's last step would come
+    /// late and look like a leak. leaks says so and fits the live bytes: the leak alone is a
+    /// suspect. report says the same.
+    @Test func cyclesBunchedEarlyFallBackToLiveBytes() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("late.db")
+        try Harness.track(
+            "late_cycles.lua", db: db, options: ["--interval", "0.1"], arguments: ["2"])
+        let output = try Harness.luamem(["leaks", "--db", db.path, "--format", "json", "--all"])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(
+            output.stderr.contains(
+                "of the 5 GC cycles in this window completed in its later half, too few for figures after GC"),
+            "\(output.stderr)")
+        let rows = try Harness.jsonRows(output.stdout)
+        #expect(rows.first?["line"] as? Int == 11, "\(rows)")
+        #expect(rows.first?["suspect"] as? String == "yes", "\(rows)")
+        let cache = try #require(rows.first { $0["line"] as? Int == 12 })
+        #expect(cache["suspect"] as? String == "no", "\(cache)")
+        let page = directory.appendingPathComponent("late.html")
+        let report = try Harness.luamem(["report", "--db", db.path, "-o", page.path])
+        #expect(report.status == 0, "\(report.stderr)")
+        let html = try String(contentsOf: page, encoding: .utf8)
+        #expect(html.contains("GC cycles in this window completed in its later half, too few"))
     }
 
     @Test func historyShowsOneSiteOverTimeWithAChart() throws {
@@ -139,7 +168,8 @@ import Testing
             Harness.luamem([
                 "history", "--db", db.path, "idle.lua:4", "--format", "json", "--top", "1000",
             ]).stdout)
-        let snapshots = try Harness.integer(db, "SELECT count(DISTINCT time_ms) FROM snapshots")
+        // One state: a row per snapshot, two that share a millisecond included (Series).
+        let snapshots = try Harness.integer(db, "SELECT count(*) FROM snapshots")
         #expect(rows.count == Int(snapshots))
         #expect(
             rows.last?["live_bytes"] as? Int
