@@ -363,10 +363,14 @@ public final class Flusher {
             written.insert(index)
             if !states[index].reportedFolding && states[index].tracker.foldedAllocations > 0 {
                 states[index].reportedFolding = true
+                let tracker = states[index].tracker
+                // Below the cap, sites were folded because the tracker's tables could not grow.
+                let why =
+                    Int64(tracker.publishedSiteCount) < tracker.maxSitesShared
+                    ? "could not record new allocation sites for lack of memory"
+                    : "has more than \(tracker.maxSitesShared) distinct allocation sites"
                 report(
-                    "state '\(states[index].name)' has more than \(states[index].tracker.maxSitesShared) "
-                        + "distinct allocation sites; new ones are counted together as [other sites]"
-                )
+                    "state '\(states[index].name)' \(why); new ones are counted together as [other sites]")
             }
         }
     }

@@ -230,7 +230,8 @@ extension TrackerStorage {
         let key = mixHash(
             0, UInt64(UInt(bitPattern: unsafeBitCast(cfunction, to: UnsafeRawPointer.self))))
         guard cfunctionNames.find(key, { _ in true }) == nil else { return }
-        cfunctionNames.insert(key, indexOfInterned(intern(name)!))
+        guard let interned = intern(name) else { return }
+        cfunctionNames.insert(key, indexOfInterned(interned))
     }
 
     // MARK: Site cache
@@ -238,13 +239,28 @@ extension TrackerStorage {
     mutating func addCacheEntry(
         _ hash: UInt64, _ count: Int, _ cfunction: UnsafeRawPointer?, _ site: UInt32
     ) {
+        // Out of memory anywhere below, the key is simply not cached: it is looked up again.
         if cacheCount == cacheCapacity {
-            let bigger = UnsafeMutablePointer<CacheEntry>.allocate(capacity: cacheCapacity * 2)
-            bigger.moveInitialize(from: cacheEntries, count: cacheCount)
-            cacheEntries.deallocate()
-            cacheEntries = bigger
+            guard
+                let bigger = realloc(
+                    cacheEntries, cacheCapacity * 2 * MemoryLayout<CacheEntry>.stride)
+            else { return }
+            cacheEntries = bigger.bindMemory(to: CacheEntry.self, capacity: cacheCapacity * 2)
             cacheCapacity *= 2
         }
+        // The sources (or prototypes) a key points into are listed first: an entry whose source
+        // could not be listed would outlive it.
+        for index in 0..<count {
+            guard
+                let source = keysByPC
+                    ? protos[index] : UnsafeRawPointer(raw[index].source)
+            else { continue }
+            let key = mixHash(0, UInt64(UInt(bitPattern: source)))
+            if cachedSources.find(key, { _ in true }) == nil && !cachedSources.insert(key, 0) {
+                return
+            }
+        }
+        guard cache.reserve() else { return }
         // Frames 1..<count: with keys of pcs, only the pcs (half the size: their lines are 0).
         var more: UnsafeMutableRawPointer?
         if count > 1 {
@@ -267,14 +283,6 @@ extension TrackerStorage {
                 first: first, more: more, count: Int32(count), site: site, cfunction: cfunction))
         cache.insert(hash, UInt32(cacheCount))
         cacheCount += 1
-        for index in 0..<count {
-            guard
-                let source = keysByPC
-                    ? protos[index] : UnsafeRawPointer(raw[index].source)
-            else { continue }
-            let key = mixHash(0, UInt64(UInt(bitPattern: source)))
-            if cachedSources.find(key, { _ in true }) == nil { cachedSources.insert(key, 0) }
-        }
     }
 
     /// A string (or, with keys of pcs, a prototype) is being freed; if a cache key points into it,
@@ -304,8 +312,11 @@ extension TrackerStorage {
         {
             return strings.element(Int(index)).pointee
         }
-        guard create else { return nil }
-        guard let copy = strdup(text), let index = strings.append() else { return nil }
+        guard create, stringIndex.reserve(), let copy = strdup(text) else { return nil }
+        guard let index = strings.append() else {
+            free(copy)
+            return nil
+        }
         strings.element(index).pointee = UnsafePointer(copy)
         strings.publish()
         stringIndex.insert(hash, UInt32(index))
@@ -336,8 +347,7 @@ extension TrackerStorage {
             return frame.source == source && frame.line == line && frame.lineDefined == lineDefined
         }
         if let found { return found }
-        guard create else { return nil }
-        guard let index = frames.append() else { return nil }
+        guard create, frameIndex.reserve(), let index = frames.append() else { return nil }
         frames.element(index).pointee = FrameRecord(
             source: source, function: function, line: line, lineDefined: lineDefined)
         frames.publish()
@@ -360,13 +370,22 @@ extension TrackerStorage {
             return memcmp(site.frames, frameIDs, frameCount * MemoryLayout<UInt32>.stride) == 0
         }
         if let found { return found }
-        guard create else { return nil }
+        guard create, siteIndex.reserve(),
+            let copy = malloc(frameCount * MemoryLayout<UInt32>.stride)?.bindMemory(
+                to: UInt32.self, capacity: frameCount)
+        else { return nil }
         let index = sites.count
+        // typeSlots is addressed by site: entries left by a site that failed below go unused.
         for _ in 0..<ObjectType.slotStride {
-            guard typeSlots.append() != nil else { return nil }
+            guard typeSlots.append() != nil else {
+                free(copy)
+                return nil
+            }
         }
-        guard sites.append() != nil else { return nil }
-        let copy = UnsafeMutablePointer<UInt32>.allocate(capacity: frameCount)
+        guard sites.append() != nil else {
+            free(copy)
+            return nil
+        }
         copy.initialize(from: frameIDs, count: frameCount)
         sites.element(index).pointee = SiteRecord(
             frames: copy, frameCount: Int32(frameCount), cfunction: cfunction)

@@ -540,7 +540,9 @@ struct TrackerStorage {
         untracked.initialize(to: 0)
         foldedAllocations = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
         foldedAllocations.initialize(to: 0)
-        cacheEntries = UnsafeMutablePointer<CacheEntry>.allocate(capacity: 1024)
+        // malloc'd, as addCacheEntry grows it with realloc.
+        cacheEntries = malloc(1024 * MemoryLayout<CacheEntry>.stride)!.bindMemory(
+            to: CacheEntry.self, capacity: 1024)
         changedGroups = calloc(Self.maxGroups, 1)!.bindMemory(to: UInt8.self, capacity: Self.maxGroups)
         groupCycles = calloc(Self.maxGroups, 4)!.bindMemory(to: UInt32.self, capacity: Self.maxGroups)
     }
@@ -573,13 +575,13 @@ struct TrackerStorage {
         for index in 0..<strings.count {
             Glibc.free(UnsafeMutableRawPointer(mutating: strings.element(index).pointee))
         }
-        for index in 0..<sites.count { sites.element(index).pointee.frames.deallocate() }
+        for index in 0..<sites.count { free(sites.element(index).pointee.frames) }
         pool.deallocate()
         counters.deallocate(); frames.deallocate(); sites.deallocate(); typeSlots.deallocate()
         strings.deallocate(); stringIndex.deallocate(); frameIndex.deallocate()
         siteIndex.deallocate(); cfunctionNames.deallocate(); cache.deallocate()
         cachedSources.deallocate()
-        cacheEntries.deallocate(); context.deallocate(); debug.deallocate(); raw.deallocate()
+        free(cacheEntries); context.deallocate(); debug.deallocate(); raw.deallocate()
         named.deallocate(); protos.deallocate()
         levels.deallocate(); frameIDs.deallocate(); totals.deallocate()
         gcCycles.deallocate(); gcCompletedMs.deallocate(); snapshots.deallocate()
@@ -710,6 +712,8 @@ struct TrackerStorage {
     @inlinable @inline(__always)
     mutating func obtain(_ size: Int) -> UnsafeMutableRawPointer? {
         if size <= UnsafeBlockPool.maxPooled { return pool.allocate(size) }
+        // Room in largeBlocks first: a block it cannot list could not be told from a foreign one.
+        if attached && !largeBlocks.reserve() { return nil }
         let block = malloc(size)
         if attached, let block { largeBlocks.insert(Self.key(block), 0) }
         return block
@@ -766,6 +770,7 @@ struct TrackerStorage {
     ) -> UnsafeMutableRawPointer? {
         let maxPooled = UnsafeBlockPool.maxPooled
         if oldSize > maxPooled && newSize > maxPooled {
+            if attached && !largeBlocks.reserve() { return nil }
             guard let moved = realloc(header, newSize) else { return nil }
             if attached && moved != header {
                 largeBlocks.remove(Self.key(header))

@@ -94,9 +94,10 @@ struct UnsafeBlockPool {
             nextSlab = region
             regionEnd = region + Self.regionSize
         }
-        let slab = nextSlab!
+        guard let slab = nextSlab,
+            slabIndex.insert(mixHash(0, UInt64(UInt(bitPattern: slab))), 0)
+        else { return nil }
         nextSlab = slab + Self.slabSize
-        slabIndex.insert(mixHash(0, UInt64(UInt(bitPattern: slab))), 0)
         let first = slab + 16
         bump = first + rounded
         bumpEnd = slab + Self.slabSize

@@ -19,13 +19,15 @@ struct UnsafeHashIndex {
     init(capacity: Int = 256) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
-        entries = Self.allocateEntries(size)
+        // At creation, with the tracker: no Lua state depends on it yet.
+        guard let entries = Self.allocateEntries(size) else { fatalError("out of memory") }
+        self.entries = entries
         mask = size - 1
         count = 0
     }
 
-    private static func allocateEntries(_ size: Int) -> UnsafeMutablePointer<Entry> {
-        calloc(size, MemoryLayout<Entry>.stride)!.bindMemory(to: Entry.self, capacity: size)
+    private static func allocateEntries(_ size: Int) -> UnsafeMutablePointer<Entry>? {
+        calloc(size, MemoryLayout<Entry>.stride)?.bindMemory(to: Entry.self, capacity: size)
     }
 
     func deallocate() {
@@ -44,13 +46,24 @@ struct UnsafeHashIndex {
         }
     }
 
-    @usableFromInline
-    mutating func insert(_ hash: UInt64, _ value: UInt32) {
-        if (count + 1) * 2 > mask + 1 { grow() }
+    /// Inserts; false, and nothing inserted, when the index needs more memory than there is
+    /// (it runs inside the host's allocator: out of memory is an answer, never a trap).
+    @usableFromInline @discardableResult
+    mutating func insert(_ hash: UInt64, _ value: UInt32) -> Bool {
+        guard reserve() else { return false }
         var index = Int(truncatingIfNeeded: hash) & mask
         while entries[index].value != 0 { index = (index + 1) & mask }
         entries[index] = Entry(hash: hash, value: value + 1)
         count += 1
+        return true
+    }
+
+    /// Whether one more entry fits: grows at half full; when it cannot, entries still go in up
+    /// to 7/8 full (probe runs get longer, lookups still end at an empty entry).
+    @usableFromInline
+    mutating func reserve() -> Bool {
+        guard (count + 1) * 2 > mask + 1 else { return true }
+        return grow() || (count + 1) * 8 <= (mask + 1) * 7
     }
 
     /// Removes the entry stored under `hash` (for keys hashed bijectively, so the hash is the
@@ -83,10 +96,11 @@ struct UnsafeHashIndex {
         count = 0
     }
 
-    private mutating func grow() {
+    private mutating func grow() -> Bool {
         let old = entries, oldSize = mask + 1
         let size = oldSize * 2
-        entries = Self.allocateEntries(size)
+        guard let bigger = Self.allocateEntries(size) else { return false }
+        entries = bigger
         mask = size - 1
         for index in 0..<oldSize where old[index].value != 0 {
             var slot = Int(truncatingIfNeeded: old[index].hash) & mask
@@ -94,6 +108,7 @@ struct UnsafeHashIndex {
             entries[slot] = old[index]
         }
         free(old)
+        return true
     }
 }
 

@@ -154,6 +154,38 @@ import Testing
         #expect(try Harness.rows(db, "SELECT options FROM runs") == [[#"{"interval_ms":10000,"depth":1,"sample":4096}"#]])
     }
 
+    /// Memory runs out (ulimit -v) while new lines allocate, so the tracker's own tables cannot
+    /// grow: under `luamem run` and with the module attached to stock lua5.3, the program sees
+    /// Lua's "not enough memory" errors and carries on, never a trap, and the final snapshot
+    /// is written once memory is back.
+    @Test func runningOutOfMemoryNeverKillsTheHost() throws {
+        let modules = try moduleDirectory()
+        let script = Harness.fixture("squeeze.lua")
+        for attached in [false, true] {
+            let db = modules.appendingPathComponent(attached ? "attached.db" : "run.db")
+            let command =
+                attached
+                ? "exec /usr/bin/lua5.3 -l luamem.auto \(script)"
+                : "exec \(Harness.luamemPath) run --db \(db.path) --interval 3600 \(script)"
+            let output = try Harness.run(
+                "/bin/sh", ["-c", "ulimit -v 700000; " + command],
+                environment: [
+                    "LUA_CPATH": modules.path + "/?.so", "LUAMEM_DB": db.path,
+                    "LUAMEM_INTERVAL": "3600",
+                ])
+            #expect(output.status == 0, "attached \(attached): \(output.stderr)")
+            let figures = try #require(
+                output.stdout.firstMatch(of: #/filled (\d+), chunks (\d+), errors (\d+)/#),
+                "\(output.stdout) \(output.stderr)")
+            // Memory did run short, and some chunks still ran.
+            #expect(Int(figures.2)! > 0 && Int(figures.3)! > 0, "\(output.stdout)")
+            #expect(
+                output.stderr.split(separator: "\n").allSatisfy { $0.hasPrefix("luamem: ") },
+                "\(output.stderr)")
+            #expect(try Harness.integer(db, "SELECT count(*) FROM snapshots WHERE kind = 'final'") == 1)
+        }
+    }
+
     @Test func startRejectsUnknownOptionsAndHugeNumbers() throws {
         let modules = try moduleDirectory()
         let db = modules.appendingPathComponent("s.db").path
