@@ -48,6 +48,9 @@ public final class Store {
         try checkIdentity(database, allowEmpty: true)
         _ = try database.prepare("PRAGMA journal_mode = WAL").step()
         try database.execute("PRAGMA synchronous = NORMAL")
+        // The writer lives in the host: its page cache is the host's memory. 512 KiB instead of
+        // SQLite's 2 MiB; pages it drops are re-read from the OS's cache, on the flusher thread.
+        try database.execute("PRAGMA cache_size = -512")
         try migrate(database)
         if let maxBytes {
             let pageSize = try database.scalar("PRAGMA page_size") ?? 4096
