@@ -34,7 +34,7 @@ extension TrackerStorage {
         if cacheEnabled,
             let entry = cache.find(hash, { cacheEntryMatches(Int($0), count, cfunction) })
         {
-            return cacheEntries[Int(entry)].site
+            return cacheEntry(Int(entry)).pointee.site
         }
         return resolveSite(thread, count, cfunction, hash)
     }
@@ -125,16 +125,17 @@ extension TrackerStorage {
 
     @inlinable @inline(__always)
     func cacheEntryMatches(_ index: Int, _ count: Int, _ cfunction: UnsafeRawPointer?) -> Bool {
-        let entry = cacheEntries[index]
+        let entry = cacheEntry(index).pointee
         guard Int(entry.count) == count, entry.cfunction == cfunction else { return false }
         guard count > 0 else { return true }
         guard entry.first == raw[0] else { return false }
         guard count > 1 else { return true }
+        let outer = cacheOuterFrames(index)
         if keysByPC {
-            let pcs = entry.more.unsafelyUnwrapped.assumingMemoryBound(to: UnsafePointer<CChar>?.self)
+            let pcs = outer.assumingMemoryBound(to: UnsafePointer<CChar>?.self)
             for index in 1..<count where pcs[index - 1] != raw[index].source { return false }
         } else {
-            let frames = entry.more.unsafelyUnwrapped.assumingMemoryBound(to: RawFrame.self)
+            let frames = outer.assumingMemoryBound(to: RawFrame.self)
             for index in 1..<count where frames[index - 1] != raw[index] { return false }
         }
         return true
@@ -241,11 +242,8 @@ extension TrackerStorage {
     ) {
         // Out of memory anywhere below, the key is simply not cached: it is looked up again.
         if cacheCount == cacheCapacity {
-            guard
-                let bigger = realloc(
-                    cacheEntries, cacheCapacity * 2 * MemoryLayout<CacheEntry>.stride)
-            else { return }
-            cacheEntries = bigger.bindMemory(to: CacheEntry.self, capacity: cacheCapacity * 2)
+            guard let bigger = realloc(cacheEntries, cacheCapacity * 2 * cacheStride) else { return }
+            cacheEntries = bigger
             cacheCapacity *= 2
         }
         // The sources (or prototypes) a key points into are listed first: an entry whose source
@@ -261,26 +259,18 @@ extension TrackerStorage {
             }
         }
         guard cache.reserve() else { return }
-        // Frames 1..<count: with keys of pcs, only the pcs (half the size: their lines are 0).
-        var more: UnsafeMutableRawPointer?
-        if count > 1 {
-            if keysByPC {
-                guard let pcs = malloc((count - 1) * MemoryLayout<UnsafePointer<CChar>?>.stride)
-                else { return }
-                let typed = pcs.bindMemory(to: UnsafePointer<CChar>?.self, capacity: count - 1)
-                for index in 1..<count { typed[index - 1] = raw[index].source }
-                more = pcs
-            } else {
-                guard let frames = malloc((count - 1) * MemoryLayout<RawFrame>.stride) else { return }
-                frames.bindMemory(to: RawFrame.self, capacity: count - 1)
-                    .initialize(from: raw + 1, count: count - 1)
-                more = frames
-            }
+        // Frames 1..<count follow the entry: with keys of pcs, only the pcs (their lines are 0).
+        let outer = cacheOuterFrames(cacheCount)
+        if keysByPC {
+            let pcs = outer.bindMemory(to: UnsafePointer<CChar>?.self, capacity: max(count - 1, 0))
+            for index in 1..<max(count, 1) { pcs[index - 1] = raw[index].source }
+        } else if count > 1 {
+            outer.bindMemory(to: RawFrame.self, capacity: count - 1)
+                .initialize(from: raw + 1, count: count - 1)
         }
         let first = count > 0 ? raw[0] : RawFrame(source: nil, line: 0, lineDefined: 0)
-        (cacheEntries + cacheCount).initialize(
-            to: CacheEntry(
-                first: first, more: more, count: Int32(count), site: site, cfunction: cfunction))
+        cacheEntry(cacheCount).initialize(
+            to: CacheEntry(first: first, count: Int32(count), site: site, cfunction: cfunction))
         cache.insert(hash, UInt32(cacheCount))
         cacheCount += 1
     }
@@ -294,7 +284,6 @@ extension TrackerStorage {
     }
 
     mutating func clearCache() {
-        for index in 0..<cacheCount { free(cacheEntries[index].more) }
         cacheCount = 0
         cache.removeAll()
         cachedSources.removeAll()

@@ -197,6 +197,9 @@ public struct Tracker {
             storage.pointee.cacheEnabled = true
             storage.pointee.keysByPC =
                 storage.pointee.frameInfoVerified && storage.pointee.stackWalkVerified
+            // The cache is empty until now; entries of pcs are shorter.
+            storage.pointee.cacheStride = TrackerStorage.cacheStride(
+                depth: storage.pointee.depth, keysByPC: storage.pointee.keysByPC)
         }
     }
 
@@ -375,12 +378,12 @@ struct TrackerShared {
     }
 }
 
-/// A site-cache entry: the raw key of a site as last seen, and the site it resolved to.
+/// A site-cache entry: the raw key of a site as last seen, and the site it resolved to. Frames
+/// 1..<count follow it in the same buffer (TrackerStorage.cacheStride): RawFrames, or with keys
+/// of pcs, their pcs alone; so a lookup reads one stretch of memory, not a second allocation.
 @usableFromInline
 struct CacheEntry {
     @usableFromInline var first: RawFrame
-    /// Frames 1..<count: RawFrames, or with keys of pcs, their pcs alone (malloc'd).
-    @usableFromInline var more: UnsafeMutableRawPointer?
     @usableFromInline var count: Int32
     @usableFromInline var site: UInt32
     @usableFromInline var cfunction: UnsafeRawPointer?
@@ -434,7 +437,9 @@ struct TrackerStorage {
 
     /// Raw key → site, so the common allocation pays for no string hashing.
     @usableFromInline var cache = UnsafeHashIndex(capacity: 1024)
-    @usableFromInline var cacheEntries: UnsafeMutablePointer<CacheEntry>
+    /// Entries of `cacheStride` bytes: a CacheEntry, then room for depth - 1 outer frames.
+    @usableFromInline var cacheEntries: UnsafeMutableRawPointer
+    @usableFromInline var cacheStride: Int
     @usableFromInline var cacheCapacity = 1024
     @usableFromInline var cacheCount = 0
     /// Source pointers used by cache keys (hashed bijectively); freeing one drops the cache.
@@ -513,6 +518,24 @@ struct TrackerStorage {
         return luamem_random_seed()
     }
 
+    /// Bytes per cache entry: the entry, then depth - 1 outer frames (pcs, or RawFrames).
+    static func cacheStride(depth: Int, keysByPC: Bool) -> Int {
+        let outer = keysByPC ? MemoryLayout<UnsafeRawPointer?>.stride : MemoryLayout<RawFrame>.stride
+        return MemoryLayout<CacheEntry>.stride + (depth - 1) * outer
+    }
+
+    /// Cache entry `index`.
+    @inlinable @inline(__always)
+    func cacheEntry(_ index: Int) -> UnsafeMutablePointer<CacheEntry> {
+        (cacheEntries + (index &* cacheStride)).assumingMemoryBound(to: CacheEntry.self)
+    }
+
+    /// The outer frames that follow cache entry `index`.
+    @inlinable @inline(__always)
+    func cacheOuterFrames(_ index: Int) -> UnsafeMutableRawPointer {
+        cacheEntries + (index &* cacheStride &+ MemoryLayout<CacheEntry>.stride)
+    }
+
     init(depth: Int) {
         self.depth = depth
         // Mixed, so that nearby seeds (1, 2, 3) start far apart; never 0, which xorshift would
@@ -541,8 +564,8 @@ struct TrackerStorage {
         foldedAllocations = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
         foldedAllocations.initialize(to: 0)
         // malloc'd, as addCacheEntry grows it with realloc.
-        cacheEntries = malloc(1024 * MemoryLayout<CacheEntry>.stride)!.bindMemory(
-            to: CacheEntry.self, capacity: 1024)
+        cacheStride = Self.cacheStride(depth: depth, keysByPC: false)
+        cacheEntries = malloc(1024 * cacheStride)!
         changedGroups = calloc(Self.maxGroups, 1)!.bindMemory(to: UInt8.self, capacity: Self.maxGroups)
         groupCycles = calloc(Self.maxGroups, 4)!.bindMemory(to: UInt32.self, capacity: Self.maxGroups)
     }
