@@ -393,7 +393,9 @@ struct CacheEntry {
 /// trivial so the allocator path performs no reference counting.
 @usableFromInline
 struct TrackerStorage {
-    @usableFromInline static let headerSize = 8
+    /// A block larger than the pool's comes from malloc with this many bytes in front: its
+    /// slot and epoch, and padding that keeps the block 16-byte aligned.
+    @usableFromInline static let largePrefix = 16
     /// Stands for "some C function" when Lua's layout could not be verified.
     @usableFromInline static let unknownCFunction = UnsafeRawPointer(bitPattern: 1)!
 
@@ -620,10 +622,10 @@ struct TrackerStorage {
     @inlinable @inline(__always)
     mutating func allocate(type: ObjectType, size: Int) -> UnsafeMutableRawPointer? {
         let charge = self.charge(type: type, size: size)
-        guard let header = obtain(size &+ Self.headerSize) else { return nil }
-        header.storeBytes(of: charge.slot, as: UInt32.self)
-        header.storeBytes(of: epoch, toByteOffset: 4, as: UInt32.self)
-        let block = header + Self.headerSize
+        guard let block = obtain(size) else { return nil }
+        let metadata = self.metadata(of: block, size: size)
+        metadata.storeBytes(of: charge.slot, as: UInt32.self)
+        metadata.storeBytes(of: epoch, toByteOffset: 4, as: UInt32.self)
         if probing { noteProbe(block, type) }
         luamem_counters_allocated(counters.element(Int(charge.slot)), charge.bytes, charge.count)
         allocated(to: charge.slot)
@@ -635,17 +637,17 @@ struct TrackerStorage {
     mutating func reallocate(
         _ block: UnsafeMutableRawPointer, oldSize: Int, newSize: Int
     ) -> UnsafeMutableRawPointer? {
-        let oldHeader = block - Self.headerSize
-        let oldIndex = oldHeader.load(as: UInt32.self)
+        let oldMetadata = metadata(of: block, size: oldSize)
+        let oldIndex = oldMetadata.load(as: UInt32.self)
         let oldSlot = counters.element(Int(oldIndex))
-        let oldAge = epoch &- oldHeader.load(fromByteOffset: 4, as: UInt32.self)
+        let oldAge = epoch &- oldMetadata.load(fromByteOffset: 4, as: UInt32.self)
         let type = ObjectType(rawValue: oldSlot.pointee.type) ?? .other
         // The site is read before the block moves: Lua may be growing the very stack inspected.
         let charge = self.charge(type: type, size: newSize)
-        guard let header = resize(oldHeader, oldSize &+ Self.headerSize, newSize &+ Self.headerSize)
-        else { return nil }
-        header.storeBytes(of: charge.slot, as: UInt32.self)
-        header.storeBytes(of: epoch, toByteOffset: 4, as: UInt32.self)
+        guard let moved = resize(block, oldSize, newSize) else { return nil }
+        let metadata = self.metadata(of: moved, size: newSize)
+        metadata.storeBytes(of: charge.slot, as: UInt32.self)
+        metadata.storeBytes(of: epoch, toByteOffset: 4, as: UInt32.self)
         let old = weight(of: oldSlot, size: oldSize)
         luamem_counters_freed(oldSlot, old.bytes, old.count, oldAge)
         changed(oldIndex)
@@ -653,15 +655,15 @@ struct TrackerStorage {
         allocated(to: charge.slot)
         luamem_counters_freed(totals, Int64(oldSize), 1, oldAge)
         luamem_counters_allocated(totals, Int64(newSize), 1)
-        return header + Self.headerSize
+        return moved
     }
 
     @inlinable @inline(__always)
     mutating func release(_ block: UnsafeMutableRawPointer, size: Int) {
-        let header = block - Self.headerSize
-        let index = header.load(as: UInt32.self)
+        let metadata = self.metadata(of: block, size: size)
+        let index = metadata.load(as: UInt32.self)
         let slot = counters.element(Int(index))
-        let age = epoch &- header.load(fromByteOffset: 4, as: UInt32.self)
+        let age = epoch &- metadata.load(fromByteOffset: 4, as: UInt32.self)
         let charged = weight(of: slot, size: size)
         luamem_counters_freed(slot, charged.bytes, charged.count, age)
         changed(index)
@@ -676,7 +678,7 @@ struct TrackerStorage {
         default:
             break
         }
-        relinquish(header, size &+ Self.headerSize)
+        relinquish(block, size)
     }
 
     // MARK: Sampling
@@ -732,32 +734,40 @@ struct TrackerStorage {
 
     // MARK: Memory: small blocks from the pool, large ones from malloc
 
+    /// Where a block's slot and epoch are kept: in its pool page's table, or in front of it.
+    @inlinable @inline(__always)
+    func metadata(of block: UnsafeMutableRawPointer, size: Int) -> UnsafeMutableRawPointer {
+        size <= UnsafeBlockPool.maxPooled
+            ? pool.metadata(block, size: size) : block - Self.largePrefix
+    }
+
+    /// A block for `size` bytes of Lua's: from the pool, or from malloc after the large prefix.
     @inlinable @inline(__always)
     mutating func obtain(_ size: Int) -> UnsafeMutableRawPointer? {
         if size <= UnsafeBlockPool.maxPooled { return pool.allocate(size) }
         // Room in largeBlocks first: a block it cannot list could not be told from a foreign one.
         if attached && !largeBlocks.reserve() { return nil }
-        let block = malloc(size)
-        if attached, let block { largeBlocks.insert(Self.key(block), 0) }
-        return block
+        guard let start = malloc(size &+ Self.largePrefix) else { return nil }
+        if attached { largeBlocks.insert(Self.key(start), 0) }
+        return start + Self.largePrefix
     }
 
     @inlinable @inline(__always)
-    mutating func relinquish(_ header: UnsafeMutableRawPointer, _ size: Int) {
+    mutating func relinquish(_ block: UnsafeMutableRawPointer, _ size: Int) {
         if size <= UnsafeBlockPool.maxPooled {
-            pool.release(header, size: size)
+            pool.release(block, size: size)
         } else {
-            if attached { largeBlocks.remove(Self.key(header)) }
-            Glibc.free(header)
+            let start = block - Self.largePrefix
+            if attached { largeBlocks.remove(Self.key(start)) }
+            Glibc.free(start)
         }
     }
 
     /// Whether a block Lua hands back is this tracker's (only asked when attached).
     @inlinable @inline(__always)
     func owns(_ block: UnsafeMutableRawPointer, size: Int) -> Bool {
-        let header = block - Self.headerSize
-        if size &+ Self.headerSize <= UnsafeBlockPool.maxPooled { return pool.owns(header) }
-        return largeBlocks.find(Self.key(header), { _ in true }) != nil
+        if size <= UnsafeBlockPool.maxPooled { return pool.owns(block) }
+        return largeBlocks.find(Self.key(block - Self.largePrefix), { _ in true }) != nil
     }
 
     @inlinable @inline(__always)
@@ -789,26 +799,27 @@ struct TrackerStorage {
 
     @inlinable @inline(__always)
     mutating func resize(
-        _ header: UnsafeMutableRawPointer, _ oldSize: Int, _ newSize: Int
+        _ block: UnsafeMutableRawPointer, _ oldSize: Int, _ newSize: Int
     ) -> UnsafeMutableRawPointer? {
         let maxPooled = UnsafeBlockPool.maxPooled
         if oldSize > maxPooled && newSize > maxPooled {
             if attached && !largeBlocks.reserve() { return nil }
-            guard let moved = realloc(header, newSize) else { return nil }
-            if attached && moved != header {
-                largeBlocks.remove(Self.key(header))
+            let start = block - Self.largePrefix
+            guard let moved = realloc(start, newSize &+ Self.largePrefix) else { return nil }
+            if attached && moved != start {
+                largeBlocks.remove(Self.key(start))
                 largeBlocks.insert(Self.key(moved), 0)
             }
-            return moved
+            return moved + Self.largePrefix
         }
         if oldSize <= maxPooled && newSize <= maxPooled
             && UnsafeBlockPool.sizeClass(oldSize) == UnsafeBlockPool.sizeClass(newSize)
         {
-            return header
+            return block
         }
         guard let moved = obtain(newSize) else { return nil }
-        moved.copyMemory(from: header, byteCount: min(oldSize, newSize))
-        relinquish(header, oldSize)
+        moved.copyMemory(from: block, byteCount: min(oldSize, newSize))
+        relinquish(block, oldSize)
         return moved
     }
 
