@@ -438,11 +438,11 @@ struct TrackerStorage {
     @usableFromInline var cfunctionNames = UnsafeHashIndex()
 
     /// Raw key → site, so the common allocation pays for no string hashing.
-    @usableFromInline var cache = UnsafeHashIndex(capacity: 1024)
+    @usableFromInline var cache = UnsafeHashIndex(capacity: 64)
     /// Entries of `cacheStride` bytes: a CacheEntry, then room for depth - 1 outer frames.
     @usableFromInline var cacheEntries: UnsafeMutableRawPointer
     @usableFromInline var cacheStride: Int
-    @usableFromInline var cacheCapacity = 1024
+    @usableFromInline var cacheCapacity = 64
     @usableFromInline var cacheCount = 0
     /// Source pointers used by cache keys (hashed bijectively); freeing one drops the cache.
     @usableFromInline var cachedSources = UnsafeHashIndex()
@@ -567,7 +567,7 @@ struct TrackerStorage {
         foldedAllocations.initialize(to: 0)
         // malloc'd, as addCacheEntry grows it with realloc.
         cacheStride = Self.cacheStride(depth: depth, keysByPC: false)
-        cacheEntries = malloc(1024 * cacheStride)!
+        cacheEntries = malloc(64 * cacheStride)!
         changedGroups = calloc(Self.maxGroups, 1)!.bindMemory(to: UInt8.self, capacity: Self.maxGroups)
         groupCycles = calloc(Self.maxGroups, 4)!.bindMemory(to: UInt32.self, capacity: Self.maxGroups)
     }

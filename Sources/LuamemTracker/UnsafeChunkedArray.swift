@@ -8,9 +8,9 @@ import LuaShim
 /// elements are trivial values (no ARC). Memory comes from malloc.
 @usableFromInline
 struct UnsafeChunkedArray<Element> {
-    @usableFromInline static var chunkShift: Int { 10 }
+    @usableFromInline static var chunkShift: Int { 8 }
     @usableFromInline static var chunkSize: Int { 1 << chunkShift }
-    @usableFromInline static var maxChunks: Int { 1 << 16 }
+    @usableFromInline static var maxChunks: Int { 1 << 18 }
 
     /// Chunk directory; calloc'ed so untouched entries cost no resident memory.
     @usableFromInline let chunks: UnsafeMutablePointer<UnsafeMutablePointer<Element>?>

@@ -16,7 +16,7 @@ struct UnsafeHashIndex {
     @usableFromInline var mask: Int
     @usableFromInline var count: Int
 
-    init(capacity: Int = 256) {
+    init(capacity: Int = 16) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
         // At creation, with the tracker: no Lua state depends on it yet.
