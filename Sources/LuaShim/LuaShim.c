@@ -229,6 +229,26 @@ int luamem_collect_frames(lua_Debug *ar, int level, int depth, luamem_raw_frame 
     return count;
 }
 
+int luamem_collect_pcs(const lua_Debug *ar, int depth, luamem_raw_frame *frames, uint64_t *hash) {
+    const mirror_callinfo_links *ci = (const mirror_callinfo_links *)(const void *)ar->i_ci;
+    uint64_t folded = *hash;
+    int count = 1;
+    while (count < depth) {
+        const mirror_callinfo_links *up = ci->previous;
+        if (up == NULL || up->previous == NULL)
+            break;
+        ci = up;
+        const mirror_lua_callinfo *frame = (const mirror_lua_callinfo *)(const void *)ci;
+        if ((frame->func->tt & MIRROR_TAG_MASK) != MIRROR_TLCL)
+            continue;
+        frames[count].source = (const char *)frame->savedpc;
+        folded = luamem_fold_pc(folded, (uint64_t)(uintptr_t)frame->savedpc);
+        count++;
+    }
+    *hash = folded;
+    return count;
+}
+
 const void *luamem_frame_pc(const lua_Debug *ar) {
     const mirror_lua_callinfo *ci = (const mirror_lua_callinfo *)(const void *)ar->i_ci;
     if ((ci->func->tt & MIRROR_TAG_MASK) != MIRROR_TLCL)

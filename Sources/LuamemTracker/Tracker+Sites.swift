@@ -26,11 +26,24 @@ extension TrackerStorage {
                 : Self.unknownCFunction
             count = outermostLuaFrame(thread, &level) ? 1 : 0
         }
-        if count == 1 {
-            levels[0] = level
-            if depth > 1 { count = collectOuterFrames(thread, from: level) }
+        let hash: UInt64
+        if keysByPC {
+            // One multiply per frame, during the walk; the levels are taken on a miss.
+            var folded = luamem_fold_pc(
+                UInt64(UInt(bitPattern: cfunction)),
+                count == 1 ? UInt64(UInt(bitPattern: raw[0].source)) : 0)
+            if count == 1 {
+                levels[0] = level
+                if depth > 1 { count = Int(luamem_collect_pcs(debug, Int32(depth), raw, &folded)) }
+            }
+            hash = mixHash(folded, UInt64(count))
+        } else {
+            if count == 1 {
+                levels[0] = level
+                if depth > 1 { count = collectOuterFrames(thread, from: level) }
+            }
+            hash = rawHash(count, cfunction)
         }
-        let hash = rawHash(count, cfunction)
         if cacheEnabled,
             let entry = cache.find(hash, { cacheEntryMatches(Int($0), count, cfunction) })
         {
@@ -152,6 +165,11 @@ extension TrackerStorage {
         // rather than to whichever Lua line happened to be running.
         let ownFunction = name.map { strncmp($0, "luamem.", 7) == 0 } ?? false
         let frameCount = ownFunction ? 0 : count
+        if keysByPC && count > 1 {
+            // luamem_collect_pcs kept no stack levels; walk again (the stack has not moved).
+            _ = LuaDebug.stackLevel(thread, levels[0], debug)
+            _ = luamem_collect_frames(debug, levels[0], Int32(count), raw, levels, 1)
+        }
         // A key of pcs names instructions: the frames' sources and lines are read now, once.
         for index in 0..<count {
             if keysByPC {

@@ -146,6 +146,19 @@ typedef struct luamem_raw_frame {
 int luamem_collect_frames(lua_Debug *ar, int level, int depth, luamem_raw_frame *frames,
                           int *levels, int by_pc);
 
+/// The site cache's hot path at depth > 1 with keys of pcs: fills frames[1..<depth].source with
+/// the saved pcs of the Lua frames above the Lua frame `ar` describes (skipping C frames, as
+/// luamem_collect_frames does, but leaving lines, levels and `ar` alone) and folds each pc into
+/// *hash with luamem_fold_pc; returns the count of frames, frames[0] included. Only valid after
+/// luamem_probe_stack_walk and luamem_probe_frame_info returned 1.
+int luamem_collect_pcs(const lua_Debug *ar, int depth, luamem_raw_frame *frames, uint64_t *hash);
+
+/// One step of the pc-key hash: one multiply per frame (FxHash's), so that eight frames are not
+/// a chain of sixteen full mixes; the caller finishes with one full mix.
+static inline uint64_t luamem_fold_pc(uint64_t hash, uint64_t pc) {
+    return ((hash << 5 | hash >> 59) ^ pc) * 0x517cc1b727220a95ull;
+}
+
 /// The instruction the Lua frame `ar` is at: its saved pc, an address inside its function's code,
 /// so it names one instruction of one loaded function for as long as that function's prototype
 /// lives. NULL for a C frame. Reads only the frame (no prototype, no line table), which makes it
