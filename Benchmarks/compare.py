@@ -94,8 +94,12 @@ def instructions(command, env=None):
             env={**os.environ, **(env or {})})
         if result.returncode not in (0, 1, 2):
             sys.exit(f"failed under callgrind: {' '.join(command)}\n{result.stderr[-2000:]}")
-        for line in result.stderr.splitlines():
-            if "Collected :" in line:
+        # The program's own count: luacheck runs `uname -s` through io.popen, and those children
+        # report first. An exec keeps the process id, so the first id seen is the program's.
+        lines = result.stderr.splitlines()
+        first = next((line.split()[0] for line in lines if line.startswith("==")), None)
+        for line in lines:
+            if line.startswith(f"{first} ") and "Collected :" in line:
                 return int(line.split(":")[-1].strip())
     sys.exit("callgrind printed no instruction count")
 
@@ -130,7 +134,12 @@ def cache_counts(command, env=None):
         if result.returncode not in (0, 1, 2):
             sys.exit(f"failed under cachegrind: {' '.join(command)}\n{result.stderr[-2000:]}")
     counts = {}
-    for line in result.stderr.splitlines():
+    lines = result.stderr.splitlines()
+    # Only the program's own totals, not those of the children it runs (see instructions).
+    first = next((line.split()[0] for line in lines if line.startswith("==")), None)
+    for line in lines:
+        if not line.startswith(f"{first} "):
+            continue
         # "==123== D1  misses:   1,234,567  ( ... rd   + ... wr)"
         text = line.split("==", 2)[-1].strip()
         for key in ("I   refs:", "D   refs:", "D1  misses:", "LL misses:"):
