@@ -308,6 +308,15 @@ public final class Flusher {
         } catch {
             // Reopen next time: the connection may be what broke (I/O error, file gone).
             writer = nil
+            if kind == .final, (error as? StoreError)?.isBusy == true {
+                // Other writers held the file past the final patience. Unlike an interval
+                // snapshot, this one is not written later: said every time, and as lost.
+                let message =
+                    "cannot write the final snapshot to \(path): \(error); "
+                    + "the figures since the last snapshot written are lost"
+                report(message)
+                return message
+            }
             let message = "cannot write snapshot to \(path): \(error)"
             if message != lastError { report(message) }
             lastError = message

@@ -130,6 +130,23 @@ import Testing
         #expect(try Harness.integer(db, "SELECT count(*) FROM snapshots") >= 1)
     }
 
+    /// A final snapshot that waited its 10 s for another writer's lock in vain says so, as lost
+    /// (the fixture has the lock taken at its end and held until after luamem gives up).
+    @Test func aFinalSnapshotLockedOutIsReportedAsLost() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("locked-out.db")
+        let output = try Harness.luamem([
+            "run", "--db", db.path, Harness.fixture("final_locked.lua"), db.path,
+        ])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout == "locked\n")
+        #expect(
+            luamemLines(output.stderr) == [
+                "luamem: cannot write the final snapshot to \(db.path): database is locked; "
+                    + "the figures since the last snapshot written are lost"
+            ])
+    }
+
     @Test func aLockHeldLongerThanTheIntervalDelaysButLosesNothing() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("locked.db")
