@@ -99,8 +99,9 @@ extension TrackerStorage {
         return true
     }
 
-    /// Fills raw[1...] with the Lua frames above raw[0], skipping C frames; returns the count.
-    /// `debug` still describes the frame at level `first`.
+    /// Fills raw[1...] and levels[1...] with the Lua frames above raw[0], skipping C frames;
+    /// returns the count. `debug` still describes the frame at level `first`. (With keys of pcs
+    /// the allocation path walks with luamem_collect_pcs; this walk is then for a miss's levels.)
     @usableFromInline
     mutating func collectOuterFrames(_ thread: OpaquePointer, from first: Int32) -> Int {
         if stackWalkVerified && frameInfoVerified {
@@ -168,7 +169,7 @@ extension TrackerStorage {
         if keysByPC && count > 1 {
             // luamem_collect_pcs kept no stack levels; walk again (the stack has not moved).
             _ = LuaDebug.stackLevel(thread, levels[0], debug)
-            _ = luamem_collect_frames(debug, levels[0], Int32(count), raw, levels, 1)
+            _ = collectOuterFrames(thread, from: levels[0])
         }
         // A key of pcs names instructions: the frames' sources and lines are read now, once.
         for index in 0..<count {
