@@ -83,6 +83,15 @@ def measure(command, env=None):
         return elapsed, int(report.read().split()[-1])
 
 
+def own_lines(stderr):
+    """valgrind's lines about the program itself, not the children it runs: luacheck runs
+    `uname -s` through io.popen, and those report first. An exec keeps the process id, so the
+    first id seen is the program's."""
+    lines = stderr.splitlines()
+    first = next((line.split()[0] for line in lines if line.startswith("==")), None)
+    return [line for line in lines if line.startswith(f"{first} ")]
+
+
 def instructions(command, env=None):
     """Instructions executed by one run under callgrind."""
     with tempfile.NamedTemporaryFile() as out:
@@ -94,12 +103,8 @@ def instructions(command, env=None):
             env={**os.environ, **(env or {})})
         if result.returncode not in (0, 1, 2):
             sys.exit(f"failed under callgrind: {' '.join(command)}\n{result.stderr[-2000:]}")
-        # The program's own count: luacheck runs `uname -s` through io.popen, and those children
-        # report first. An exec keeps the process id, so the first id seen is the program's.
-        lines = result.stderr.splitlines()
-        first = next((line.split()[0] for line in lines if line.startswith("==")), None)
-        for line in lines:
-            if line.startswith(f"{first} ") and "Collected :" in line:
+        for line in own_lines(result.stderr):
+            if "Collected :" in line:
                 return int(line.split(":")[-1].strip())
     sys.exit("callgrind printed no instruction count")
 
@@ -134,12 +139,7 @@ def cache_counts(command, env=None):
         if result.returncode not in (0, 1, 2):
             sys.exit(f"failed under cachegrind: {' '.join(command)}\n{result.stderr[-2000:]}")
     counts = {}
-    lines = result.stderr.splitlines()
-    # Only the program's own totals, not those of the children it runs (see instructions).
-    first = next((line.split()[0] for line in lines if line.startswith("==")), None)
-    for line in lines:
-        if not line.startswith(f"{first} "):
-            continue
+    for line in own_lines(result.stderr):
         # "==123== D1  misses:   1,234,567  ( ... rd   + ... wr)"
         text = line.split("==", 2)[-1].strip()
         for key in ("I   refs:", "D   refs:", "D1  misses:", "LL misses:"):
