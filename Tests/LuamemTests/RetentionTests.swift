@@ -26,14 +26,17 @@ import Testing
         #expect(output.stderr == "", "\(output.stderr)")
         #expect(try size(db.path) <= 1024 * 1024)
         #expect(try Harness.rows(db, "PRAGMA integrity_check") == [["ok"]])
-        // Old history went; recording went on to the end, the final snapshot included.
+        // Old history went; recording went on to the end, the final snapshot included. Snapshot
+        // ids count the snapshots written (thinning leaves holes, never reuses one): the kept ones
+        // start after the first (history was removed), end with the final one, and at least four
+        // were written in the kept window, which spans at most `--keep` and a little: interval
+        // snapshots were still being written in the run's last seconds, however late a busy
+        // machine let the flusher run.
         #expect(try Harness.integer(db, "SELECT max(time_ms) - min(time_ms) FROM snapshots") <= 2500)
         #expect(try Harness.integer(db, "SELECT count(*) FROM snapshots WHERE kind = 'final'") == 1)
-        #expect(
-            try Harness.integer(
-                db,
-                "SELECT count(*) FROM snapshots WHERE time_ms > (SELECT max(time_ms) - 500 FROM snapshots)")
-                >= 5)
+        #expect(try Harness.rows(db, "SELECT kind FROM snapshots ORDER BY id DESC LIMIT 1") == [["final"]])
+        #expect(try Harness.integer(db, "SELECT min(id) FROM snapshots") > 1)
+        #expect(try Harness.integer(db, "SELECT max(id) - min(id) FROM snapshots") >= 4)
         // Every kept snapshot still reads back whole: the kept window's sites are all there.
         let query = try Harness.luamem(["query", "--db", db.path, "--by", "file", "--top", "1000", "--format", "json"])
         #expect(query.status == 0, "\(query.stderr)")
