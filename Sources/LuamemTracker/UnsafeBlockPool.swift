@@ -1,7 +1,8 @@
 import Glibc
 
 /// The small blocks of one Lua state: 64 KiB pages, each of one 16-byte size class, with every
-/// block's 8 bytes of metadata (its counter slot and epoch) in a table at the start of its page.
+/// block's 8 bytes of metadata (its counter slot and epoch) in a table at the start of its page,
+/// in reverse order: block i's entry is the i-th 8 bytes before the first block.
 ///
 /// Why not malloc for everything: once the flusher thread exists, glibc's malloc takes its
 /// multi-threaded path (atomics, arena locks) on every call, which measured 16% slower on
@@ -96,16 +97,18 @@ struct UnsafeBlockPool {
         (size &+ 15) &>> classShift
     }
 
-    /// Where the metadata of `block`, of `size` bytes, is kept: 8 bytes in its page's table.
+    /// Where the metadata of `block`, of `size` bytes, is kept: 8 bytes in its page's table,
+    /// which runs backwards from the first block. Block 0's entry sits just before block 0, so
+    /// the first blocks of a class and their entries share one 4 KiB page of memory: a state with
+    /// a few blocks in each of twenty classes touches twenty pages, not forty.
     @inlinable @inline(__always)
     func metadata(_ block: UnsafeMutableRawPointer, size: Int) -> UnsafeMutableRawPointer {
         let sizeClass = Self.sizeClass(size)
         let address = UInt(bitPattern: block)
-        let page = address & ~UInt(Self.slabSize - 1)
-        let offset = UInt64(address &- page &- UInt(firstBlock[sizeClass]))
-        let index = Int(truncatingIfNeeded: (offset &* UInt64(reciprocal[sizeClass])) &>> 32)
-        return UnsafeMutableRawPointer(bitPattern: page &+ UInt(Self.tableOffset &+ index &* 8))
-            .unsafelyUnwrapped
+        let first = address & ~UInt(Self.slabSize - 1) &+ UInt(firstBlock[sizeClass])
+        let offset = UInt64(address &- first)
+        let index = UInt(truncatingIfNeeded: (offset &* UInt64(reciprocal[sizeClass])) &>> 32)
+        return UnsafeMutableRawPointer(bitPattern: first &- 8 &- index &* 8).unsafelyUnwrapped
     }
 
     /// A block of at least `size` bytes (1...maxPooled), 16-byte aligned.
