@@ -24,4 +24,22 @@ if grep -q "WARNING: ThreadSanitizer" "$work/out.txt"; then
 fi
 states=$(sqlite3 "$work/host.db" "SELECT count(*) FROM states WHERE closed_ms IS NOT NULL")
 [ "$states" = 4 ] || { echo "tsan-host: expected 4 closed states, found $states" >&2; exit 1; }
-echo "tsan-host: 4 states on 4 threads with the flusher running, no ThreadSanitizer report"
+
+# The tracker's tables and marks grow (directories replaced) while the flusher reads them.
+clang -fsanitize=thread -g $(pkg-config --cflags lua5.3) -I Sources/Luamem/include \
+    Tests/LuamemTests/Fixtures/growth_host.c -o "$work/growth" \
+    -L "$products" -lluamem-embed -llua5.3 -lpthread -L "$runtime" -ldispatch -lBlocksRuntime \
+    -Wl,-rpath,"$PWD/$products" -Wl,-rpath,"$runtime"
+TSAN_OPTIONS="halt_on_error=0 exitcode=66" "$work/growth" "$work/growth.db" > "$work/growth.txt" 2>&1 || {
+    cat "$work/growth.txt"
+    echo "tsan-host: the growth host failed or ThreadSanitizer reported races" >&2
+    exit 1
+}
+if grep -q "WARNING: ThreadSanitizer" "$work/growth.txt"; then
+    cat "$work/growth.txt"
+    exit 1
+fi
+# Every state's 6,000 chunks reached the file, each with its one kept table.
+kept=$(sqlite3 "$work/growth.db" "SELECT count(*) FROM site_latest WHERE file LIKE 'gen%' AND type = 'table' AND live_count >= 1")
+[ "$kept" = 12000 ] || { echo "tsan-host: expected 12000 kept tables of gen chunks, found $kept" >&2; exit 1; }
+echo "tsan-host: 4 states on 4 threads, then 2 states growing their tables, with the flusher running, no ThreadSanitizer report"

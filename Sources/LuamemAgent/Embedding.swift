@@ -24,7 +24,9 @@ enum Embedding {
             flusher.flush(kind: .start, only: idle)
             return nil
         }
-        let tracker = Tracker(depth: Int(options.depth))
+        guard let tracker = Tracker(depth: Int(options.depth)) else {
+            return "cannot track the Lua state: out of memory"
+        }
         luamem_name_own_functions(tracker.context)
         tracker.sampleInterval = Int(options.sample)
         tracker.destroysOnClose = true
@@ -58,7 +60,9 @@ enum Embedding {
         case .success(let found): flusher = found
         case .failure(let error): return .failure(error)
         }
-        let tracker = Tracker(depth: Int(options.depth))
+        guard let tracker = Tracker(depth: Int(options.depth)) else {
+            return .failure(EmbeddingError(message: "cannot create a Lua state: out of memory"))
+        }
         luamem_name_own_functions(tracker.context)
         tracker.sampleInterval = Int(options.sample)
         guard let L = lua_newstate(Tracker.allocator, tracker.context) else {

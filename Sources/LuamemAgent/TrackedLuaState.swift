@@ -12,7 +12,7 @@ public final class TrackedLuaState {
     /// Creates the state; nil when Lua cannot allocate it.
     public init?(depth: Int, maxSites: Int = Tracker.defaultMaxSites, sampleInterval: Int = 0) {
         Hooks.install()
-        let tracker = Tracker(depth: depth)
+        guard let tracker = Tracker(depth: depth) else { return nil }
         tracker.maxSites = maxSites
         tracker.sampleInterval = sampleInterval
         luamem_name_own_functions(tracker.context)

@@ -83,11 +83,13 @@ public struct Tracker {
     /// Cache misses that found the site cap reached and were folded into `[other sites]`.
     public var foldedAllocations: Int64 { luamem_load_relaxed(shared.pointee.folded) }
 
-    /// Creates a tracker that records `depth` Lua frames per site (1...maxDepth).
-    public init(depth: Int) {
+    /// Creates a tracker that records `depth` Lua frames per site (1...maxDepth); nil when out
+    /// of memory.
+    public init?(depth: Int) {
         precondition((1...Self.maxDepth).contains(depth), "depth must be in 1...\(Self.maxDepth)")
+        guard let tracker = TrackerStorage(depth: depth) else { return nil }
         storage = UnsafeMutablePointer<TrackerStorage>.allocate(capacity: 1)
-        storage.initialize(to: TrackerStorage(depth: depth))
+        storage.initialize(to: tracker)
         context = storage.pointee.context
         shared = UnsafeMutablePointer<TrackerShared>.allocate(capacity: 1)
         shared.initialize(to: TrackerShared(storage.pointee))
@@ -256,7 +258,9 @@ extension Tracker {
     /// since the tracker began. Takes the mark: read the group's slots after calling it, and an
     /// update racing with the read marks the group again.
     public func takeChanged(group: Int) -> Bool {
-        luamem_take_changed(shared.pointee.changedGroups + group) != 0
+        // Loaded after the slot count that made `group` readable: the array covers it.
+        let marks = luamem_load_acquire_ptr(shared.pointee.changedGroups).unsafelyUnwrapped
+        return luamem_take_changed(marks.assumingMemoryBound(to: UInt8.self) + group) != 0
     }
     public func site(_ index: Int) -> SiteRecord { shared.pointee.sites.element(index).pointee }
 
@@ -356,10 +360,11 @@ struct TrackerShared {
     let counters: ChunkedView<luamem_counters>
     let frames: ChunkedView<FrameRecord>
     let sites: ChunkedView<SiteRecord>
-    let changedGroups: UnsafeMutablePointer<UInt8>
+    /// The current array of changed marks (it grows: release/acquire).
+    let changedGroups: UnsafeMutablePointer<UnsafeMutableRawPointer?>
 
     init(_ storage: TrackerStorage) {
-        changedGroups = storage.changedGroups
+        changedGroups = storage.changedGroupsShared
         totals = storage.totals
         gcCycles = storage.gcCycles
         gcCompletedMs = storage.gcCompletedMs
@@ -423,15 +428,15 @@ struct TrackerStorage {
     @usableFromInline var passive = false
     @usableFromInline var mainThreadFreed = false
     @usableFromInline var destroyOnClose = false
-    @usableFromInline var counters = UnsafeChunkedArray<luamem_counters>()
-    @usableFromInline var frames = UnsafeChunkedArray<FrameRecord>()
-    @usableFromInline var sites = UnsafeChunkedArray<SiteRecord>()
+    @usableFromInline var counters: UnsafeChunkedArray<luamem_counters>
+    @usableFromInline var frames: UnsafeChunkedArray<FrameRecord>
+    @usableFromInline var sites: UnsafeChunkedArray<SiteRecord>
     /// Slot + 1 of (site, type) at `site * ObjectType.slotStride + type`; 0 when none yet.
-    @usableFromInline var typeSlots = UnsafeChunkedArray<UInt32>()
+    @usableFromInline var typeSlots: UnsafeChunkedArray<UInt32>
 
     /// Interned strings by content; values index `strings`.
     @usableFromInline var stringIndex = UnsafeHashIndex()
-    @usableFromInline var strings = UnsafeChunkedArray<UnsafePointer<CChar>>()
+    @usableFromInline var strings: UnsafeChunkedArray<UnsafePointer<CChar>>
     @usableFromInline var frameIndex = UnsafeHashIndex()
     @usableFromInline var siteIndex = UnsafeHashIndex()
     /// C function pointer (hashed bijectively) → index of its name in `strings`.
@@ -500,9 +505,16 @@ struct TrackerStorage {
     static let maxGroups =
         (UnsafeChunkedArray<luamem_counters>.maxChunks * UnsafeChunkedArray<luamem_counters>.chunkSize)
         >> groupShift
-    /// calloc'ed for the most slots there can be: pages of groups never used stay unmapped.
-    @usableFromInline let changedGroups: UnsafeMutablePointer<UInt8>
-    @usableFromInline let groupCycles: UnsafeMutablePointer<UInt32>
+    /// Both cover `groupCapacity` groups and grow with the slots (`reserveGroups`): sized for the
+    /// most slots there can be, they took 5 MiB of address space per state. The marks are read
+    /// by the flusher through `changedGroupsShared`; an array they outgrow is kept until the
+    /// tracker is freed (each is malloc'd with a word in front that links to the one it replaced).
+    @usableFromInline var changedGroups: UnsafeMutablePointer<UInt8>
+    @usableFromInline var groupCycles: UnsafeMutablePointer<UInt32>
+    @usableFromInline var groupCapacity: Int
+    let changedGroupsShared: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    static let initialGroups = 16
+    static let marksHeader = 16
     /// Tags the current GC cycle in `groupCycles` (never 0, which marks "not this cycle").
     @usableFromInline var cycleTag: UInt32 = 1
     /// Groups allocated to in this cycle and in the previous one: a completed cycle settles these.
@@ -538,7 +550,49 @@ struct TrackerStorage {
         cacheEntries + (index &* cacheStride &+ MemoryLayout<CacheEntry>.stride)
     }
 
-    init(depth: Int) {
+    /// nil when out of memory.
+    init?(depth: Int) {
+        guard let counters = UnsafeChunkedArray<luamem_counters>() else { return nil }
+        guard let frames = UnsafeChunkedArray<FrameRecord>() else {
+            counters.deallocate()
+            return nil
+        }
+        guard let sites = UnsafeChunkedArray<SiteRecord>() else {
+            counters.deallocate(); frames.deallocate()
+            return nil
+        }
+        guard let typeSlots = UnsafeChunkedArray<UInt32>() else {
+            counters.deallocate(); frames.deallocate(); sites.deallocate()
+            return nil
+        }
+        guard let strings = UnsafeChunkedArray<UnsafePointer<CChar>>() else {
+            counters.deallocate(); frames.deallocate(); sites.deallocate(); typeSlots.deallocate()
+            return nil
+        }
+        let cacheStride = Self.cacheStride(depth: depth, keysByPC: false)
+        // malloc'd, as addCacheEntry grows it with realloc.
+        let cacheEntries = malloc(64 * cacheStride)
+        let marks = calloc(Self.marksHeader + Self.initialGroups, 1)
+        let cycles = calloc(Self.initialGroups, MemoryLayout<UInt32>.stride)
+        let sharedMarks = malloc(MemoryLayout<UnsafeMutableRawPointer?>.stride)
+        guard let cacheEntries, let marks, let cycles, let sharedMarks else {
+            counters.deallocate(); frames.deallocate(); sites.deallocate(); typeSlots.deallocate()
+            strings.deallocate()
+            free(cacheEntries); free(marks); free(cycles); free(sharedMarks)
+            return nil
+        }
+        self.counters = counters
+        self.frames = frames
+        self.sites = sites
+        self.typeSlots = typeSlots
+        self.strings = strings
+        self.cacheStride = cacheStride
+        self.cacheEntries = cacheEntries
+        changedGroups = (marks + Self.marksHeader).bindMemory(to: UInt8.self, capacity: Self.initialGroups)
+        groupCycles = cycles.bindMemory(to: UInt32.self, capacity: Self.initialGroups)
+        groupCapacity = Self.initialGroups
+        changedGroupsShared = sharedMarks.bindMemory(to: UnsafeMutableRawPointer?.self, capacity: 1)
+        changedGroupsShared.initialize(to: UnsafeMutableRawPointer(changedGroups))
         self.depth = depth
         // Mixed, so that nearby seeds (1, 2, 3) start far apart; never 0, which xorshift would
         // never leave.
@@ -565,11 +619,32 @@ struct TrackerStorage {
         untracked.initialize(to: 0)
         foldedAllocations = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
         foldedAllocations.initialize(to: 0)
-        // malloc'd, as addCacheEntry grows it with realloc.
-        cacheStride = Self.cacheStride(depth: depth, keysByPC: false)
-        cacheEntries = malloc(64 * cacheStride)!
-        changedGroups = calloc(Self.maxGroups, 1)!.bindMemory(to: UInt8.self, capacity: Self.maxGroups)
-        groupCycles = calloc(Self.maxGroups, 4)!.bindMemory(to: UInt32.self, capacity: Self.maxGroups)
+    }
+
+    /// Grows the group arrays to cover the group of `slot`; false when out of memory.
+    @usableFromInline
+    mutating func reserveGroups(for slot: Int) -> Bool {
+        let group = slot >> Self.groupShift
+        if group < groupCapacity { return true }
+        guard group < Self.maxGroups else { return false }
+        let grown = min(max(groupCapacity * 2, group + 1), Self.maxGroups)
+        guard let block = calloc(Self.marksHeader + grown, 1) else { return false }
+        guard let cycles = realloc(groupCycles, grown * MemoryLayout<UInt32>.stride) else {
+            free(block)
+            return false
+        }
+        groupCycles = cycles.bindMemory(to: UInt32.self, capacity: grown)
+        memset(groupCycles + groupCapacity, 0, (grown - groupCapacity) * MemoryLayout<UInt32>.stride)
+        block.storeBytes(
+            of: UnsafeMutableRawPointer(changedGroups) - Self.marksHeader,
+            as: UnsafeMutableRawPointer?.self)
+        let marks = (block + Self.marksHeader).bindMemory(to: UInt8.self, capacity: grown)
+        luamem_copy_marks(marks, changedGroups, groupCapacity)
+        changedGroups = marks
+        groupCapacity = grown
+        // Before the slot count that needs it is published (`counters.publish()`).
+        luamem_store_release_ptr(changedGroupsShared, UnsafeMutableRawPointer(marks))
+        return true
     }
 
     mutating func beginLoading(_ name: String) {
@@ -613,7 +688,12 @@ struct TrackerStorage {
         untracked.deallocate()
         foldedAllocations.deallocate()
         largeBlocks.deallocate()
-        free(changedGroups); free(groupCycles)
+        var marks: UnsafeMutableRawPointer? = UnsafeMutableRawPointer(changedGroups) - Self.marksHeader
+        while let block = marks {
+            marks = block.load(as: UnsafeMutableRawPointer?.self)
+            free(block)
+        }
+        free(changedGroupsShared); free(groupCycles)
         groupsNow.deallocate(); groupsBefore.deallocate()
     }
 
@@ -856,7 +936,7 @@ struct TrackerStorage {
     mutating func createSlot(
         _ entry: UnsafeMutablePointer<UInt32>, site: UInt32, type: ObjectType
     ) -> UInt32 {
-        guard let index = counters.append() else { return 0 }
+        guard reserveGroups(for: counters.count), let index = counters.append() else { return 0 }
         let counter = counters.element(index)
         counter.pointee.site = site
         counter.pointee.type = type.rawValue
@@ -910,7 +990,7 @@ struct TrackerStorage {
         cycleTag &+= 1
         if cycleTag == 0 {
             // After 2^32 cycles: tags start over, so old ones must not match the new.
-            memset(groupCycles, 0, Self.maxGroups * MemoryLayout<UInt32>.stride)
+            memset(groupCycles, 0, groupCapacity * MemoryLayout<UInt32>.stride)
             cycleTag = 1
         }
         luamem_counters_settle(totals)

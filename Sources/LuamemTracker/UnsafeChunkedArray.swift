@@ -4,6 +4,12 @@ import LuaShim
 /// Append-only storage in fixed-size chunks that never move, so that the flusher thread can read
 /// every element below a count it loaded with acquire ordering while the Lua thread appends.
 ///
+/// The chunk directory starts small and doubles as chunks are added, up to `maxChunks`: a state
+/// with few sites reserves a few hundred bytes of it, not the 2 MiB that the largest directory
+/// takes (which, for every array of every state, ran a host with 500 states out of address space
+/// under `ulimit -v`). A directory that is replaced is kept until the array is freed, since
+/// another thread may still be reading through it; together they take less than twice the last.
+///
 /// The tracker owns it: it is created and freed by the tracker, only the Lua thread appends, and
 /// elements are trivial values (no ARC). Memory comes from malloc.
 @usableFromInline
@@ -11,30 +17,58 @@ struct UnsafeChunkedArray<Element> {
     @usableFromInline static var chunkShift: Int { 8 }
     @usableFromInline static var chunkSize: Int { 1 << chunkShift }
     @usableFromInline static var maxChunks: Int { 1 << 18 }
+    static var initialChunks: Int { 4 }
 
-    /// Chunk directory; calloc'ed so untouched entries cost no resident memory.
-    @usableFromInline let chunks: UnsafeMutablePointer<UnsafeMutablePointer<Element>?>
-    /// Count visible to other threads.
+    /// The current chunk directory (the owner's copy of `shared.pointee`). Each directory is a
+    /// malloc'd block whose first word links to the directory it replaced; the entries follow.
+    @usableFromInline var chunks: UnsafeMutablePointer<UnsafeMutablePointer<Element>?>
+    /// Entries in `chunks`.
+    @usableFromInline var capacity: Int
+    /// What other threads read: the current directory (release/acquire), and the count visible
+    /// to them.
+    let shared: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     @usableFromInline let published: UnsafeMutablePointer<UInt32>
     /// Count on the owning thread, may run ahead of `published`.
     @usableFromInline var count: Int
 
-    init() {
-        let directory = calloc(Self.maxChunks, MemoryLayout<UnsafeMutablePointer<Element>?>.stride)!
-        chunks = directory.bindMemory(
-            to: UnsafeMutablePointer<Element>?.self, capacity: Self.maxChunks)
-        published = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+    /// nil when out of memory.
+    init?() {
+        guard let directory = Self.newDirectory(capacity: Self.initialChunks, replacing: nil),
+            let words = malloc(2 * MemoryLayout<UInt64>.stride)
+        else { return nil }
+        chunks = directory
+        capacity = Self.initialChunks
+        shared = words.bindMemory(to: UnsafeMutableRawPointer?.self, capacity: 1)
+        shared.initialize(to: UnsafeMutableRawPointer(directory))
+        published = (words + MemoryLayout<UInt64>.stride).bindMemory(to: UInt32.self, capacity: 1)
         published.initialize(to: 0)
         count = 0
     }
 
+    /// A zeroed directory of `capacity` entries whose link word points to the block of
+    /// `replacing`.
+    private static func newDirectory(
+        capacity: Int, replacing: UnsafeMutablePointer<UnsafeMutablePointer<Element>?>?
+    ) -> UnsafeMutablePointer<UnsafeMutablePointer<Element>?>? {
+        let stride = MemoryLayout<UnsafeMutablePointer<Element>?>.stride
+        guard let block = calloc(capacity + 1, stride) else { return nil }
+        block.storeBytes(
+            of: replacing.map { UnsafeMutableRawPointer($0) - stride }, as: UnsafeMutableRawPointer?.self)
+        return (block + stride).bindMemory(to: UnsafeMutablePointer<Element>?.self, capacity: capacity)
+    }
+
     func deallocate() {
-        for index in 0..<Self.maxChunks {
+        for index in 0..<capacity {
             guard let chunk = chunks[index] else { break }
             free(chunk)
         }
-        free(chunks)
-        published.deallocate()
+        let stride = MemoryLayout<UnsafeMutablePointer<Element>?>.stride
+        var directory: UnsafeMutableRawPointer? = UnsafeMutableRawPointer(chunks) - stride
+        while let block = directory {
+            directory = block.load(as: UnsafeMutableRawPointer?.self)
+            free(block)
+        }
+        free(shared)
     }
 
     @inlinable @inline(__always)
@@ -48,6 +82,18 @@ struct UnsafeChunkedArray<Element> {
     mutating func append() -> Int? {
         let chunkIndex = count >> Self.chunkShift
         guard chunkIndex < Self.maxChunks else { return nil }
+        if chunkIndex >= capacity {
+            let grown = min(capacity * 2, Self.maxChunks)
+            guard let directory = Self.newDirectory(capacity: grown, replacing: chunks) else {
+                return nil
+            }
+            directory.update(from: chunks, count: capacity)
+            chunks = directory
+            capacity = grown
+            // Readers see the new directory no later than the count that needs it: `publish()`
+            // stores with release ordering after this.
+            luamem_store_release_ptr(shared, UnsafeMutableRawPointer(directory))
+        }
         if chunks[chunkIndex] == nil {
             guard let chunk = calloc(Self.chunkSize, MemoryLayout<Element>.stride) else {
                 return nil
@@ -70,13 +116,13 @@ struct UnsafeChunkedArray<Element> {
     }
 
     /// What another thread may hold to read published elements.
-    var view: ChunkedView<Element> { ChunkedView(chunks: chunks, published: published) }
+    var view: ChunkedView<Element> { ChunkedView(directory: shared, published: published) }
 }
 
 /// A reader's handle on an `UnsafeChunkedArray`: only its immutable pointers, so reading never
 /// touches the owner's mutable state.
 public struct ChunkedView<Element> {
-    let chunks: UnsafeMutablePointer<UnsafeMutablePointer<Element>?>
+    let directory: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     let published: UnsafeMutablePointer<UInt32>
 
     /// The number of elements that may be read, loaded with acquire ordering.
@@ -84,9 +130,12 @@ public struct ChunkedView<Element> {
         Int(luamem_load_acquire_u32(published))
     }
 
-    /// An element below `publishedCount()`.
+    /// An element below a `publishedCount()` loaded before: the directory loaded after that
+    /// count is at least as new as the one the count was published with.
     func element(_ index: Int) -> UnsafeMutablePointer<Element> {
-        chunks[index >> UnsafeChunkedArray<Element>.chunkShift].unsafelyUnwrapped
+        let chunks = luamem_load_acquire_ptr(directory).unsafelyUnwrapped
+            .assumingMemoryBound(to: UnsafeMutablePointer<Element>?.self)
+        return chunks[index >> UnsafeChunkedArray<Element>.chunkShift].unsafelyUnwrapped
             + (index & (UnsafeChunkedArray<Element>.chunkSize - 1))
     }
 }

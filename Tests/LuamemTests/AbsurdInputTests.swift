@@ -186,6 +186,31 @@ import Testing
         }
     }
 
+    /// A host that runs one state per service, under an address-space limit: a tracked state
+    /// reserves little more than its pool's pages (its tables once took 16 MiB of address space
+    /// each, sized for the most sites there can be, and the 600 states below died of SIGILL), and
+    /// past the limit `luamem_newstate` returns NULL with a message, never a trap.
+    @Test func manyStatesUnderAnAddressSpaceLimitFitOrFailCleanly() throws {
+        let directory = try Harness.temporaryDirectory()
+        let host = try Harness.buildHost(
+            Harness.repositoryRoot.appendingPathComponent("Benchmarks/host/many_states.c").path,
+            in: directory)
+        let fits = try Harness.run(
+            "/bin/sh",
+            ["-c", "ulimit -v 1500000; exec \(host) tracked 600 \(directory.path)/fits.db"])
+        #expect(fits.status == 0 && fits.stdout.hasPrefix("tracked 600 states: RSS"), "\(fits.stderr)")
+        #expect(fits.stderr == "")
+        #expect(
+            try Harness.integer(
+                directory.appendingPathComponent("fits.db"),
+                "SELECT count(*) FROM states WHERE closed_ms IS NOT NULL") == 600)
+        let over = try Harness.run(
+            "/bin/sh",
+            ["-c", "ulimit -v 300000; exec \(host) tracked 2000 \(directory.path)/over.db"])
+        #expect(!over.signaled && over.status == 1, "\(over)")
+        #expect(over.stderr == "many_states: cannot create a Lua state: out of memory\n", "\(over.stderr)")
+    }
+
     @Test func startRejectsUnknownOptionsAndHugeNumbers() throws {
         let modules = try moduleDirectory()
         let db = modules.appendingPathComponent("s.db").path

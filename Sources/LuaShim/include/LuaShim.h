@@ -263,12 +263,25 @@ static inline uint32_t luamem_load_acquire_u32(const uint32_t *p) {
 static inline void luamem_store_release_u32(uint32_t *p, uint32_t value) {
     __atomic_store_n(p, value, __ATOMIC_RELEASE);
 }
+/// A pointer one thread replaces (release) and others read (acquire): a chunk directory that
+/// grows, an array of marks that grows.
+static inline void *luamem_load_acquire_ptr(void *const *p) {
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+static inline void luamem_store_release_ptr(void **p, void *value) {
+    __atomic_store_n(p, value, __ATOMIC_RELEASE);
+}
 
 /// A group of counter slots changed: stored by the Lua thread after it updated the slot (a plain
 /// store on x86), so the flusher, which takes the mark before it reads the slots, either sees the
 /// update or finds the mark set again at its next flush.
 static inline void luamem_mark_changed(uint8_t *p) {
     __atomic_store_n(p, 1, __ATOMIC_RELEASE);
+}
+/// Copies `count` marks into a larger array (Lua thread), while the flusher may be taking them
+/// from `from`: a mark it takes after the copy is read again once, never lost.
+static inline void luamem_copy_marks(uint8_t *to, const uint8_t *from, size_t count) {
+    for (size_t i = 0; i < count; i++) to[i] = __atomic_load_n(from + i, __ATOMIC_RELAXED);
 }
 /// Takes a group's mark (flusher): non-zero when a slot of the group changed since the last take.
 static inline uint8_t luamem_take_changed(uint8_t *p) {
