@@ -507,14 +507,13 @@ struct TrackerStorage {
         >> groupShift
     /// Both cover `groupCapacity` groups and grow with the slots (`reserveGroups`): sized for the
     /// most slots there can be, they took 5 MiB of address space per state. The marks are read
-    /// by the flusher through `changedGroupsShared`; an array they outgrow is kept until the
-    /// tracker is freed (each is malloc'd with a word in front that links to the one it replaced).
+    /// by the flusher through `changedGroupsShared`; a marks array they outgrow is kept until the
+    /// tracker is freed (`LinkedBlocks`).
     @usableFromInline var changedGroups: UnsafeMutablePointer<UInt8>
     @usableFromInline var groupCycles: UnsafeMutablePointer<UInt32>
     @usableFromInline var groupCapacity: Int
     let changedGroupsShared: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     static let initialGroups = 16
-    static let marksHeader = 16
     /// Tags the current GC cycle in `groupCycles` (never 0, which marks "not this cycle").
     @usableFromInline var cycleTag: UInt32 = 1
     /// Groups allocated to in this cycle and in the previous one: a completed cycle settles these.
@@ -552,33 +551,23 @@ struct TrackerStorage {
 
     /// nil when out of memory.
     init?(depth: Int) {
-        guard let counters = UnsafeChunkedArray<luamem_counters>() else { return nil }
-        guard let frames = UnsafeChunkedArray<FrameRecord>() else {
-            counters.deallocate()
-            return nil
-        }
-        guard let sites = UnsafeChunkedArray<SiteRecord>() else {
-            counters.deallocate(); frames.deallocate()
-            return nil
-        }
-        guard let typeSlots = UnsafeChunkedArray<UInt32>() else {
-            counters.deallocate(); frames.deallocate(); sites.deallocate()
-            return nil
-        }
-        guard let strings = UnsafeChunkedArray<UnsafePointer<CChar>>() else {
-            counters.deallocate(); frames.deallocate(); sites.deallocate(); typeSlots.deallocate()
-            return nil
-        }
+        let counters = UnsafeChunkedArray<luamem_counters>()
+        let frames = UnsafeChunkedArray<FrameRecord>()
+        let sites = UnsafeChunkedArray<SiteRecord>()
+        let typeSlots = UnsafeChunkedArray<UInt32>()
+        let strings = UnsafeChunkedArray<UnsafePointer<CChar>>()
         let cacheStride = Self.cacheStride(depth: depth, keysByPC: false)
         // malloc'd, as addCacheEntry grows it with realloc.
         let cacheEntries = malloc(64 * cacheStride)
-        let marks = calloc(Self.marksHeader + Self.initialGroups, 1)
+        let marks = LinkedBlocks.allocate(bytes: Self.initialGroups, replacing: nil)
         let cycles = calloc(Self.initialGroups, MemoryLayout<UInt32>.stride)
         let sharedMarks = malloc(MemoryLayout<UnsafeMutableRawPointer?>.stride)
-        guard let cacheEntries, let marks, let cycles, let sharedMarks else {
-            counters.deallocate(); frames.deallocate(); sites.deallocate(); typeSlots.deallocate()
-            strings.deallocate()
-            free(cacheEntries); free(marks); free(cycles); free(sharedMarks)
+        guard let counters, let frames, let sites, let typeSlots, let strings, let cacheEntries,
+            let marks, let cycles, let sharedMarks
+        else {
+            counters?.deallocate(); frames?.deallocate(); sites?.deallocate()
+            typeSlots?.deallocate(); strings?.deallocate()
+            free(cacheEntries); marks.map(LinkedBlocks.freeAll); free(cycles); free(sharedMarks)
             return nil
         }
         self.counters = counters
@@ -588,7 +577,7 @@ struct TrackerStorage {
         self.strings = strings
         self.cacheStride = cacheStride
         self.cacheEntries = cacheEntries
-        changedGroups = (marks + Self.marksHeader).bindMemory(to: UInt8.self, capacity: Self.initialGroups)
+        changedGroups = marks.bindMemory(to: UInt8.self, capacity: Self.initialGroups)
         groupCycles = cycles.bindMemory(to: UInt32.self, capacity: Self.initialGroups)
         groupCapacity = Self.initialGroups
         changedGroupsShared = sharedMarks.bindMemory(to: UnsafeMutableRawPointer?.self, capacity: 1)
@@ -628,17 +617,17 @@ struct TrackerStorage {
         if group < groupCapacity { return true }
         guard group < Self.maxGroups else { return false }
         let grown = min(max(groupCapacity * 2, group + 1), Self.maxGroups)
-        guard let block = calloc(Self.marksHeader + grown, 1) else { return false }
         guard let cycles = realloc(groupCycles, grown * MemoryLayout<UInt32>.stride) else {
-            free(block)
             return false
         }
         groupCycles = cycles.bindMemory(to: UInt32.self, capacity: grown)
         memset(groupCycles + groupCapacity, 0, (grown - groupCapacity) * MemoryLayout<UInt32>.stride)
-        block.storeBytes(
-            of: UnsafeMutableRawPointer(changedGroups) - Self.marksHeader,
-            as: UnsafeMutableRawPointer?.self)
-        let marks = (block + Self.marksHeader).bindMemory(to: UInt8.self, capacity: grown)
+        // Should the marks not grow, the tags' larger array is harmless: `groupCapacity` stays.
+        guard
+            let block = LinkedBlocks.allocate(
+                bytes: grown, replacing: UnsafeMutableRawPointer(changedGroups))
+        else { return false }
+        let marks = block.bindMemory(to: UInt8.self, capacity: grown)
         luamem_copy_marks(marks, changedGroups, groupCapacity)
         changedGroups = marks
         groupCapacity = grown
@@ -688,11 +677,7 @@ struct TrackerStorage {
         untracked.deallocate()
         foldedAllocations.deallocate()
         largeBlocks.deallocate()
-        var marks: UnsafeMutableRawPointer? = UnsafeMutableRawPointer(changedGroups) - Self.marksHeader
-        while let block = marks {
-            marks = block.load(as: UnsafeMutableRawPointer?.self)
-            free(block)
-        }
+        LinkedBlocks.freeAll(UnsafeMutableRawPointer(changedGroups))
         free(changedGroupsShared); free(groupCycles)
         groupsNow.deallocate(); groupsBefore.deallocate()
     }

@@ -19,8 +19,7 @@ struct UnsafeChunkedArray<Element> {
     @usableFromInline static var maxChunks: Int { 1 << 18 }
     static var initialChunks: Int { 4 }
 
-    /// The current chunk directory (the owner's copy of `shared.pointee`). Each directory is a
-    /// malloc'd block whose first word links to the directory it replaced; the entries follow.
+    /// The current chunk directory (the owner's copy of `shared.pointee`), from `LinkedBlocks`.
     @usableFromInline var chunks: UnsafeMutablePointer<UnsafeMutablePointer<Element>?>
     /// Entries in `chunks`.
     @usableFromInline var capacity: Int
@@ -45,16 +44,14 @@ struct UnsafeChunkedArray<Element> {
         count = 0
     }
 
-    /// A zeroed directory of `capacity` entries whose link word points to the block of
-    /// `replacing`.
+    /// A zeroed directory of `capacity` entries that replaces `replacing`.
     private static func newDirectory(
         capacity: Int, replacing: UnsafeMutablePointer<UnsafeMutablePointer<Element>?>?
     ) -> UnsafeMutablePointer<UnsafeMutablePointer<Element>?>? {
-        let stride = MemoryLayout<UnsafeMutablePointer<Element>?>.stride
-        guard let block = calloc(capacity + 1, stride) else { return nil }
-        block.storeBytes(
-            of: replacing.map { UnsafeMutableRawPointer($0) - stride }, as: UnsafeMutableRawPointer?.self)
-        return (block + stride).bindMemory(to: UnsafeMutablePointer<Element>?.self, capacity: capacity)
+        LinkedBlocks.allocate(
+            bytes: capacity * MemoryLayout<UnsafeMutablePointer<Element>?>.stride,
+            replacing: replacing.map(UnsafeMutableRawPointer.init)
+        )?.bindMemory(to: UnsafeMutablePointer<Element>?.self, capacity: capacity)
     }
 
     func deallocate() {
@@ -62,12 +59,7 @@ struct UnsafeChunkedArray<Element> {
             guard let chunk = chunks[index] else { break }
             free(chunk)
         }
-        let stride = MemoryLayout<UnsafeMutablePointer<Element>?>.stride
-        var directory: UnsafeMutableRawPointer? = UnsafeMutableRawPointer(chunks) - stride
-        while let block = directory {
-            directory = block.load(as: UnsafeMutableRawPointer?.self)
-            free(block)
-        }
+        LinkedBlocks.freeAll(UnsafeMutableRawPointer(chunks))
         free(shared)
     }
 
@@ -137,5 +129,32 @@ public struct ChunkedView<Element> {
             .assumingMemoryBound(to: UnsafeMutablePointer<Element>?.self)
         return chunks[index >> UnsafeChunkedArray<Element>.chunkShift].unsafelyUnwrapped
             + (index & (UnsafeChunkedArray<Element>.chunkSize - 1))
+    }
+}
+
+/// Arrays that grow while another thread may still read through the copy they replace (chunk
+/// directories, change marks): each copy is zeroed malloc'd memory with a word in front that
+/// links to the copy it replaced, and all of them are freed together with their owner.
+enum LinkedBlocks {
+    /// Bytes in front of each copy: the link, and padding that keeps the copy 16-byte aligned.
+    static let header = 16
+
+    /// `bytes` zeroed bytes that replace `replacing` (a copy from here, or nil); nil when out of
+    /// memory.
+    static func allocate(bytes: Int, replacing: UnsafeMutableRawPointer?)
+        -> UnsafeMutableRawPointer?
+    {
+        guard let block = calloc(header + bytes, 1) else { return nil }
+        block.storeBytes(of: replacing.map { $0 - header }, as: UnsafeMutableRawPointer?.self)
+        return block + header
+    }
+
+    /// Frees `latest` and every copy it replaced.
+    static func freeAll(_ latest: UnsafeMutableRawPointer) {
+        var block: UnsafeMutableRawPointer? = latest - header
+        while let current = block {
+            block = current.load(as: UnsafeMutableRawPointer?.self)
+            free(current)
+        }
     }
 }
