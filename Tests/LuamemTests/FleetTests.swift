@@ -393,9 +393,7 @@ final class ClickHouseServer: @unchecked Sendable {
         // GC cycles bunched early in the runs: the fleet's leaks falls back to the live bytes,
         // as a file's does (QuestionsTests.cyclesBunchedEarlyFallBackToLiveBytes).
         let late = directory.appendingPathComponent("late.db")
-        try Harness.track(
-            "late_cycles.lua", db: late, options: ["--interval", "0.1", "--build", "late"],
-            arguments: ["2"])
+        try Harness.trackLateCycles(db: late, options: ["--build", "late"])
         #expect(try Harness.luamem(["ship", "--db", late.path, "--to", target]).status == 0)
         let lateLeaks = try Harness.luamem([
             "leaks", "--db", target, "--build", "late", "--all", "--format", "json", "--top", "100",

@@ -136,8 +136,7 @@ import Testing
     @Test func cyclesBunchedEarlyFallBackToLiveBytes() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("late.db")
-        try Harness.track(
-            "late_cycles.lua", db: db, options: ["--interval", "0.1"], arguments: ["2"])
+        try Harness.trackLateCycles(db: db)
         let output = try Harness.luamem(["leaks", "--db", db.path, "--format", "json", "--all"])
         #expect(output.status == 0, "\(output.stderr)")
         #expect(

@@ -125,6 +125,39 @@ enum Harness {
         return output
     }
 
+    /// Runs late_cycles.lua (`--interval 0.1`, 2 s) into `db` until its timeline is the one it
+    /// stages, at most three times: the fourth of its five collections before the middle of
+    /// the window (its first to its last snapshot before the final one), the fifth after it. The
+    /// script places them by the wall clock; a machine that stops it for most of a second moves
+    /// them, and the scenario with them. Expects the staged timeline by the third run.
+    static func trackLateCycles(db: URL, options: [String] = []) throws {
+        var timelines: [String] = []
+        for _ in 1...3 {
+            for suffix in ["", "-wal", "-shm"] {
+                try? FileManager.default.removeItem(atPath: db.path + suffix)
+            }
+            try track(
+                "late_cycles.lua", db: db, options: ["--interval", "0.1"] + options,
+                arguments: ["2"])
+            let snapshots = try rows(
+                db,
+                "SELECT kind, time_ms FROM snapshots WHERE kind != 'final' ORDER BY time_ms, id")
+            let times = snapshots.compactMap { $0[1].flatMap { Int64($0) } }
+            let collections = snapshots.filter { $0[0] == "manual" }.compactMap {
+                $0[1].flatMap { Int64($0) }
+            }
+            guard let first = times.first, let last = times.last, collections.count == 6 else {
+                Issue.record("late_cycles.lua: \(snapshots)")
+                return
+            }
+            let middle = first + (last - first) / 2
+            if collections[3] <= middle && collections[4] > middle { return }
+            timelines.append(
+                "collections at \(collections.map { $0 - first }) ms, middle \(middle - first) ms")
+        }
+        Issue.record("late_cycles.lua never kept its timeline: \(timelines)")
+    }
+
     /// Compiles a C host against luamem.h and the built libluamem-embed.so; returns its path.
     static func buildHost(_ source: String, in directory: URL) throws -> String {
         let host = directory.appendingPathComponent(
