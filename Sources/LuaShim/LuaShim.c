@@ -1,20 +1,25 @@
+#define _GNU_SOURCE  // SCHED_BATCH, pthread_setname_np
 #include "LuaShim.h"
 #include "Internal.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 static luamem_hooks hooks;
 
-void luamem_lower_thread_priority(int niceness) {
-    // On Linux, PRIO_PROCESS with a thread id sets that thread's nice value alone.
-    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), niceness);
+void luamem_become_flusher_thread(void) {
+    struct sched_param parameters = {0};
+    // On Linux, a thread id names that thread alone. Either call may be refused (a seccomp
+    // filter, another kernel): the thread then runs as it was created, which is only less polite.
+    (void)sched_setscheduler((pid_t)syscall(SYS_gettid), SCHED_BATCH, &parameters);
+    (void)pthread_setname_np(pthread_self(), "luamem-flusher");
 }
 
 uint64_t luamem_random_seed(void) {

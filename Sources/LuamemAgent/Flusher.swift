@@ -227,7 +227,7 @@ public final class Flusher {
     }
 
     private func loop() {
-        luamem_lower_thread_priority(10)
+        luamem_become_flusher_thread()
         luamem_block_async_signals()
         lock.withLock {
             var next = Clock.nowMs() + intervalMs

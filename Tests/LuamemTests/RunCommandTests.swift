@@ -122,6 +122,28 @@ import Testing
         #expect(times == times.sorted())
     }
 
+    /// The flusher is one thread named luamem-flusher, SCHED_BATCH (3) at the nice value of the
+    /// program's own thread: at a lower priority, a program that flushes, starts or closes a
+    /// state while the flusher writes waited for a thread that a busy machine hardly ran.
+    @Test func theFlusherIsOneBatchThreadAtTheProgramsNiceValue() throws {
+        let directory = try Harness.temporaryDirectory()
+        for nice in ["0", "7"] {
+            let db = directory.appendingPathComponent("threads\(nice).db")
+            let output = try Harness.run(
+                "/usr/bin/nice",
+                ["-n", nice, Harness.luamemPath, "run", "--db", db.path, Harness.fixture("threads.lua")])
+            #expect(output.status == 0, "\(output.stderr)")
+            let threads = output.stdout.split(separator: "\n").map {
+                $0.split(separator: "\t").map(String.init)
+            }
+            let own = try #require(threads.first)
+            #expect(own.count == 3 && own[1] == nice && own[2] == "0", "\(threads)")
+            let flushers = threads.filter { $0.first == "luamem-flusher" }
+            #expect(flushers.count == 1, "\(threads)")
+            #expect(flushers.first == ["luamem-flusher", nice, "3"], "\(threads)")
+        }
+    }
+
     /// The host label, set each way (--host, LUAMEM_HOST, `host` in start{}, LUAMEM_HOST for
     /// luamem.auto), else the machine's host name; every run gets a UUID of its own.
     @Test func hostLabelsAndRunIdentities() throws {

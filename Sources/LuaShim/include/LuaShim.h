@@ -99,9 +99,13 @@ void luamem_set_hooks(const luamem_hooks *hooks);
 /// created, never from the allocator.
 uint64_t luamem_random_seed(void);
 
-/// Gives the calling thread (only) a nice value: the flusher runs at a lower priority than the
-/// host's threads, so that on a busy machine it waits for them rather than they for it.
-void luamem_lower_thread_priority(int niceness);
+/// Makes the calling thread (only) the flusher as `top -H` and the scheduler see it: named
+/// "luamem-flusher", and SCHED_BATCH at the host's nice value, so that waking every interval it
+/// does not preempt the host's threads, yet keeps its fair share of the CPU. Not a lower nice
+/// value: the host's threads wait for the flusher whenever it holds what they need (a flush in
+/// progress, the file's write lock), and on a saturated machine a niced holder made them wait
+/// for hundreds of milliseconds (Linux boosts no priority of a holder outside real-time classes).
+void luamem_become_flusher_thread(void);
 
 /// The context of a state whose allocator is luamem's, else NULL.
 luamem_context *luamem_context_of(lua_State *L);

@@ -12,7 +12,7 @@ while elapsed < seconds do
   if progress < 0.3 then cache[#cache + 1] = { "cached" } end       -- line 12: warm-up cache
   if collections[done + 1] and progress >= collections[done + 1] then
     collectgarbage()
-    -- Snapshot times must not wait for the flusher, which yields to everything on a busy machine.
+    -- The snapshot at once: the figures after this cycle, not the next interval's.
     assert(luamem.flush())
     done = done + 1
   end
