@@ -20,8 +20,7 @@ enum Embedding {
         if let idle {
             guard !flusher.isTracking(idle) else { return "luamem is already tracking this Lua state" }
             idle.resume()
-            flusher.track(idle, name: name)
-            flusher.flush(kind: .start, only: idle)
+            flusher.begin(idle, name: name)
             return nil
         }
         guard let tracker = Tracker(depth: Int(options.depth)) else {
@@ -37,8 +36,7 @@ enum Embedding {
             tracker.pause()
             return "cannot instrument the Lua state: \(String(cString: error))"
         }
-        flusher.track(tracker, name: name)
-        flusher.flush(kind: .start, only: tracker)
+        flusher.begin(tracker, name: name)
         return nil
     }
 
@@ -77,8 +75,7 @@ enum Embedding {
             return .failure(EmbeddingError(message: String(cString: error)))
         }
         tracker.destroysOnClose = true
-        flusher.track(tracker, name: options.name.map { String(cString: $0) } ?? defaultStateName())
-        flusher.flush(kind: .start, only: tracker)
+        flusher.begin(tracker, name: options.name.map { String(cString: $0) } ?? defaultStateName())
         return .success(L)
     }
 

@@ -26,6 +26,14 @@ public final class Flusher {
     private var runID: Int64?
     private var states: [TrackedState] = []
     private var thread: pthread_t?
+    /// States begun while `lock` was held (a snapshot being written), waiting for their start
+    /// snapshot: the flusher thread, or whoever takes `lock` next, writes it. `inboxLock` guards
+    /// the inbox, `members` and `stopping`, never for longer than a few stores; the flusher thread
+    /// sleeps on its condition, so an arrival wakes it. Taken after `lock`, never before.
+    private let inboxLock = Lock()
+    private var inbox: [TrackedState] = []
+    /// The contexts of the trackers recorded or in the inbox: `isTracking` without `lock`.
+    private var members = Set<UnsafeMutablePointer<luamem_context>>()
     private var stopping = false
     private var lastError: String?
     /// Device and inode of the file the run was recorded in: another file at the path (deleted
@@ -69,22 +77,51 @@ public final class Flusher {
         Flusher.current = self
     }
 
-    /// Starts recording `tracker` as a state called `name`.
-    public func track(_ tracker: Tracker, name: String) {
-        lock.withLock {
-            states.append(TrackedState(tracker: tracker, name: name, startedMs: Clock.epochMs()))
+    /// Starts recording `tracker` as a state called `name`, with a start snapshot: written now
+    /// when no snapshot is being written, else as soon as the one in progress is done. A state
+    /// begun on the host's thread never waits for another state's snapshot: that one may take
+    /// seconds (a state of many sites, a starved machine, another process holding the file).
+    public func begin(_ tracker: Tracker, name: String) {
+        let state = TrackedState(tracker: tracker, name: name, startedMs: Clock.epochMs())
+        inboxLock.withLock { _ = members.insert(tracker.context) }
+        if lock.tryLock() {
+            // States begun earlier and still in the inbox are left to the flusher thread: their
+            // start snapshots may have to wait for other writers.
+            states.append(state)
+            let started = startGivingWayLocked(tracker)
+            if !started { states.removeLast() }
+            lock.unlock()
+            if started { return }
+        }
+        inboxLock.withLock {
+            inbox.append(state)
+            inboxLock.broadcast()
         }
     }
 
     /// Whether `tracker` is being recorded.
     public func isTracking(_ tracker: Tracker) -> Bool {
-        lock.withLock { states.contains { $0.tracker.context == tracker.context } }
+        inboxLock.withLock { members.contains(tracker.context) }
+    }
+
+    /// Records the states begun since `lock` was last free, each with its start snapshot, in the
+    /// order they were begun (`lock` held).
+    private func admitLocked() {
+        let arrived = inboxLock.withLock { () -> [TrackedState] in
+            defer { inbox = [] }
+            return inbox
+        }
+        for state in arrived {
+            states.append(state)
+            _ = flushLocked(kind: .start, only: state.tracker)
+        }
     }
 
     /// Stops recording `tracker`: writes its final snapshot, marks its state closed, and lets go
     /// of it (the tracker may be freed afterwards). Does nothing for a tracker not recorded.
     public func finish(_ tracker: Tracker) {
         lock.withLock {
+            admitLocked()
             guard let index = states.firstIndex(where: { $0.tracker.context == tracker.context })
             else { return }
             _ = flushLocked(
@@ -96,6 +133,7 @@ public final class Flusher {
                     try writer.closeState(stateID, closedMs: now)
                 }
             }
+            inboxLock.withLock { _ = members.remove(tracker.context) }
         }
         tracker.flusherReleased()
     }
@@ -112,7 +150,10 @@ public final class Flusher {
     /// (already reported on stderr).
     @discardableResult
     public func flush(kind: SnapshotKind, only tracker: Tracker? = nil) -> String? {
-        lock.withLock { flushLocked(kind: kind, only: tracker) }
+        lock.withLock {
+            admitLocked()
+            return flushLocked(kind: kind, only: tracker)
+        }
     }
 
     /// fork() while luamem runs (the pre-fork worker pattern): no luamem lock may be held and no
@@ -133,12 +174,14 @@ public final class Flusher {
         if let flusher = currentFlusher {
             flusher.lock.lock()
             flusher.retentionLock.lock()
+            flusher.inboxLock.lock()
             flusher.writer = nil
             flusher.retentionStore = nil
         }
     }
 
     private static func resumeAfterFork(inChild: Bool) {
+        currentFlusher?.inboxLock.unlock()
         currentFlusher?.retentionLock.unlock()
         currentFlusher?.lock.unlock()
         if inChild { currentFlusher = nil }
@@ -160,7 +203,7 @@ public final class Flusher {
     public func start() {
         lock.withLock {
             guard thread == nil else { return }
-            stopping = false
+            inboxLock.withLock { stopping = false }
             let context = Unmanaged.passRetained(self).toOpaque()
             var handle = pthread_t()
             let created = pthread_create(
@@ -180,9 +223,11 @@ public final class Flusher {
 
     /// Stops the background thread and waits for it; no flush is in progress afterwards.
     public func stop() {
-        let running: pthread_t? = lock.withLock {
+        inboxLock.withLock {
             stopping = true
-            lock.broadcast()
+            inboxLock.broadcast()
+        }
+        let running: pthread_t? = lock.withLock {
             defer { thread = nil }
             return thread
         }
@@ -200,6 +245,7 @@ public final class Flusher {
         lock.withLock {
             guard !completed else { return }
             completed = true
+            admitLocked()
             // No checkpoint of its own: closing the connection below checkpoints the log and
             // deletes it when no other connection has the file open, and otherwise the others'
             // checkpoints (every second, and when they close) take it. Three fewer syncs.
@@ -221,6 +267,7 @@ public final class Flusher {
             }
             for state in states { state.tracker.flusherReleased() }
             states.removeAll()
+            inboxLock.withLock { members.removeAll() }
             writer = nil
         }
         Flusher.clearCurrent(self)
@@ -229,14 +276,19 @@ public final class Flusher {
     private func loop() {
         luamem_become_flusher_thread()
         luamem_block_async_signals()
-        lock.withLock {
-            var next = Clock.nowMs() + intervalMs
-            while !stopping {
-                let now = Clock.nowMs()
-                if now < next {
-                    lock.wait(untilMs: next)
-                    continue
+        var next = Clock.nowMs() + intervalMs
+        while true {
+            // Asleep until the interval is up, a state is begun or the flusher is stopped.
+            let (stop, due) = inboxLock.withLock { () -> (Bool, Bool) in
+                while !stopping && inbox.isEmpty && Clock.nowMs() < next {
+                    inboxLock.wait(untilMs: next)
                 }
+                return (stopping, Clock.nowMs() >= next)
+            }
+            if stop { return }
+            lock.lock()
+            admitLocked()
+            if due {
                 _ = flushLocked(kind: .interval)
                 next += intervalMs
                 if next <= Clock.nowMs() { next = Clock.nowMs() + intervalMs }
@@ -246,6 +298,7 @@ public final class Flusher {
                     lock.lock()
                 }
             }
+            lock.unlock()
         }
     }
 
@@ -298,12 +351,7 @@ public final class Flusher {
             try retryingWhileBusy(patienceMs: patienceMs) {
                 try flushOnceLocked(kind: kind, only: tracker, written: &written)
             }
-            if checkpoint { checkpointLocked(final: kind == .final) }
-            companions = currentCompanions()
-            if lastError != nil {
-                report("snapshots are written to \(path) again")
-                lastError = nil
-            }
+            wroteLocked(final: kind == .final, checkpoint: checkpoint)
             return nil
         } catch {
             // Reopen next time: the connection may be what broke (I/O error, file gone).
@@ -322,6 +370,47 @@ public final class Flusher {
             lastError = message
             return message
         }
+    }
+
+    /// After a snapshot was written: the checkpoint when one is due, and the file's state.
+    private func wroteLocked(final: Bool, checkpoint: Bool = true) {
+        if checkpoint { checkpointLocked(final: final) }
+        companions = currentCompanions()
+        if lastError != nil {
+            report("snapshots are written to \(path) again")
+            lastError = nil
+        }
+    }
+
+    /// Writes `tracker`'s start snapshot unless another connection holds the file's write lock;
+    /// false then, with nothing written or said. The host's thread that begins a state does not
+    /// wait for another process's transaction: the flusher thread writes the snapshot instead.
+    private func startGivingWayLocked(_ tracker: Tracker) -> Bool {
+        guard let database = writer?.store.database else {
+            // Not open yet (or broken): opening waits for other writers as every write does.
+            _ = flushLocked(kind: .start, only: tracker)
+            return true
+        }
+        var written = Set<Int>()
+        database.setBusyTimeout(milliseconds: 0)
+        let failure: Error?
+        do {
+            try flushOnceLocked(kind: .start, only: tracker, written: &written)
+            failure = nil
+        } catch {
+            failure = error
+        }
+        database.setBusyTimeout(milliseconds: Store.writerBusyTimeoutMs)
+        switch failure {
+        case nil:
+            wroteLocked(final: false)
+        case let error as StoreError where error.isBusy:
+            return false
+        default:
+            // Said, and the connection reopened, as for any snapshot that failed.
+            _ = flushLocked(kind: .start, only: tracker)
+        }
+        return true
     }
 
     /// Runs `body`, and again every 20 ms while another connection holds the file's lock, for

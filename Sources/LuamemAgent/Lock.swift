@@ -24,6 +24,8 @@ final class Lock {
     }
 
     func lock() { pthread_mutex_lock(mutex) }
+    /// Takes the mutex if it is free; never waits.
+    func tryLock() -> Bool { pthread_mutex_trylock(mutex) == 0 }
     func unlock() { pthread_mutex_unlock(mutex) }
 
     func withLock<T>(_ body: () throws -> T) rethrows -> T {

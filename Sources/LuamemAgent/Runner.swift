@@ -257,8 +257,7 @@ public enum Runner {
                 options: runOptions, startedMs: Clock.epochMs()),
             interval: options.interval, maxDatabaseBytes: options.maxDbSize,
             retention: options.retention)
-        flusher.track(state.tracker, name: options.name ?? scriptName)
-        flusher.flush(kind: .start)
+        flusher.begin(state.tracker, name: options.name ?? scriptName)
         if let runID = flusher.recordedRunID { RunLineage.announce(runID: runID, path: options.db) }
         flusher.start()
         // SIGTERM and SIGHUP: the final snapshot, then death by the same signal, as lua5.3 dies.

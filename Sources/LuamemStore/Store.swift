@@ -34,12 +34,15 @@ public final class Store {
         self.database = database
     }
 
+    /// How long a writer's statement waits for another connection's lock, unless told otherwise.
+    public static let writerBusyTimeoutMs: Int32 = 1000
+
     /// Opens (creating it if needed) a database to write snapshots into, applying pending
     /// migrations. `busyTimeout` bounds how long a write waits for another writer.
     /// `maxBytes` caps the file's size (PRAGMA max_page_count); writes past it fail as a full
     /// disk would.
     public static func openForWriting(
-        path: String, busyTimeout: Int32 = 1000, maxBytes: Int64? = nil
+        path: String, busyTimeout: Int32 = writerBusyTimeoutMs, maxBytes: Int64? = nil
     ) throws
         -> Store
     {

@@ -181,6 +181,60 @@ import Testing
                 db, "SELECT count(*) FROM snapshots WHERE run_id = 2 AND kind = 'final'") == 1)
     }
 
+    /// A host that begins a state while another process holds the file's write lock: its
+    /// luamem_newstate returns at once (before the flusher's own snapshot gives up on the lock,
+    /// a second later), and the state's start snapshot is written once the lock is free, before
+    /// its final one.
+    @Test func aStateBegunWhileTheFileIsLockedDoesNotWaitForTheLock() throws {
+        let directory = try Harness.temporaryDirectory()
+        let db = directory.appendingPathComponent("busy.db").path
+        let (ready, go, created) = (
+            directory.appendingPathComponent("ready").path, directory.appendingPathComponent("go").path,
+            directory.appendingPathComponent("created").path
+        )
+        let host = try Harness.launch(
+            Harness.buildHost(Harness.fixture("busy_file_host.c"), in: directory), [db, ready, go, created])
+        for _ in 0..<3000 where access(ready, F_OK) != 0 { usleep(10_000) }
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        holder.arguments = [
+            "-c",
+            """
+            import os, sqlite3, sys, time
+            c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
+            c.execute('BEGIN IMMEDIATE'); print('locked', flush=True)
+            for _ in range(3000):
+                if os.path.exists(sys.argv[2]): break
+                time.sleep(0.01)
+            c.execute('ROLLBACK')
+            """, db, created,
+        ]
+        let locked = Pipe()
+        holder.standardOutput = locked
+        try holder.run()
+        _ = locked.fileHandleForReading.availableData  // "locked"
+        #expect(FileManager.default.createFile(atPath: go, contents: nil))
+        let output = host.finish()
+        holder.waitUntilExit()
+        #expect(output.status == 0, "\(output.stderr)")
+        let lines = output.stderr.split(separator: "\n").map(String.init)
+        let createdAt = try #require(lines.firstIndex(of: "second state created"), "\(lines)")
+        let lockedAt = lines.firstIndex { $0.hasSuffix("database is locked") } ?? lines.count
+        #expect(createdAt < lockedAt, "\(lines)")
+        let kinds = try Harness.rows(
+            URL(fileURLWithPath: db),
+            """
+            SELECT n.kind FROM snapshots n JOIN states s ON s.id = n.state_id
+            WHERE s.name = 'second' ORDER BY n.id
+            """
+        ).map { $0[0] ?? "" }
+        #expect(kinds.first == "start" && kinds.last == "final", "\(kinds)")
+        #expect(
+            try Harness.integer(
+                URL(fileURLWithPath: db),
+                "SELECT count(*) FROM states WHERE name = 'second' AND closed_ms IS NOT NULL") == 1)
+    }
+
     @Test func aDeletedDatabaseIsRecreatedWithTheWholeState() throws {
         let directory = try Harness.temporaryDirectory()
         let db = directory.appendingPathComponent("deleted.db")
