@@ -30,4 +30,36 @@ run depth --depth 8 "$fixtures/depth.lua"
 run trees Benchmarks/workloads/binary_trees.lua 12
 run ticks --interval 0.05 Benchmarks/workloads/game_tick.lua 2000
 grep -q "exact" "$work/exact.out" || { echo "asan-run: exact.lua did not finish" >&2; exit 1; }
-echo "asan-run: 9 programs under the tracker, no AddressSanitizer report"
+
+# A C host that begins and closes a state while another process holds the file's write lock:
+# the state's final snapshot is left to the flusher thread, which frees the tracker after
+# lua_close is done with it (Flusher.close, Tracker.flusherReleased).
+swift build --sanitize=address --build-path "$build" --product luamem-embed 2>&1 | quiet
+clang -fsanitize=address -g $(pkg-config --cflags lua5.3) -I Sources/Luamem/include \
+    "$fixtures/busy_file_host.c" -o "$work/busy_file_host" -L "$build/debug" -lluamem-embed \
+    -llua5.3 -lpthread -Wl,-rpath,"$PWD/$build/debug" 2>&1 | quiet
+"$work/busy_file_host" "$work/busy.db" "$work/ready" "$work/go" "$work/done" \
+    > "$work/busy.out" 2> "$work/busy.err" &
+host=$!
+for _ in $(seq 3000); do [ -e "$work/ready" ] && break; sleep 0.01; done
+python3 - "$work/busy.db" "$work/go" "$work/done" <<'PYTHON'
+import os, sqlite3, sys, time
+db, go, done = sys.argv[1:]
+connection = sqlite3.connect(db, isolation_level=None, timeout=10)
+connection.execute("BEGIN IMMEDIATE")
+open(go, "w").close()
+for _ in range(3000):
+    if os.path.exists(done): break
+    time.sleep(0.01)
+connection.execute("ROLLBACK")
+PYTHON
+status=0
+wait "$host" || status=$?
+if grep -q "AddressSanitizer" "$work/busy.err" || [ "$status" != 0 ]; then
+    cat "$work/busy.err"
+    echo "asan-run: busy_file_host.c failed (status $status)" >&2
+    exit 1
+fi
+closed=$(sqlite3 "$work/busy.db" "SELECT n.live_count FROM snapshots n JOIN states s ON s.id = n.state_id WHERE s.name = 'second' AND n.kind = 'final'")
+[ "${closed:-0}" -ge 100 ] || { echo "asan-run: no final snapshot of the state closed under the lock ($closed)" >&2; exit 1; }
+echo "asan-run: 9 programs under the tracker and a host closing a state under another's lock, no AddressSanitizer report"

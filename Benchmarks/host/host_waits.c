@@ -2,14 +2,17 @@
  * How long does a host's own thread wait for luamem on a saturated machine? One state holds
  * BIG distinct live sites and changes 2000 of them between rounds, so the flusher (every 50 ms)
  * has large snapshots, rollups and checkpoints to write; meanwhile the host creates STATES small
- * tracked states one after another, each running a little code, flushing once and closing, and
- * BUSY child processes spin at the host's priority. Prints, for luamem_newstate, luamem_flush
- * and lua_close, the median, the 99th percentile and the longest call.
+ * tracked states one after another, each running a little code, flushing once (unless the fifth
+ * argument is "noflush") and closing, and BUSY child processes spin at the host's priority.
+ * Prints, for luamem_newstate, luamem_flush and lua_close, the median, the 99th percentile and
+ * the longest call. A flush waits for the flusher's snapshot in progress, so the next close
+ * seldom meets one: "noflush" shows what lua_close meets.
  *
  *   swift build -c release --product luamem-embed
  *   cc -O2 $(pkg-config --cflags lua5.3) -I Sources/Luamem/include Benchmarks/host/host_waits.c -o host_waits \
  *      -L .build/release -lluamem-embed -llua5.3 -lpthread -Wl,-rpath,$PWD/.build/release
- *   ./host_waits /tmp/host_waits.db 50000 100 12      # db, big state's sites, states, busy children
+ *   ./host_waits /tmp/host_waits.db 50000 100 12          # db, big state's sites, states, busy children
+ *   ./host_waits /tmp/host_waits.db 50000 100 12 noflush
  *
  * Link it against two builds of the library (-L and -rpath) to compare them, and run them
  * alternately: the longest figures move with the other tenants of a shared machine.
@@ -17,6 +20,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,13 +59,14 @@ int main(int argc, char **argv) {
     int big = argc > 2 ? atoi(argv[2]) : 50000;
     int states = argc > 3 ? atoi(argv[3]) : 100;
     int busy = argc > 4 ? atoi(argv[4]) : 12;
+    int flush = !(argc > 5 && strcmp(argv[5], "noflush") == 0);
     pid_t children[256];
     double *opens, *flushes, *closes;
     char code[256];
     luamem_options options = {0};
     lua_State *B;
     if (big < 1 || states < 1 || busy < 0 || busy > 256) {
-        fprintf(stderr, "usage: host_waits DB BIG_SITES (>= 1) STATES (>= 1) BUSY (0 to 256)\n");
+        fprintf(stderr, "usage: host_waits DB BIG_SITES (>= 1) STATES (>= 1) BUSY (0 to 256) [noflush]\n");
         return 1;
     }
     opens = malloc(states * sizeof(double));
@@ -95,7 +100,7 @@ int main(int argc, char **argv) {
         opens[i] = now() - start;
         run(L, "local t = {} for i = 1, 100 do t[i] = { i } end");
         start = now();
-        luamem_flush();
+        if (flush) luamem_flush();
         flushes[i] = now() - start;
         start = now();
         lua_close(L);
@@ -109,7 +114,7 @@ int main(int argc, char **argv) {
     lua_close(B);
     printf("%d states beside one of %d sites, %d busy children:\n", states, big, busy);
     print("luamem_newstate", opens, states);
-    print("luamem_flush", flushes, states);
+    if (flush) print("luamem_flush", flushes, states);
     print("lua_close", closes, states);
     return 0;
 }

@@ -32,8 +32,12 @@ public final class Flusher {
     /// sleeps on its condition, so an arrival wakes it. Taken after `lock`, never before.
     private let inboxLock = Lock()
     private var inbox: [TrackedState] = []
-    /// The contexts of the trackers recorded or in the inbox: `isTracking` without `lock`.
-    private var members = Set<UnsafeMutablePointer<luamem_context>>()
+    /// States closed while `lock` was held, with their figures as they closed: the flusher
+    /// thread writes their final snapshots.
+    private var closings: [Closing] = []
+    /// The trackers recorded or in the inbox, by context, with what their thread and the flusher
+    /// share: `isTracking` and `close` without `lock`.
+    private var members: [UnsafeMutablePointer<luamem_context>: StateGuard] = [:]
     private var stopping = false
     private var lastError: String?
     /// Device and inode of the file the run was recorded in: another file at the path (deleted
@@ -78,21 +82,25 @@ public final class Flusher {
     }
 
     /// Starts recording `tracker` as a state called `name`, with a start snapshot: written now
-    /// when no snapshot is being written, else as soon as the one in progress is done. A state
-    /// begun on the host's thread never waits for another state's snapshot: that one may take
-    /// seconds (a state of many sites, a starved machine, another process holding the file).
+    /// when no snapshot is being written and no other process holds the file, else, from the
+    /// figures of now, by the flusher thread as soon as it can. A state begun on the host's
+    /// thread never waits for another state's snapshot: that one may take seconds (a state of
+    /// many sites, a starved machine, another process holding the file).
     public func begin(_ tracker: Tracker, name: String) {
-        let state = TrackedState(tracker: tracker, name: name, startedMs: Clock.epochMs())
-        inboxLock.withLock { _ = members.insert(tracker.context) }
+        var state = TrackedState(tracker: tracker, name: name, startedMs: Clock.epochMs())
+        tracker.flusherAcquired()
+        inboxLock.withLock { members[tracker.context] = state.guardian }
         if lock.tryLock() {
             // States begun earlier and still in the inbox are left to the flusher thread: their
             // start snapshots may have to wait for other writers.
             states.append(state)
-            let started = startGivingWayLocked(tracker)
+            let started = writeGivingWayLocked(kind: .start, tracker)
             if !started { states.removeLast() }
             lock.unlock()
             if started { return }
         }
+        // The start snapshot, when the flusher writes it, has the figures of now.
+        state.frozen = FrozenFigures(tracker)
         inboxLock.withLock {
             inbox.append(state)
             inboxLock.broadcast()
@@ -101,7 +109,7 @@ public final class Flusher {
 
     /// Whether `tracker` is being recorded.
     public func isTracking(_ tracker: Tracker) -> Bool {
-        inboxLock.withLock { members.contains(tracker.context) }
+        inboxLock.withLock { members[tracker.context] != nil }
     }
 
     /// Records the states begun since `lock` was last free, each with its start snapshot, in the
@@ -114,28 +122,106 @@ public final class Flusher {
         for state in arrived {
             states.append(state)
             _ = flushLocked(kind: .start, only: state.tracker)
+            states[states.count - 1].frozen?.release()
+            states[states.count - 1].frozen = nil
         }
     }
 
     /// Stops recording `tracker`: writes its final snapshot, marks its state closed, and lets go
     /// of it (the tracker may be freed afterwards). Does nothing for a tracker not recorded.
     public func finish(_ tracker: Tracker) {
-        lock.withLock {
-            admitLocked()
-            guard let index = states.firstIndex(where: { $0.tracker.context == tracker.context })
-            else { return }
-            _ = flushLocked(
-                kind: .final, only: states[index].tracker, patienceMs: Flusher.finalPatienceMs)
-            let state = states.remove(at: index)
-            if let writer, let stateID = state.stateID {
-                let now = Clock.epochMs()
-                try? retryingWhileBusy(patienceMs: Flusher.finalPatienceMs) {
-                    try writer.closeState(stateID, closedMs: now)
-                }
-            }
-            inboxLock.withLock { _ = members.remove(tracker.context) }
-        }
+        lock.withLock { finishLocked(tracker) }
         tracker.flusherReleased()
+    }
+
+    /// The state of `tracker` is closing (lua_close, on its own thread, while it is still whole):
+    /// its final snapshot, then the flusher lets go of the tracker. While another snapshot is
+    /// being written, or another process holds the file, the host's thread does not wait: it
+    /// copies the state's figures as they are (waiting at most for a read of this state's own),
+    /// and the flusher thread writes the final snapshot from the copy as soon as it can, at the
+    /// latest when the process exits. The tracker lives until then (Tracker.flusherReleased).
+    public func close(_ tracker: Tracker) {
+        guard let guardian = inboxLock.withLock({ members[tracker.context] }) else {
+            tracker.flusherReleased()
+            return
+        }
+        if lock.tryLock() {
+            let finished = finishGivingWayLocked(tracker)
+            lock.unlock()
+            if finished {
+                tracker.flusherReleased()
+                return
+            }
+        }
+        let figures = guardian.reading.withLock { () -> FrozenFigures? in
+            let figures = FrozenFigures(tracker)
+            if figures != nil { guardian.closed = true }
+            return figures
+        }
+        guard let figures else {
+            // No memory for the copy: wait, as before.
+            finish(tracker)
+            return
+        }
+        inboxLock.withLock {
+            closings.append(Closing(tracker: tracker, figures: figures))
+            inboxLock.broadcast()
+        }
+    }
+
+    /// `finish` with `lock` held, without letting go of the tracker.
+    private func finishLocked(_ tracker: Tracker) {
+        admitLocked()
+        guard let index = states.firstIndex(where: { $0.tracker.context == tracker.context })
+        else { return }
+        _ = flushLocked(
+            kind: .final, only: states[index].tracker, patienceMs: Flusher.finalPatienceMs)
+        endLocked(at: index)
+    }
+
+    /// `finishLocked` unless its final snapshot would wait: for another process holding the
+    /// file, or for states begun meanwhile (the state may be one of them). False then, with
+    /// nothing written.
+    private func finishGivingWayLocked(_ tracker: Tracker) -> Bool {
+        guard inboxLock.withLock({ inbox.isEmpty }),
+            let index = states.firstIndex(where: { $0.tracker.context == tracker.context }),
+            writeGivingWayLocked(kind: .final, tracker)
+        else { return false }
+        endLocked(at: index)
+        return true
+    }
+
+    /// Stops recording `states[index]`, whose final snapshot was written (or given up): marks
+    /// its state closed in the file (`lock` held).
+    private func endLocked(at index: Int) {
+        let state = states.remove(at: index)
+        if let writer, let stateID = state.stateID {
+            let closedMs = state.frozen?.timeMs ?? Clock.epochMs()
+            try? retryingWhileBusy(patienceMs: Flusher.finalPatienceMs) {
+                try writer.closeState(stateID, closedMs: closedMs)
+            }
+        }
+        inboxLock.withLock { _ = members.removeValue(forKey: state.tracker.context) }
+    }
+
+    /// Writes the final snapshots of the states closed while `lock` was held, from their
+    /// figures as they closed, and lets go of their trackers (`lock` held).
+    private func closeDeferredLocked() {
+        let closed = inboxLock.withLock { () -> [Closing] in
+            defer { closings = [] }
+            return closings
+        }
+        // A state closed was begun before: if it waits in the inbox, it is admitted now, taken
+        // after the closings (its tracker must not be let go while the inbox holds it).
+        admitLocked()
+        for closing in closed {
+            if let index = states.firstIndex(where: { $0.tracker.context == closing.tracker.context }) {
+                states[index].frozen = closing.figures
+                finishLocked(closing.tracker)
+            }
+            closing.figures.release()
+            closing.tracker.flusherReleased()
+        }
     }
 
     /// Opens the database now (it is otherwise opened at the first flush), so that a caller
@@ -246,6 +332,7 @@ public final class Flusher {
             guard !completed else { return }
             completed = true
             admitLocked()
+            closeDeferredLocked()
             // No checkpoint of its own: closing the connection below checkpoints the log and
             // deletes it when no other connection has the file open, and otherwise the others'
             // checkpoints (every second, and when they close) take it. Three fewer syncs.
@@ -267,7 +354,7 @@ public final class Flusher {
             }
             for state in states { state.tracker.flusherReleased() }
             states.removeAll()
-            inboxLock.withLock { members.removeAll() }
+            inboxLock.withLock { members = [:] }
             writer = nil
         }
         Flusher.clearCurrent(self)
@@ -278,9 +365,9 @@ public final class Flusher {
         luamem_block_async_signals()
         var next = Clock.nowMs() + intervalMs
         while true {
-            // Asleep until the interval is up, a state is begun or the flusher is stopped.
+            // Asleep until the interval is up, a state is begun or closed, or the flusher stops.
             let (stop, due) = inboxLock.withLock { () -> (Bool, Bool) in
-                while !stopping && inbox.isEmpty && Clock.nowMs() < next {
+                while !stopping && inbox.isEmpty && closings.isEmpty && Clock.nowMs() < next {
                     inboxLock.wait(untilMs: next)
                 }
                 return (stopping, Clock.nowMs() >= next)
@@ -288,6 +375,7 @@ public final class Flusher {
             if stop { return }
             lock.lock()
             admitLocked()
+            closeDeferredLocked()
             if due {
                 _ = flushLocked(kind: .interval)
                 next += intervalMs
@@ -382,20 +470,21 @@ public final class Flusher {
         }
     }
 
-    /// Writes `tracker`'s start snapshot unless another connection holds the file's write lock;
-    /// false then, with nothing written or said. The host's thread that begins a state does not
-    /// wait for another process's transaction: the flusher thread writes the snapshot instead.
-    private func startGivingWayLocked(_ tracker: Tracker) -> Bool {
+    /// Writes `tracker`'s start or final snapshot unless another connection holds the file's
+    /// write lock; false then, with nothing written or said. The host's thread that begins or
+    /// closes a state does not wait for another process's transaction: the flusher thread
+    /// writes the snapshot instead.
+    private func writeGivingWayLocked(kind: SnapshotKind, _ tracker: Tracker) -> Bool {
         guard let database = writer?.store.database else {
             // Not open yet (or broken): opening waits for other writers as every write does.
-            _ = flushLocked(kind: .start, only: tracker)
+            _ = flushLocked(kind: kind, only: tracker)
             return true
         }
         var written = Set<Int>()
         database.setBusyTimeout(milliseconds: 0)
         let failure: Error?
         do {
-            try flushOnceLocked(kind: .start, only: tracker, written: &written)
+            try flushOnceLocked(kind: kind, only: tracker, written: &written)
             failure = nil
         } catch {
             failure = error
@@ -403,12 +492,12 @@ public final class Flusher {
         database.setBusyTimeout(milliseconds: Store.writerBusyTimeoutMs)
         switch failure {
         case nil:
-            wroteLocked(final: false)
+            wroteLocked(final: kind == .final)
         case let error as StoreError where error.isBusy:
             return false
         default:
             // Said, and the connection reopened, as for any snapshot that failed.
-            _ = flushLocked(kind: .start, only: tracker)
+            _ = flushLocked(kind: kind, only: tracker)
         }
         return true
     }
@@ -538,11 +627,17 @@ public final class Flusher {
     ) throws {
         guard let runID else { return }
         let tracker = state.tracker
+        // Its thread waits for this read to end before it copies the figures of a state that
+        // closes; once copied, only the final snapshot is written, from the copy.
+        state.guardian.reading.lock()
+        defer { state.guardian.reading.unlock() }
+        let frozen = state.frozen
+        if state.guardian.closed && frozen == nil { return }
         // Read in the reverse order of publication so every slot's site and every site's frames
         // are included.
-        let slotCount = tracker.publishedSlotCount
-        let siteCount = tracker.publishedSiteCount
-        let frameCount = tracker.publishedFrameCount
+        let slotCount = frozen?.slotCount ?? tracker.publishedSlotCount
+        let siteCount = frozen?.siteCount ?? tracker.publishedSiteCount
+        let frameCount = frozen?.frameCount ?? tracker.publishedFrameCount
         // Bookkeeping changes in place (copying it would cost O(sites) per flush); a failed
         // transaction puts it back as it was.
         let marks = (state.stateID, state.frameIDs.count, state.siteIDs.count, state.written.count)
@@ -572,11 +667,11 @@ public final class Flusher {
                             frameIDs: frames, cfunction: site.cfunction.map { String(cString: $0) })
                     )
                 }
-                let totals = tracker.totals()
+                let totals = frozen?.totals ?? tracker.totals()
                 let snapshotID = try writer.insertSnapshot(
-                    runID: runID, stateID: stateID, timeMs: timeMs, kind: kind,
-                    totals: Figures(totals), gcCycles: tracker.gcCycles,
-                    gcCompletedMs: tracker.gcCompletedMs)
+                    runID: runID, stateID: stateID, timeMs: frozen?.timeMs ?? timeMs, kind: kind,
+                    totals: Figures(totals), gcCycles: frozen?.gcCycles ?? tracker.gcCycles,
+                    gcCompletedMs: frozen.map { $0.gcCompletedMs } ?? tracker.gcCompletedMs)
                 var rows: Int64 = 0
                 let unsampled = tracker.unsampledSite
                 if state.written.count < slotCount {
@@ -593,11 +688,11 @@ public final class Flusher {
                 let groupSize = Tracker.slotGroupSize
                 let fullGroups = slotCount / groupSize
                 for group in 0..<((slotCount + groupSize - 1) / groupSize) {
-                    guard group == fullGroups || tracker.takeChanged(group: group)
+                    guard group == fullGroups || frozen != nil || tracker.takeChanged(group: group)
                         || state.readsEverySlot
                     else { continue }
                     for slot in group * groupSize..<min(slotCount, (group + 1) * groupSize) {
-                        let counters = tracker.counters(slot)
+                        let counters = frozen?.counters[slot] ?? tracker.counters(slot)
                         if Int64(counters.site) == unsampled { continue }
                         let figures = Figures(counters).siteRow
                         let digest = figures.rowDigest
@@ -634,6 +729,10 @@ struct TrackedState {
     let tracker: Tracker
     let name: String
     let startedMs: Int64
+    let guardian = StateGuard()
+    /// Its figures as they were when it began or closed, for a start or final snapshot that the
+    /// flusher thread writes later.
+    var frozen: FrozenFigures?
     var stateID: Int64?
     var frameIDs: [Int64] = []
     var siteIDs: [Int64] = []
@@ -665,6 +764,53 @@ struct TrackedState {
         written = []
         readsEverySlot = true
     }
+}
+
+/// What a state's own thread and the flusher share outside `lock`: the flusher holds `reading`
+/// while it reads the state's figures; the state's thread, closing it, takes it to copy them and
+/// to mark the state closed to any later read but its final snapshot's.
+final class StateGuard {
+    let reading = Lock()
+    /// Set under `reading` once the figures were copied for the final snapshot.
+    var closed = false
+}
+
+/// A state closed while `lock` was held, waiting for its final snapshot.
+struct Closing {
+    let tracker: Tracker
+    let figures: FrozenFigures
+}
+
+/// A state's figures copied on its own thread as it closed (exact: that thread is their only
+/// writer), in malloc'd memory: lua_close goes on to free everything, and the counters with it.
+struct FrozenFigures {
+    let slotCount: Int
+    let siteCount: Int
+    let frameCount: Int
+    let counters: UnsafeMutablePointer<luamem_counters>
+    let totals: luamem_counters
+    let gcCycles: Int64
+    let gcCompletedMs: Int64?
+    /// When the state closed (Unix epoch ms): the final snapshot's time and the state's end.
+    let timeMs: Int64
+
+    /// Nil when there is no memory for the copy.
+    init?(_ tracker: Tracker) {
+        frameCount = tracker.publishedFrameCount
+        siteCount = tracker.publishedSiteCount
+        slotCount = tracker.publishedSlotCount
+        guard
+            let memory = malloc(max(1, slotCount) * MemoryLayout<luamem_counters>.stride)
+        else { return nil }
+        counters = memory.bindMemory(to: luamem_counters.self, capacity: max(1, slotCount))
+        for slot in 0..<slotCount { (counters + slot).initialize(to: tracker.counters(slot)) }
+        totals = tracker.totals()
+        gcCycles = tracker.gcCycles
+        gcCompletedMs = tracker.gcCompletedMs
+        timeMs = Clock.epochMs()
+    }
+
+    func release() { free(counters) }
 }
 
 /// Which file a path names (device and inode), nil when there is none.

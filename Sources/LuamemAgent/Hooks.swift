@@ -59,7 +59,7 @@ enum Hooks {
         hooks.closing = { context in
             let tracker = Tracker(context: context!)
             if let flusher = Flusher.current {
-                flusher.finish(tracker)
+                flusher.close(tracker)
             } else {
                 tracker.flusherReleased()
             }

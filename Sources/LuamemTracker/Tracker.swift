@@ -157,15 +157,30 @@ public struct Tracker {
     public func resume() { storage.pointee.passive = false }
     public var isPaused: Bool { storage.pointee.passive }
 
-    /// The flusher no longer reads this tracker, so closing the state may free it.
-    public func flusherReleased() { luamem_store_relaxed(shared.pointee.released, 1) }
+    /// The flusher no longer reads this tracker: closing the state may free it, or, when the
+    /// state has closed already (its final snapshot was left to the flusher thread), this frees it.
+    public func flusherReleased() {
+        if luamem_fetch_or(shared.pointee.released, Self.releasedByFlusher) & Self.closedState != 0 {
+            destroy()
+        }
+    }
+
+    /// The flusher reads this tracker again (tracking resumed after luamem.stop).
+    public func flusherAcquired() {
+        luamem_store_relaxed(shared.pointee.released, 0)
+    }
+
+    /// Bits of `TrackerShared.released`.
+    static let releasedByFlusher: Int64 = 1
+    static let closedState: Int64 = 2
 
     /// Bytes of blocks allocated before the tracker was attached that are still live.
     public var untrackedBytes: Int64 { luamem_load_relaxed(shared.pointee.untracked) }
 
     /// The state's main block was freed: lua_close is done with the tracker.
     func closed() {
-        if storage.pointee.destroyOnClose && luamem_load_relaxed(shared.pointee.released) != 0 {
+        guard storage.pointee.destroyOnClose else { return }
+        if luamem_fetch_or(shared.pointee.released, Self.closedState) & Self.releasedByFlusher != 0 {
             destroy()
         }
     }
@@ -352,7 +367,9 @@ struct TrackerShared {
     let gcCompletedMs: UnsafeMutablePointer<Int64>
     @usableFromInline let snapshots: UnsafeMutablePointer<Int64>
     let untracked: UnsafeMutablePointer<Int64>
-    /// Non-zero once the flusher no longer reads the tracker.
+    /// `Tracker.releasedByFlusher` once the flusher no longer reads the tracker, and
+    /// `Tracker.closedState` once its state has closed: set by two threads, and whichever sets
+    /// its bit second frees the tracker.
     let released: UnsafeMutablePointer<Int64>
     let folded: UnsafeMutablePointer<Int64>
     let maxSites: UnsafeMutablePointer<Int64>

@@ -267,6 +267,11 @@ static inline uint32_t luamem_load_acquire_u32(const uint32_t *p) {
 static inline void luamem_store_release_u32(uint32_t *p, uint32_t value) {
     __atomic_store_n(p, value, __ATOMIC_RELEASE);
 }
+/// Sets `bits` in `*p` and returns what it held: the first of two threads to get there sees the
+/// other's bit clear, the second sees it set (a tracker freed by whichever is done with it last).
+static inline int64_t luamem_fetch_or(int64_t *p, int64_t bits) {
+    return __atomic_fetch_or(p, bits, __ATOMIC_ACQ_REL);
+}
 /// A pointer one thread replaces (release) and others read (acquire): a chunk directory that
 /// grows, an array of marks that grows.
 static inline void *luamem_load_acquire_ptr(void *const *p) {

@@ -41,7 +41,10 @@ typedef struct luamem_options {
 } luamem_options;
 
 /* A new state tracked from its first allocation, with the standard libraries open; close it
- * with lua_close, which writes its final snapshot. NULL on failure (see luamem_last_error).
+ * with lua_close, which writes its final snapshot (or, while another snapshot is being written
+ * or another process holds the file, has the flusher thread write it from the figures of that
+ * moment, at the latest at exit). Neither call waits for another state's snapshot. NULL on
+ * failure (see luamem_last_error).
  * The first state of a process fixes the database, interval and build for all of them. */
 lua_State *luamem_newstate(const luamem_options *options);
 

@@ -1,7 +1,8 @@
-/* A host that begins a second state while another process holds the file's write lock. Usage:
- * busy_file_host DATABASE READY GO CREATED: the host tracks a first state, creates the file
- * READY, waits for GO (the lock is held then), creates a second state and says so on stderr,
- * creates CREATED, then closes both states (their final snapshots wait for the lock). */
+/* A host that begins and closes a state while another process holds the file's write lock.
+ * Usage: busy_file_host DATABASE READY GO DONE: the host tracks a first state, creates the file
+ * READY, waits for GO (the lock is held then), creates a second state, runs it and closes it,
+ * saying so on stderr, creates DONE, then closes the first state and exits (the final snapshots
+ * left to the flusher are written by then). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -29,7 +30,7 @@ int main(int argc, char **argv) {
     luamem_options options = {0};
     lua_State *first, *second;
     if (argc != 5) {
-        fprintf(stderr, "usage: busy_file_host DATABASE READY GO CREATED\n");
+        fprintf(stderr, "usage: busy_file_host DATABASE READY GO DONE\n");
         return 2;
     }
     options.db = argv[1];
@@ -63,8 +64,9 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "second state created\n");
     run(second, "kept = {} for i = 1, 100 do kept[i] = { i } end");
-    create(argv[4]);
     lua_close(second);
+    fprintf(stderr, "second state closed\n");
+    create(argv[4]);
     lua_close(first);
     return 0;
 }
