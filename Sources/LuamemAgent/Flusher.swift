@@ -28,8 +28,9 @@ public final class Flusher {
     private var thread: pthread_t?
     /// States begun while `lock` was held (a snapshot being written), waiting for their start
     /// snapshot: the flusher thread, or whoever takes `lock` next, writes it. `inboxLock` guards
-    /// the inbox, `members` and `stopping`, never for longer than a few stores; the flusher thread
-    /// sleeps on its condition, so an arrival wakes it. Taken after `lock`, never before.
+    /// the inbox, `closings`, `members` and `stopping`, never for longer than a few stores; the
+    /// flusher thread sleeps on its condition, so an arrival wakes it. Taken after `lock`, never
+    /// before.
     private let inboxLock = Lock()
     private var inbox: [TrackedState] = []
     /// States closed while `lock` was held, with their figures as they closed: the flusher
@@ -204,8 +205,8 @@ public final class Flusher {
         inboxLock.withLock { _ = members.removeValue(forKey: state.tracker.context) }
     }
 
-    /// Writes the final snapshots of the states closed while `lock` was held, from their
-    /// figures as they closed, and lets go of their trackers (`lock` held).
+    /// Admits the inbox, then writes the final snapshots of the states closed while `lock` was
+    /// held, from their figures as they closed, and lets go of their trackers (`lock` held).
     private func closeDeferredLocked() {
         let closed = inboxLock.withLock { () -> [Closing] in
             defer { closings = [] }
@@ -331,7 +332,6 @@ public final class Flusher {
         lock.withLock {
             guard !completed else { return }
             completed = true
-            admitLocked()
             closeDeferredLocked()
             // No checkpoint of its own: closing the connection below checkpoints the log and
             // deletes it when no other connection has the file open, and otherwise the others'
@@ -374,7 +374,6 @@ public final class Flusher {
             }
             if stop { return }
             lock.lock()
-            admitLocked()
             closeDeferredLocked()
             if due {
                 _ = flushLocked(kind: .interval)
@@ -781,8 +780,9 @@ struct Closing {
     let figures: FrozenFigures
 }
 
-/// A state's figures copied on its own thread as it closed (exact: that thread is their only
-/// writer), in malloc'd memory: lua_close goes on to free everything, and the counters with it.
+/// A state's figures copied on its own thread as it began or closed (exact: that thread is their
+/// only writer), in malloc'd memory, for a snapshot the flusher thread writes later: by then the
+/// state has run on, or lua_close has freed everything and the counters with it.
 struct FrozenFigures {
     let slotCount: Int
     let siteCount: Int
@@ -791,7 +791,7 @@ struct FrozenFigures {
     let totals: luamem_counters
     let gcCycles: Int64
     let gcCompletedMs: Int64?
-    /// When the state closed (Unix epoch ms): the final snapshot's time and the state's end.
+    /// When they were copied (Unix epoch ms): the snapshot's time, and a closed state's end.
     let timeMs: Int64
 
     /// Nil when there is no memory for the copy.
