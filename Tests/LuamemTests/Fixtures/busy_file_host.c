@@ -26,21 +26,28 @@ static void create(const char *path) {
     }
 }
 
-int main(int argc, char **argv) {
+/* A tracked state called `name`, or the process ends with `status`. */
+static lua_State *newstate(const char *db, const char *name, int status) {
     luamem_options options = {0};
+    lua_State *L;
+    options.db = db;
+    options.interval = 0.05;
+    options.name = name;
+    L = luamem_newstate(&options);
+    if (L == NULL) {
+        fprintf(stderr, "%s: %s\n", name, luamem_last_error());
+        exit(status);
+    }
+    return L;
+}
+
+int main(int argc, char **argv) {
     lua_State *first, *second;
     if (argc != 5) {
         fprintf(stderr, "usage: busy_file_host DATABASE READY GO DONE\n");
         return 2;
     }
-    options.db = argv[1];
-    options.interval = 0.05;
-    options.name = "first";
-    first = luamem_newstate(&options);
-    if (first == NULL) {
-        fprintf(stderr, "first: %s\n", luamem_last_error());
-        return 5;
-    }
+    first = newstate(argv[1], "first", 5);
     run(first, "kept = {} for i = 1, 1000 do kept[i] = { i } end");
     if (luamem_flush() != 0) {
         fprintf(stderr, "flush: %s\n", luamem_last_error());
@@ -56,12 +63,7 @@ int main(int argc, char **argv) {
     }
     // The flusher's next interval snapshot is now waiting for the lock (up to a second).
     usleep(100000);
-    options.name = "second";
-    second = luamem_newstate(&options);
-    if (second == NULL) {
-        fprintf(stderr, "second: %s\n", luamem_last_error());
-        return 8;
-    }
+    second = newstate(argv[1], "second", 8);
     fprintf(stderr, "second state created\n");
     run(second, "kept = {} for i = 1, 100 do kept[i] = { i } end");
     lua_close(second);
