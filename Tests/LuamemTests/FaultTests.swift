@@ -244,9 +244,7 @@ import Testing
         let db = directory.appendingPathComponent("deleted.db")
         let process = try launchSteady(db, seconds: "1.2")
         Thread.sleep(forTimeInterval: 0.5)
-        for suffix in ["", "-wal", "-shm"] {
-            try? FileManager.default.removeItem(atPath: db.path + suffix)
-        }
+        Harness.removeDatabase(db)
         let result = process.finish()
         #expect(result.status == 7)
         #expect(result.stdout == Self.expectedOutput)
@@ -270,9 +268,7 @@ import Testing
         let process = try launchSteady(db, seconds: "1.4")
         // Replaced the way SQLite requires: the file together with its -wal and -shm.
         func replace(with file: URL) throws {
-            for suffix in ["", "-wal", "-shm"] {
-                try? FileManager.default.removeItem(atPath: db.path + suffix)
-            }
+            Harness.removeDatabase(db)
             try FileManager.default.copyItem(at: file, to: db)
         }
         Thread.sleep(forTimeInterval: 0.4)

@@ -125,6 +125,13 @@ enum Harness {
         return output
     }
 
+    /// Removes a database file the way SQLite requires: with its -wal and -shm files.
+    static func removeDatabase(_ db: URL) {
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: db.path + suffix)
+        }
+    }
+
     /// Runs late_cycles.lua (`--interval 0.1`, 2 s) into `db` until its timeline is the one it
     /// stages, at most three times: the fourth of its five collections before the middle of
     /// the window (its first to its last snapshot before the final one), the fifth after it. The
@@ -133,9 +140,7 @@ enum Harness {
     static func trackLateCycles(db: URL, options: [String] = []) throws {
         var timelines: [String] = []
         for _ in 1...3 {
-            for suffix in ["", "-wal", "-shm"] {
-                try? FileManager.default.removeItem(atPath: db.path + suffix)
-            }
+            removeDatabase(db)
             try track(
                 "late_cycles.lua", db: db, options: ["--interval", "0.1"] + options,
                 arguments: ["2"])
